@@ -1,0 +1,168 @@
+"""Development sessions: ``nox -s tests``, ``tests_sphinx7``, ``docs``, ``lint``, ``bench``.
+
+Every session gets its own virtualenv under ``.nox/`` (re-used on later runs) with a
+``python3`` kernelspec installed *into that venv*, so kernels run the venv's interpreter.
+Jupyter's per-user folders are pointed into the session's temporary folder, so a
+``python3`` kernelspec in ``~/.local/share/jupyter`` cannot shadow the venv's one.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import nox
+from nox.command import CommandFailed
+
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_venv = "yes"  # re-use .nox/<session> when it still matches; installs re-run
+nox.options.sessions = ["lint", "tests"]
+
+ROOT = Path(__file__).resolve().parent
+BENCH_DIR = ROOT.parent / "shared" / "bench"  # the shared harness, outside this repo
+BENCH_ENGINE = ROOT / "benchmarks" / "engines" / "nbcache.py"
+BENCH_WORK = ROOT / "bench-work"
+
+# The oldest end we support: Sphinx 7 with the myst stack that jupyter-book 1 pins.
+SPHINX7_PINS = (
+    "sphinx~=7.0",
+    "myst-parser~=3.0",
+    "myst-nb~=1.0",
+    "jupyter-book==1.0.4.post1",
+)
+
+
+def _jupyter_env(session: nox.Session) -> dict[str, str]:
+    """Environment isolating Jupyter/IPython from the user's own folders."""
+    tmp = Path(session.create_tmp())
+    return {
+        "JUPYTER_DATA_DIR": str(tmp / "jupyter-data"),
+        "JUPYTER_CONFIG_DIR": str(tmp / "jupyter-config"),
+        "IPYTHONDIR": str(tmp / "ipython"),
+        "JUPYTER_PLATFORM_DIRS": "1",  # silences jupyter_core's deprecation warning
+        "PYDEVD_DISABLE_FILE_VALIDATION": "1",  # silences debugpy's frozen-modules note
+    }
+
+
+def _install_kernel(session: nox.Session) -> None:
+    session.run(
+        "python", "-m", "ipykernel", "install", "--sys-prefix",
+        "--name", "python3", "--display-name", "Python 3",
+    )  # fmt: skip
+
+
+def _versions(session: nox.Session, *dists: str) -> None:
+    code = (
+        "import importlib.metadata as m, sys\n"
+        "print('python', sys.version.split()[0])\n"
+        f"for d in {list(dists)!r}:\n"
+        "    print(d, m.version(d))\n"
+    )
+    session.run("python", "-c", code, silent=False)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The test suite on the newest stack (what CI runs; `.ci/run`)."""
+    session.install(".[test]")
+    _install_kernel(session)
+    _versions(session, "sphinx", "myst-nb", "myst-parser", "nbclient", "jupytext")
+    # tests marked jb1 need jupyter-book 1, installed only by tests_sphinx7;
+    # a -m given in posargs replaces this one (pytest keeps the last).
+    session.run(
+        "pytest", "-p", "no:cacheprovider", "-m", "not jb1", *session.posargs,
+        env=_jupyter_env(session),
+    )  # fmt: skip
+
+
+@nox.session
+def tests_sphinx7(session: nox.Session) -> None:
+    """The test suite on the oldest end: Sphinx 7, myst-parser 3, jupyter-book 1."""
+    session.install(".[test]", *SPHINX7_PINS)
+    _install_kernel(session)
+    _versions(session, "sphinx", "docutils", "myst-nb", "myst-parser", "jupyter-book")
+    session.run("python", "-c", "import sphinx_nbcache, jupyter_book, sphinx")
+    session.run("pytest", "-p", "no:cacheprovider", *session.posargs, env=_jupyter_env(session))
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build docs/ with the extension itself (notebooks cached in docs/.nbcache)."""
+    session.install(".[docs]")
+    _install_kernel(session)
+    session.run(
+        "sphinx-build", "-b", "html", "-W", "--keep-going",
+        "docs", "docs/_build/html", *session.posargs,
+        env=_jupyter_env(session),
+    )  # fmt: skip
+    session.log(f"open {ROOT / 'docs/_build/html/index.html'}")
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check, ruff format --check, mypy --strict; runs all three, fails if any failed."""
+    session.install("-e", ".", "ruff", "mypy", "types-docutils")
+    failed = []
+    for cmd in (
+        ("ruff", "check", "."),
+        ("ruff", "format", "--check", "."),
+        ("mypy", "--strict", "sphinx_nbcache"),
+    ):
+        try:
+            session.run(*cmd)
+        except CommandFailed:
+            failed.append(" ".join(cmd))
+    if failed:
+        session.error("failed: " + "; ".join(failed))
+
+
+def _option(args: list[str], name: str, default: str) -> str:
+    """Value of ``--name X`` or ``--name=X`` in args (the last one wins, as in argparse)."""
+    value = default
+    for i, arg in enumerate(args):
+        if arg == name and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith(name + "="):
+            value = arg.split("=", 1)[1]
+    return value
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Peer vs us on the shared harness; then benchmarks/report.py.
+
+    Extra arguments go to run_bench.py and override the defaults, e.g.
+    ``nox -s bench -- --label cpu20 --corpus-args "--n 20 --cells 4 --cpu 1.0"``.
+    """
+    run_bench = BENCH_DIR / "run_bench.py"
+    if not run_bench.exists():
+        session.error(f"benchmark harness not found: {run_bench}")
+    session.install(".[bench]")
+    _install_kernel(session)
+    args = [
+        "--engines", f"mystnb-cache,mystnb-off,{BENCH_ENGINE}",
+        "--corpus-args", "--n 20 --cells 4 --sleep 1.0",
+        "--repeat", "2",
+        "--workdir", str(BENCH_WORK),
+        "--label", "sleep20",
+        *session.posargs,
+    ]  # fmt: skip
+    # one results file per label: re-running a label replaces its rows, other labels stay
+    label = _option(args, "--label", "sleep20")
+    out = Path(_option(args, "--out", str(BENCH_WORK / f"results-{label}.jsonl")))
+    out.unlink(missing_ok=True)
+    BENCH_WORK.mkdir(exist_ok=True)
+    env = _jupyter_env(session)
+    session.run("python", str(run_bench), *args, "--out", str(out), env=env)
+    session.run(
+        "python", str(ROOT / "benchmarks" / "report.py"), str(BENCH_WORK),
+        "--png", str(ROOT / "docs" / "_static" / "bench.png"),
+    )  # fmt: skip
+
+
+@nox.session(venv_backend="none")
+def clean(session: nox.Session) -> None:
+    """Remove build outputs and caches (not the nox venvs)."""
+    for path in (ROOT / "docs" / "_build", ROOT / "docs" / ".nbcache", ROOT / "dist"):
+        session.log(f"rm -r {path}")
+        shutil.rmtree(path, ignore_errors=True)
