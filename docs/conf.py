@@ -1,0 +1,37 @@
+"""Sphinx configuration of the sphinx-nbcache documentation, built by the extension itself."""
+
+import os
+from importlib.metadata import version as _version
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+project = "sphinx-nbcache"
+author = "sphinx-nbcache developers"
+copyright = "sphinx-nbcache developers"
+release = _version("sphinx-nbcache")
+version = ".".join(release.split(".")[:2])
+
+extensions = ["myst_nb", "sphinx_nbcache"]
+root_doc = "index"
+exclude_patterns = ["_build", ".nbcache", "**.ipynb_checkpoints", "conf.py"]
+
+# --- execution: myst-nb's options, carried out by sphinx-nbcache -----------------
+nb_execution_mode = "cache"
+nbcache_path = os.path.join(_HERE, ".nbcache")
+nb_execution_timeout = 60
+nb_execution_raise_on_error = True  # an example that fails is a docs bug
+# text notebooks read through jupytext (MyST .md notebooks are read by myst-nb itself)
+nb_custom_formats = {
+    ".py": ["jupytext.reads", {"fmt": "py:percent"}],
+    ".Rmd": ["jupytext.reads", {"fmt": "Rmd"}],
+}
+
+myst_enable_extensions = ["colon_fence", "deflist"]
+myst_heading_anchors = 3
+
+html_theme = "alabaster"
+html_static_path = ["_static"]
+html_theme_options = {
+    "description": "Parallel, cached notebook execution for Sphinx",
+    "fixed_sidebar": True,
+}
