@@ -58,7 +58,7 @@ def _versions(session: nox.Session, *dists: str) -> None:
         f"for d in {list(dists)!r}:\n"
         "    print(d, m.version(d))\n"
     )
-    session.run("python", "-c", code, silent=False)
+    session.run("python", "-c", code, log=False)
 
 
 @nox.session
