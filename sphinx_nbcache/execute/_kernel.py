@@ -1,0 +1,245 @@
+"""Run one notebook in one fresh kernel (nbclient, asyncio).
+
+Kernels talk over IPC sockets in a private temporary folder: no TCP ports to race for when
+many kernels start at once, and no "running over TCP without encryption" warning in the log.
+Every failure is caught here and turned into a :class:`~sphinx_nbcache.records.Failure`: a
+cell error, a timeout, a dead kernel, a kernel that is not installed. Nothing escapes as an
+exception except cancellation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import tempfile
+import time
+from contextlib import suppress
+from typing import Any
+
+import nbformat
+from jupyter_client.kernelspec import NoSuchKernel
+from jupyter_client.manager import AsyncKernelManager
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+from ..records import Failure, Outputs, Record
+from ._job import Job, Outcome
+
+__all__ = ["KernelHandle", "execute_in", "run_notebook", "start_kernel", "stop_kernel"]
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_SHUTDOWN_WAIT = 3.0
+
+
+def strip_ansi(text: str) -> str:
+    return _ANSI.sub("", text)
+
+
+class KernelHandle:
+    """A started kernel plus the private folder its sockets (and maybe its cwd) live in."""
+
+    def __init__(self, manager: AsyncKernelManager, folder: str, started: float) -> None:
+        self.manager = manager
+        self.folder = folder
+        self.started = started
+
+
+async def start_kernel(job: Job) -> KernelHandle | Failure:
+    """Start the job's kernel; a :class:`Failure` if that is impossible."""
+    started = time.perf_counter()
+    folder = tempfile.mkdtemp(prefix="nbcache-")
+    cwd = job.cwd or os.path.join(folder, "cwd")
+    os.makedirs(cwd, exist_ok=True)
+    manager = AsyncKernelManager(kernel_name=job.kernel, transport="ipc")
+    manager.ip = os.path.join(folder, "k")
+    manager.shutdown_wait_time = _SHUTDOWN_WAIT
+    try:
+        await manager.start_kernel(cwd=cwd)
+    except NoSuchKernel:
+        shutil.rmtree(folder, ignore_errors=True)
+        return Failure(
+            "no_kernel",
+            "NoSuchKernel",
+            f"no kernel named {job.kernel!r} is installed; install it (e.g. `python -m "
+            "ipykernel install --user --name NAME`) or map the name with nb_kernel_rgx_aliases",
+        )
+    except Exception as exc:  # a broken kernelspec, a launcher that fails, ...
+        shutil.rmtree(folder, ignore_errors=True)
+        return Failure("no_kernel", type(exc).__name__, f"the kernel failed to start: {exc}")
+    return KernelHandle(manager, folder, started)
+
+
+async def stop_kernel(handle: KernelHandle) -> None:
+    """Shut a kernel down (politely, then by force) and remove its folder."""
+    try:
+        if await handle.manager.is_alive():
+            await handle.manager.shutdown_kernel(now=False)
+    except Exception:
+        with suppress(Exception):
+            await handle.manager.shutdown_kernel(now=True)
+    finally:
+        with suppress(Exception):
+            await _maybe(handle.manager.cleanup_resources())
+        shutil.rmtree(handle.folder, ignore_errors=True)
+
+
+class _BoundedClient(NotebookClient):  # type: ignore[misc]
+    """An nbclient client that keeps at most ``output_limit`` bytes of stream text per cell,
+    so a cell printing gigabytes cannot exhaust memory; the rest is replaced by a note."""
+
+    output_limit = 0
+
+    def output(
+        self, outs: list[Any], msg: dict[str, Any], display_id: str | None, cell_index: int
+    ) -> Any:
+        limit = self.output_limit
+        if limit and msg["msg_type"] == "stream":
+            kept = sum(len(o.get("text", "")) for o in outs if o.get("output_type") == "stream")
+            text = msg["content"].get("text", "")
+            if kept + len(text) > limit:
+                room = max(0, limit - kept)
+                dropped = getattr(self, "_nbcache_dropped", {})
+                already = dropped.get(cell_index, 0)
+                dropped[cell_index] = already + len(text) - room
+                self._nbcache_dropped = dropped
+                if room == 0:
+                    return None
+                msg = {**msg, "content": {**msg["content"], "text": text[:room]}}
+        return super().output(outs, msg, display_id, cell_index)
+
+
+async def execute_in(handle: KernelHandle, job: Job) -> Outcome:
+    """Execute ``job`` in the started kernel ``handle``; always returns an Outcome."""
+    notebook = nbformat.from_dict(job.notebook)
+    client = _BoundedClient(
+        notebook,
+        km=handle.manager,
+        timeout=int(job.timeout) if job.timeout else None,
+        allow_errors=job.allow_errors,
+        kernel_name=job.kernel,
+        resources={"metadata": {"path": job.cwd}},
+        record_timing=False,
+    )
+    client.output_limit = job.output_limit
+    code_indices = [i for i, c in enumerate(notebook.cells) if c.cell_type == "code"]
+    cell_times: list[float | None] = [None] * len(code_indices)
+    failure: Failure | None = None
+    try:
+        await client.async_start_new_kernel_client()
+        reply = await client.async_wait_for_reply(await _maybe(client.kc.kernel_info()))
+        if reply and "language_info" in reply["content"]:
+            notebook.metadata["language_info"] = reply["content"]["language_info"]
+        for position, index in enumerate(code_indices):
+            cell = notebook.cells[index]
+            begin = time.perf_counter()
+            try:
+                await client.async_execute_cell(
+                    cell, index, execution_count=client.code_cells_executed + 1
+                )
+            finally:
+                cell_times[position] = round(time.perf_counter() - begin, 4)
+        client.set_widgets_metadata()
+    except CellTimeoutError as exc:
+        failure = Failure(
+            "timeout",
+            "CellTimeoutError",
+            f"a cell did not finish within {job.timeout:g} s; raise nb_execution_timeout or "
+            "the notebook's metadata.execution.timeout",
+            strip_ansi(str(exc)),
+            _failed_cell(client, code_indices, cell_times),
+        )
+    except DeadKernelError as exc:
+        failure = Failure(
+            "dead_kernel",
+            "DeadKernelError",
+            f"the kernel died while running a cell ({exc})",
+            "",
+            _failed_cell(client, code_indices, cell_times),
+        )
+    except CellExecutionError as exc:
+        index = _failed_cell(client, code_indices, cell_times)
+        failure = Failure("cell", exc.ename, exc.evalue, _kernel_traceback(notebook, index), index)
+    except Exception as exc:  # a broken channel, a kernel that never answers, ...
+        failure = Failure(
+            "dead_kernel", type(exc).__name__, str(exc) or "the kernel stopped answering"
+        )
+    finally:
+        with suppress(Exception):
+            client.kc.stop_channels()
+    _note_truncation(client, notebook)
+    return Outcome(
+        Record(
+            key=job.key,
+            status="ok" if failure is None else "failed",
+            blob=None,
+            runtime=round(time.perf_counter() - handle.started, 4),
+            cell_times=tuple(cell_times),
+            kernel=job.kernel,
+            timeout=job.timeout,
+            failure=failure,
+            page=job.page,
+        ),
+        _outputs_of(notebook),
+    )
+
+
+async def run_notebook(job: Job) -> Outcome:
+    """Start a kernel, execute, stop it: the whole life of one job."""
+    handle = await start_kernel(job)
+    if isinstance(handle, Failure):
+        return error_outcome(job, handle)
+    try:
+        return await execute_in(handle, job)
+    finally:
+        await stop_kernel(handle)
+
+
+def error_outcome(job: Job, failure: Failure) -> Outcome:
+    """An outcome for a job that could not run at all (kept for this build only)."""
+    record = Record(job.key, "error", None, kernel=job.kernel, failure=failure, page=job.page)
+    return Outcome(record, None)
+
+
+async def _maybe(value: Any) -> Any:
+    return await value if asyncio.iscoroutine(value) else value
+
+
+def _failed_cell(
+    client: NotebookClient, code_indices: list[int], cell_times: list[float | None]
+) -> int | None:
+    """The index of the cell that was running when execution stopped."""
+    done = [i for i, t in zip(code_indices, cell_times, strict=True) if t is not None]
+    return done[-1] if done else None
+
+
+def _kernel_traceback(notebook: nbformat.NotebookNode, index: int | None) -> str:
+    if index is None:
+        return ""
+    for output in notebook.cells[index].get("outputs", ()):
+        if output.get("output_type") == "error":
+            return strip_ansi("\n".join(output.get("traceback", ())))
+    return ""
+
+
+def _note_truncation(client: _BoundedClient, notebook: nbformat.NotebookNode) -> None:
+    for index, dropped in getattr(client, "_nbcache_dropped", {}).items():
+        notebook.cells[index].outputs.append(
+            nbformat.v4.new_output(
+                "stream",
+                name="stderr",
+                text=f"\n[sphinx-nbcache: {dropped:,} more characters of output were cut; "
+                f"the limit is nbcache_output_limit = {client.output_limit:,}]\n",
+            )
+        )
+
+
+def _outputs_of(notebook: nbformat.NotebookNode) -> Outputs:
+    cells = tuple(
+        {"execution_count": c.get("execution_count"), "outputs": list(c.get("outputs", ()))}
+        for c in notebook.cells
+        if c.cell_type == "code"
+    )
+    keep = {k: notebook.metadata[k] for k in ("language_info", "widgets") if k in notebook.metadata}
+    return Outputs(cells, nbformat.from_dict(keep))

@@ -1,0 +1,142 @@
+"""Run many notebooks at once on this machine, each in its own fresh kernel.
+
+One background thread runs an asyncio loop that drives every kernel (the kernels are separate
+processes, so this thread only moves messages). Two limits apply:
+
+* at most ``jobs`` notebooks execute at the same time;
+* at most ``jobs + prestart`` kernels exist at the same time: while ``jobs`` notebooks run,
+  up to ``prestart`` more kernels are already starting for the next notebooks in the queue,
+  hiding the ~1 s a kernel takes to start. A kernel is never reused for a second notebook.
+
+Jobs start in the order they were submitted. A job's future resolves as soon as its outcome
+has been handed to ``on_outcome`` (before its kernel is shut down).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from ._job import Job, Outcome
+from ._kernel import KernelHandle, error_outcome, execute_in, start_kernel, stop_kernel
+from ..records import Failure
+
+__all__ = ["LocalExecutor"]
+
+
+class LocalExecutor:
+    """Executes jobs in fresh local kernels, ``jobs`` at a time."""
+
+    def __init__(
+        self,
+        jobs: int = 1,
+        prestart: int = 1,
+        on_outcome: Callable[[Outcome], Any] | None = None,
+    ) -> None:
+        self.jobs = max(1, jobs)
+        self.prestart = max(0, prestart)
+        self._on_outcome = on_outcome
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._handles: set[KernelHandle] = set()
+        self._futures: list[concurrent.futures.Future[Outcome]] = []
+        self._kernels: asyncio.Semaphore | None = None
+        self._slots: asyncio.Semaphore | None = None
+        self._closed = False
+
+    # -- public -------------------------------------------------------------------------------
+
+    def submit(self, job: Job) -> concurrent.futures.Future[Outcome]:
+        """Queue a job; the future gives its Outcome (it never raises for notebook errors)."""
+        if self._closed:
+            raise RuntimeError("this executor has been shut down")
+        loop = self._ensure_loop()
+        future = asyncio.run_coroutine_threadsafe(self._run(job), loop)
+        self._futures.append(future)
+        return future
+
+    def shutdown(self, cancel: bool = False) -> None:
+        """Wait for (or cancel) every job, stop every kernel, stop the loop thread."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._loop is None:
+            return
+        if cancel:
+            for future in self._futures:
+                future.cancel()
+        else:
+            concurrent.futures.wait(self._futures)
+        stop = asyncio.run_coroutine_threadsafe(self._stop_all(), self._loop)
+        try:
+            stop.result(timeout=30)
+        except Exception:
+            pass
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        atexit.unregister(self._atexit)
+
+    @property
+    def kernels_alive(self) -> int:
+        return len(self._handles)
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            self._thread = threading.Thread(target=self._serve, name="nbcache-executor", daemon=True)
+            self._thread.start()
+            self._ready.wait()
+            atexit.register(self._atexit)
+        assert self._loop is not None
+        return self._loop
+
+    def _serve(self) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        self._kernels = asyncio.Semaphore(self.jobs + self.prestart)
+        self._slots = asyncio.Semaphore(self.jobs)
+        self._loop = loop
+        self._ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    async def _run(self, job: Job) -> Outcome:
+        assert self._kernels is not None and self._slots is not None
+        async with self._kernels:
+            started = await start_kernel(job)
+            if isinstance(started, Failure):
+                return await self._deliver(error_outcome(job, started))
+            self._handles.add(started)
+            try:
+                async with self._slots:
+                    outcome = await execute_in(started, job)
+                return await self._deliver(outcome)
+            finally:
+                self._handles.discard(started)
+                await asyncio.shield(stop_kernel(started))
+
+    async def _deliver(self, outcome: Outcome) -> Outcome:
+        if self._on_outcome is not None:
+            await asyncio.to_thread(self._on_outcome, outcome)
+        return outcome
+
+    async def _stop_all(self) -> None:
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*(stop_kernel(h) for h in list(self._handles)))
+        self._handles.clear()
+
+    def _atexit(self) -> None:
+        self.shutdown(cancel=True)

@@ -1,0 +1,73 @@
+"""Notebook -> cache key: the only place that decides what re-executes a notebook.
+
+The key covers exactly what can change a notebook's outputs:
+
+* the source of every code cell, in order (line endings normalised, trailing newlines dropped);
+* the execution tags of each code cell (:data:`EXECUTION_TAGS`);
+* the kernel name, after ``nb_kernel_rgx_aliases``;
+* the effective ``allow_errors`` (it decides whether execution stops at the first error).
+
+Markdown and raw cells, outputs, execution counts, cell ids, presentational tags and metadata
+(``hide-input``, ``remove-output``, ``mystnb`` render options) and the file's name or folder
+are *not* in the key: editing them never re-executes. The per-cell timeout is not in the key
+either; a result that failed on a timeout is retried when the timeout is raised (see
+:mod:`sphinx_nbcache.plan`).
+
+Bump :data:`HASH_VERSION` whenever this scheme changes: old results then simply stop matching.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from .config import Options
+
+__all__ = ["EXECUTION_TAGS", "HASH_VERSION", "KEY_PATTERN", "code_sources", "notebook_key"]
+
+HASH_VERSION = 1
+EXECUTION_TAGS = frozenset({"skip-execution", "raises-exception"})
+#: What a key looks like; keys are validated against it before they name a file.
+KEY_PATTERN = re.compile(r"[0-9a-f]{64}")
+
+
+def code_sources(notebook: Mapping[str, Any]) -> list[str]:
+    """The normalised source of each code cell, in order."""
+    sources = []
+    for cell in notebook.get("cells", ()):
+        if cell.get("cell_type") == "code":
+            source = cell.get("source", "")
+            if isinstance(source, list):
+                source = "".join(source)
+            sources.append(source.replace("\r\n", "\n").rstrip("\n"))
+    return sources
+
+
+def kernel_name(notebook: Mapping[str, Any], options: Options) -> str:
+    """The kernel a notebook runs in (``python3`` when it names none), after aliases."""
+    spec = notebook.get("metadata", {}).get("kernelspec") or {}
+    name = spec.get("name") if isinstance(spec, Mapping) else None
+    return options.kernel_alias(str(name)) if name else "python3"
+
+
+def notebook_key(notebook: Mapping[str, Any], options: Options) -> str:
+    """The cache key of ``notebook`` run with ``options`` (already made per-notebook)."""
+    cells = []
+    for source, cell in zip(code_sources(notebook), _code_cells(notebook), strict=True):
+        tags = cell.get("metadata", {}).get("tags") or ()
+        cells.append([source, sorted(EXECUTION_TAGS.intersection(tags))])
+    payload = {
+        "v": HASH_VERSION,
+        "kernel": kernel_name(notebook, options),
+        "allow_errors": options.allow_errors,
+        "cells": cells,
+    }
+    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _code_cells(notebook: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return [c for c in notebook.get("cells", ()) if c.get("cell_type") == "code"]

@@ -1,0 +1,42 @@
+"""Where each cell starts in its source file (1-based line numbers), for located warnings.
+
+MyST notebooks carry a ``source_map`` from myst-nb's reader; for every other format (``.ipynb``
+JSON, jupytext scripts, R Markdown, ...) the cells are found in the file text in order: each
+cell's first non-blank source line (JSON-escaped for ``.ipynb``) is searched after the previous
+cell's position.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["cell_lines"]
+
+
+def cell_lines(notebook: Mapping[str, Any], text: str, is_json: bool) -> list[int]:
+    """A 1-based line number per cell of ``notebook`` within ``text`` (best effort)."""
+    cells = list(notebook.get("cells", ()))
+    source_map = notebook.get("metadata", {}).get("source_map")
+    if isinstance(source_map, list) and len(source_map) == len(cells):
+        # myst-nb's map points at the directive line (0-based); the code starts one below
+        return [int(line) + 1 + (1 if cell.get("cell_type") == "code" else 0)
+                for line, cell in zip(source_map, cells, strict=True)]
+    lines = []
+    position = 0
+    last_line = 1
+    for cell in cells:
+        source = cell.get("source", "")
+        if isinstance(source, list):
+            source = "".join(source)
+        first = next((ln for ln in source.splitlines() if ln.strip()), "")
+        needle = json.dumps(first)[1:-1] if is_json else first
+        found = text.find(needle, position) if needle else -1
+        if found < 0:
+            lines.append(last_line)
+            continue
+        last_line = text.count("\n", 0, found) + 1
+        lines.append(last_line)
+        position = found + len(needle)
+    return lines

@@ -1,0 +1,213 @@
+"""Find stale notebooks: for each page, its key, its cached record, and what to do with it.
+
+This is step one of the data flow (find stale -> execute -> store -> merge -> render ->
+report). It reads each page once (or not at all, when a :class:`Memo` entry still matches the
+file's size and modification time), computes its key, and looks every key up in one batch.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, MutableMapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import nbformat
+
+from .config import Options
+from .errors import NotebookReadError
+from .execute import Job
+from .hashing import kernel_name, notebook_key
+from .readers import read_notebook
+from .records import Record
+from .store import Store
+
+__all__ = ["Memo", "Page", "PageState", "Verdict", "inspect_page", "job_for", "plan_pages"]
+
+Verdict = Literal["cached", "failed", "stale", "excluded", "off", "as-is", "unreadable"]
+
+
+@dataclass(frozen=True)
+class Page:
+    """A notebook page: what to call it and where it is."""
+
+    name: str  # Sphinx docname, or the path relative to the project in the CLI
+    path: Path
+
+
+@dataclass(frozen=True)
+class Memo:
+    """What reading a file told us, valid while its size and mtime do not change."""
+
+    mtime_ns: int
+    size: int
+    key: str | None
+    mode: str
+    has_outputs: bool
+    excluded: bool
+
+
+@dataclass
+class PageState:
+    """The verdict on one page, with what is needed to execute it."""
+
+    page: Page
+    verdict: Verdict
+    reason: str = ""
+    key: str | None = None
+    record: Record | None = None
+    options: Options | None = None
+    notebook: nbformat.NotebookNode | None = None
+    error: NotebookReadError | None = None
+
+    @property
+    def stale(self) -> bool:
+        return self.verdict == "stale"
+
+
+def inspect_page(
+    page: Page, options: Options, md_config: Any = None
+) -> tuple[nbformat.NotebookNode, Options, Memo]:
+    """Read a page and work out its per-notebook options, key and memo entry."""
+    stat = page.path.stat()
+    notebook = read_notebook(page.path, options, md_config=md_config)
+    own = options.for_notebook(notebook.get("metadata", {}))
+    code = [c for c in notebook.cells if c.get("cell_type") == "code"]
+    memo = Memo(
+        mtime_ns=stat.st_mtime_ns,
+        size=stat.st_size,
+        key=notebook_key(notebook, own),
+        mode=own.mode,
+        has_outputs=all(c.get("outputs") for c in code),
+        excluded=options.is_excluded(page.path),
+    )
+    return notebook, own, memo
+
+
+def plan_pages(
+    pages: Iterable[Page],
+    options: Options,
+    store: Store,
+    memos: MutableMapping[str, Memo] | None = None,
+    must_read: set[str] | None = None,
+    force: set[str] | None = None,
+    md_config: Any = None,
+) -> list[PageState]:
+    """A verdict for every page, in the order given.
+
+    ``memos`` (by page name) is consulted and updated; pages in ``must_read`` are read even if
+    their memo matches. Pages in ``force`` are stale whatever the cache holds.
+    """
+    memos = {} if memos is None else memos
+    must_read = must_read or set()
+    force = force or set()
+    states: list[PageState] = []
+    for page in pages:
+        memo = memos.get(page.name)
+        notebook = own = None
+        if memo is None or page.name in must_read or not _still_valid(memo, page.path):
+            try:
+                notebook, own, memo = inspect_page(page, options, md_config)
+            except (NotebookReadError, OSError) as exc:
+                error = exc if isinstance(exc, NotebookReadError) else NotebookReadError(
+                    str(page.path), str(exc)
+                )
+                memos.pop(page.name, None)
+                states.append(PageState(page, "unreadable", error.reason, error=error))
+                continue
+            memos[page.name] = memo
+        states.append(PageState(page, "stale", key=memo.key, options=own, notebook=notebook))
+    records = store.lookup(s.key for s in states if s.key)
+    for state in states:
+        if state.verdict == "unreadable":
+            continue
+        memo = memos[state.page.name]
+        state.record = records.get(state.key or "")
+        _decide(state, memo, options, forced=state.page.name in force)
+    return states
+
+
+def job_for(state: PageState, options: Options, md_config: Any = None) -> Job:
+    """The job that executes a stale page (reads the page again if it was not kept)."""
+    notebook, own = state.notebook, state.options
+    if notebook is None or own is None:
+        notebook, own, _ = inspect_page(state.page, options, md_config)
+        state.notebook, state.options = notebook, own
+    assert state.key is not None
+    cwd = None if own.in_temp else str(state.page.path.parent.resolve())
+    bare = nbformat.from_dict(notebook)
+    for cell in bare.cells:
+        if cell.get("cell_type") == "code":
+            cell.outputs = []
+            cell.execution_count = None
+    return Job(
+        key=state.key,
+        notebook=bare,
+        page=state.page.name,
+        cwd=cwd,
+        kernel=kernel_name(notebook, own),
+        timeout=own.timeout,
+        allow_errors=own.allow_errors,
+        output_limit=own.output_limit,
+    )
+
+
+def _still_valid(memo: Memo, path: Path) -> bool:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return False
+    return stat.st_mtime_ns == memo.mtime_ns and stat.st_size == memo.size
+
+
+def _decide(state: PageState, memo: Memo, options: Options, forced: bool) -> None:
+    record = state.record
+    if memo.excluded:
+        state.verdict, state.reason = "excluded", "matches nb_execution_excludepatterns"
+    elif memo.mode == "off":
+        state.verdict, state.reason = "off", "execution mode is off"
+    elif memo.mode == "auto" and memo.has_outputs and not forced:
+        state.verdict, state.reason = "as-is", "auto mode: every code cell has outputs"
+    elif forced or memo.mode == "force":
+        state.verdict, state.reason = "stale", "execution mode is force"
+    elif record is None:
+        state.verdict, state.reason = "stale", "no cached result for this code"
+    elif record.status == "ok":
+        state.verdict = "cached"
+    elif record.status == "error":
+        state.verdict, state.reason = "stale", "the last attempt could not run; retrying"
+    elif options.retry_failed:
+        state.verdict, state.reason = "stale", "retrying a failed result (nbcache_retry_failed)"
+    elif _timeout_raised(record, state.options or options):
+        state.verdict, state.reason = "stale", "the timeout was raised since it timed out"
+    else:
+        state.verdict = "failed"
+        state.reason = record.failure.summary() if record.failure else "failed"
+
+
+def _timeout_raised(record: Record, options: Options) -> bool:
+    if record.failure is None or record.failure.kind != "timeout":
+        return False
+    if options.timeout is None:
+        return True
+    return record.timeout is not None and options.timeout > record.timeout
+
+
+def with_verdict(state: PageState, verdict: Verdict, reason: str) -> PageState:
+    return replace(state, verdict=verdict, reason=reason)
+
+
+def pages_under(root: Path, options: Options, names: Mapping[str, Path] | None = None) -> list[Page]:
+    """Every notebook page below ``root`` (for the CLI), named by relative POSIX path."""
+    from .readers import is_notebook
+
+    found = []
+    skip = {"_build", ".nbcache", ".jupyter_cache", ".ipynb_checkpoints", ".git", ".nox"}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in skip and not d.startswith("."))
+        for filename in sorted(filenames):
+            path = Path(dirpath, filename)
+            if is_notebook(path, options):
+                found.append(Page(path.relative_to(root).as_posix(), path))
+    return found

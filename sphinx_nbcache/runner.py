@@ -1,0 +1,159 @@
+"""Execute stale pages and store their results; let readers wait for them.
+
+The runner joins the executor to the store: every outcome is stored (blob, then row, one
+transaction) the moment it arrives, then waiters are woken. Waiters in this process wait on the
+job's future; waiters in processes forked after :meth:`Runner.start` (``sphinx-build -j``
+readers) wait on a process-shared condition and read the result from the store.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from .execute import Executor, Job, LocalExecutor, Outcome
+from .records import Record
+from .store import Store
+
+__all__ = ["Runner"]
+
+
+class Runner:
+    """Runs jobs on an executor, stores outcomes, and answers "is key K done?"."""
+
+    def __init__(
+        self,
+        store: Store,
+        jobs: int,
+        prestart: int,
+        executor: Executor | None = None,
+        on_stored: Callable[[Record], Any] | None = None,
+    ) -> None:
+        self.store = store
+        self._executor = executor or LocalExecutor(jobs, prestart, on_outcome=self._store)
+        self._owner = os.getpid()
+        self._started = time.time()
+        self._futures: dict[str, concurrent.futures.Future[Outcome]] = {}
+        self._messages: queue.SimpleQueue[Record] = queue.SimpleQueue()
+        self._on_stored = on_stored
+        self._local = threading.Condition()
+        self._shared: Any = None
+        try:  # a condition that survives fork, for -j readers
+            self._shared = multiprocessing.get_context("fork").Condition()
+        except (OSError, ValueError):  # no /dev/shm: forked readers poll instead
+            self._shared = None
+        self.executed: list[Record] = []
+        self._done: dict[str, Outcome] = {}
+
+    # -- submitting ---------------------------------------------------------------------------
+
+    def submit(self, job: Job) -> None:
+        """Queue a job unless its key is already queued in this run."""
+        if job.key not in self._futures:
+            future = self._executor.submit(job)
+            future.add_done_callback(lambda _: self._wake())
+            self._futures[job.key] = future
+
+    def submit_all(self, jobs: Iterable[Job]) -> None:
+        for job in jobs:
+            self.submit(job)
+
+    def pending(self, key: str) -> bool:
+        """True if ``key`` was submitted in this run (whether or not it has finished)."""
+        return key in self._futures
+
+    # -- results ------------------------------------------------------------------------------
+
+    def wait(
+        self, key: str, on_record: Callable[[Record], Any] | None = None
+    ) -> Outcome | None:
+        """The outcome produced for ``key`` in this run, waiting for it if needed.
+
+        ``on_record`` is called (in the calling thread) for every record stored meanwhile, in
+        any order: the Sphinx glue logs them. Returns None if the key was never submitted. In a
+        forked reader the outcome's outputs are None: load them from the store.
+        """
+        if os.getpid() != self._owner:
+            record = self._wait_forked(key)
+            return None if record is None else Outcome(record, None)
+        future = self._futures.get(key)
+        if future is None:
+            return None
+        with self._local:
+            while True:
+                self._drain(on_record)
+                if key in self._done:
+                    return self._done[key]
+                if future.done():
+                    future.result()  # re-raises what broke the executor or the store
+                    return self._done.get(key)
+                self._local.wait(timeout=5.0)
+
+    def drain(self, on_record: Callable[[Record], Any]) -> None:
+        """Hand every record stored since the last call to ``on_record``."""
+        self._drain(on_record)
+
+    def close(self, cancel: bool = False) -> None:
+        """Finish (or cancel) all work and stop the kernels."""
+        if os.getpid() == self._owner:
+            self._executor.shutdown(cancel=cancel)
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _store(self, outcome: Outcome) -> None:
+        """Runs in the executor's thread for every outcome."""
+        record = self.store.put(outcome.record, outcome.outputs)
+        self.executed.append(record)
+        self._messages.put(record)
+        with self._local:
+            self._done[record.key] = Outcome(record, outcome.outputs)
+            self._local.notify_all()
+        if self._shared is not None:
+            with self._shared:
+                self._shared.notify_all()
+
+    def _wake(self) -> None:
+        with self._local:
+            self._local.notify_all()
+
+    def _drain(self, on_record: Callable[[Record], Any] | None) -> None:
+        while True:
+            try:
+                record = self._messages.get_nowait()
+            except queue.Empty:
+                return
+            if on_record is not None:
+                on_record(record)
+
+    def _wait_forked(self, key: str) -> Record | None:
+        if key not in self._futures:
+            return None
+        parent = os.getppid()
+
+        def fresh() -> Record | None:
+            record = self.store.get(key)
+            if record is not None and record.created >= self._started - 1.0:
+                return record
+            return None
+
+        while True:
+            if self._shared is not None:
+                with self._shared:
+                    record = fresh()
+                    if record is None:
+                        self._shared.wait(timeout=2.0)
+                        record = fresh()
+            else:
+                record = fresh()
+                if record is None:
+                    time.sleep(0.2)
+            if record is not None:
+                return record
+            if os.getppid() != parent:  # the build process is gone
+                return None

@@ -1,0 +1,51 @@
+"""The Sphinx extension: ``extensions = ["myst_nb", "sphinx_nbcache"]``.
+
+The only package that imports Sphinx. ``setup()`` registers the options and connects thin
+handlers (``_handlers``) to the build events; the build's state lives in ``_state``; myst-nb is
+touched only in ``_mystnb``. Per-page data lives in the environment (``env.nbcache_memos``,
+``env.nbcache_rendered``) and is merged after parallel reads.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import __version__
+from ..config import OPTION_DEFAULTS
+from . import _handlers
+
+__all__ = ["ENV_VERSION", "setup"]
+
+#: Bump when the layout of our environment data changes (Sphinx then re-reads everything).
+ENV_VERSION = 1
+
+_TYPES: dict[str, Any] = {
+    "nbcache_path": (str, type(None)),
+    "nbcache_jobs": (int,),
+    "nbcache_prestart": (int, type(None)),
+    "nbcache_retry_failed": (bool,),
+    "nbcache_show_traceback": (bool,),
+    "nbcache_output_limit": (int,),
+}
+
+
+def setup(app: Any) -> dict[str, Any]:
+    app.setup_extension("myst_nb")
+    for name, default in OPTION_DEFAULTS.items():
+        # jobs / prestart / paths do not change outputs: no re-read when they change
+        rebuild = "env" if name in ("nbcache_retry_failed", "nbcache_show_traceback") else ""
+        app.add_config_value(name, default, rebuild, types=_TYPES[name])
+    app.connect("config-inited", _handlers.on_config_inited)
+    app.connect("builder-inited", _handlers.on_builder_inited, priority=600)
+    app.connect("env-get-outdated", _handlers.on_env_get_outdated)
+    app.connect("env-before-read-docs", _handlers.on_env_before_read_docs)
+    app.connect("source-read", _handlers.on_source_read, priority=100)
+    app.connect("env-purge-doc", _handlers.on_env_purge_doc)
+    app.connect("env-merge-info", _handlers.on_env_merge_info)
+    app.connect("build-finished", _handlers.on_build_finished)
+    return {
+        "version": __version__,
+        "env_version": ENV_VERSION,
+        "parallel_read_safe": True,
+        "parallel_write_safe": True,
+    }

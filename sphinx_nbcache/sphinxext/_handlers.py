@@ -1,0 +1,134 @@
+"""Thin ``on_<event>`` handlers: each hands its event to :class:`BuildState`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from sphinx.errors import ConfigError as SphinxConfigError
+from sphinx.util import logging
+
+from ..config import OPTION_DEFAULTS, Options
+from ..errors import ConfigError, StoreError
+from . import _mystnb
+from ._state import BuildState, Rendered
+
+__all__ = [
+    "on_build_finished",
+    "on_builder_inited",
+    "on_config_inited",
+    "on_env_before_read_docs",
+    "on_env_get_outdated",
+    "on_env_merge_info",
+    "on_env_purge_doc",
+    "on_source_read",
+]
+
+logger = logging.getLogger("sphinx_nbcache")
+
+_MYSTNB_OPTIONS = (
+    "nb_execution_mode",
+    "nb_execution_cache_path",
+    "nb_execution_excludepatterns",
+    "nb_execution_timeout",
+    "nb_execution_allow_errors",
+    "nb_execution_raise_on_error",
+    "nb_execution_show_tb",
+    "nb_execution_in_temp",
+    "nb_kernel_rgx_aliases",
+    "nb_custom_formats",
+)
+
+#: A notebook that shows why the real one could not be read (replaces unreadable .ipynb text).
+_PLACEHOLDER = {
+    "nbformat": 4,
+    "nbformat_minor": 5,
+    "metadata": {},
+    "cells": [],
+}
+
+
+def options_of(app: Any) -> Options:
+    config = app.config
+    values = {name: getattr(config, name, None) for name in (*OPTION_DEFAULTS, *_MYSTNB_OPTIONS)}
+    try:
+        return Options.from_mapping(values, base_dir=app.confdir or app.srcdir)
+    except ConfigError as exc:
+        raise SphinxConfigError(f"sphinx-nbcache: {exc}") from None
+
+
+def on_config_inited(app: Any, config: Any) -> None:
+    """Validate the options early; keep the cache folder out of Sphinx's sources."""
+    options = options_of(app)
+    try:
+        relative = options.cache_path.relative_to(Path(app.srcdir).resolve())
+    except ValueError:
+        return
+    pattern = f"{relative.as_posix()}/**"
+    if pattern not in config.exclude_patterns:
+        config.exclude_patterns = [*config.exclude_patterns, pattern]
+
+
+def on_builder_inited(app: Any) -> None:
+    _mystnb.install()
+    env = app.env
+    for name in ("nbcache_memos", "nbcache_rendered"):
+        if not hasattr(env, name):
+            setattr(env, name, {})
+    try:
+        state = BuildState(options_of(app), md_config=getattr(env, "myst_config", None))
+    except StoreError as exc:
+        raise SphinxConfigError(f"sphinx-nbcache: {exc}") from None
+    _mystnb.register(app, state)
+
+
+def _state(app: Any) -> BuildState | None:
+    return _mystnb.state_for_env(app.env)
+
+
+def on_env_get_outdated(
+    app: Any, env: Any, added: set[str], changed: set[str], removed: set[str]
+) -> list[str]:
+    state = _state(app)
+    if state is None:
+        return []
+    again = state.plan(env, env.nbcache_memos, env.nbcache_rendered, added | changed, removed)
+    return sorted(again)
+
+
+def on_env_before_read_docs(app: Any, env: Any, docnames: list[str]) -> None:
+    state = _state(app)
+    if state is not None:
+        docnames[:] = state.read_order(docnames)
+
+
+def on_source_read(app: Any, docname: str, source: list[str]) -> None:
+    """Unreadable notebooks: warn at the page and hand myst-nb something it can render."""
+    state = _state(app)
+    if state is None or not state.warn_unreadable(docname):
+        return
+    path = str(app.env.doc2path(docname))
+    source[0] = json.dumps(_PLACEHOLDER) if path.endswith(".ipynb") else ""
+
+
+def on_env_purge_doc(app: Any, env: Any, docname: str) -> None:
+    getattr(env, "nbcache_rendered", {}).pop(docname, None)
+
+
+def on_env_merge_info(app: Any, env: Any, docnames: list[str], other: Any) -> None:
+    ours: dict[str, Rendered] = env.nbcache_rendered
+    theirs: dict[str, Rendered] = getattr(other, "nbcache_rendered", {})
+    for docname in docnames:
+        if docname in theirs:
+            ours[docname] = theirs[docname]
+
+
+def on_build_finished(app: Any, exception: BaseException | None) -> None:
+    state = _state(app)
+    if state is None:
+        return
+    try:
+        state.finish(cancel=exception is not None)
+    finally:
+        _mystnb.unregister(app)

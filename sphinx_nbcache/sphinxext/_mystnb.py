@@ -1,0 +1,84 @@
+"""The one place that touches myst-nb internals: the execution seam.
+
+myst-nb's ``Parser.parse`` reads a notebook, then calls ``create_client(...)`` (imported into
+``myst_nb.sphinx_``) to get the executed notebook. We replace that name with our factory, and
+wrap ``Parser.parse`` to remember which Sphinx environment is parsing (a context variable). For
+an environment whose app has sphinx-nbcache set up, our client hands myst-nb the merged
+notebook; for any other app the original factory runs, untouched.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import myst_nb.sphinx_ as mystnb_sphinx
+from myst_nb.core.execute import NotebookClientBase
+
+if TYPE_CHECKING:
+    from ._state import BuildState
+
+__all__ = ["NbcacheClient", "install", "register", "unregister"]
+
+_ENV: contextvars.ContextVar[Any] = contextvars.ContextVar("nbcache_env", default=None)
+_STATES: dict[int, BuildState] = {}
+_ORIGINAL_CREATE = mystnb_sphinx.create_client
+_ORIGINAL_PARSE = mystnb_sphinx.Parser.parse
+
+
+def register(app: Any, state: BuildState) -> None:
+    _STATES[id(app)] = state
+
+
+def unregister(app: Any) -> None:
+    _STATES.pop(id(app), None)
+
+
+def state_for_env(env: Any) -> BuildState | None:
+    app = getattr(env, "_app", None) or getattr(env, "app", None)
+    return _STATES.get(id(app)) if app is not None else None
+
+
+def install() -> None:
+    """Put our factory and parse wrapper in place (idempotent)."""
+    if getattr(mystnb_sphinx.Parser.parse, "_nbcache", False):
+        return
+
+    @functools.wraps(_ORIGINAL_PARSE)
+    def parse(self: Any, inputstring: str, document: Any) -> None:
+        env = getattr(document.settings, "env", None) or getattr(self, "env", None)
+        token = _ENV.set(env)
+        try:
+            _ORIGINAL_PARSE(self, inputstring, document)
+        finally:
+            _ENV.reset(token)
+
+    parse._nbcache = True  # type: ignore[attr-defined]
+    mystnb_sphinx.Parser.parse = parse  # type: ignore[method-assign]
+    mystnb_sphinx.create_client = create_client
+
+
+def create_client(
+    notebook: Any, source: str, nb_config: Any, logger: Any, read_fmt: dict[str, Any] | None = None
+) -> NotebookClientBase:
+    """myst-nb's ``create_client`` signature; ours when sphinx-nbcache runs this build."""
+    env = _ENV.get()
+    state = state_for_env(env) if env is not None else None
+    if state is None:
+        return _ORIGINAL_CREATE(notebook, source, nb_config, logger, read_fmt)
+    path = Path(source) if source and Path(source).is_file() else None
+    return NbcacheClient(notebook, path, nb_config, logger, state=state, env=env)
+
+
+class NbcacheClient(NotebookClientBase):  # type: ignore[misc]
+    """A myst-nb client whose notebook is the page merged with its cached outputs."""
+
+    def start_client(self) -> None:
+        state: BuildState = self._kwargs["state"]
+        mode = getattr(self.nb_config, "execution_mode", "cache")
+        merged, exec_metadata = state.resolve(self._kwargs["env"], self._path, self._notebook, mode)
+        self._notebook = merged
+        if exec_metadata is not None:
+            self.exec_metadata = exec_metadata

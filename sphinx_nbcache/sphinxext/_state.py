@@ -1,0 +1,297 @@
+"""The state of one build: plan at ``env-get-outdated``, resolve each page at render time.
+
+``BuildState.plan`` finds every notebook page, decides which are stale, starts executing them
+and returns the unchanged pages Sphinx must read again. ``BuildState.resolve`` is called by the
+myst-nb seam for each notebook page being read: it waits for the page's result (or takes it
+from the cache), merges it, and reports failures as located warnings.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sphinx.errors import SphinxError
+from sphinx.util import logging
+
+from ..config import Options
+from ..errors import CorruptCacheError, NotebookReadError
+from ..hashing import notebook_key
+from ..locate import cell_lines
+from ..merge import merge_outputs
+from ..plan import Memo, Page, PageState, job_for, plan_pages
+from ..readers import is_notebook
+from ..records import Outputs, Record
+from ..runner import Runner
+from ..store import Store
+
+__all__ = ["BuildState", "NotebookExecutionError", "Rendered"]
+
+logger = logging.getLogger("sphinx_nbcache")
+
+_TB_LINE = re.compile(r"^Cell In\[\d*\], line (\d+)", re.MULTILINE)
+_SUBTYPES = {
+    "cell": "failed",
+    "timeout": "timeout",
+    "dead_kernel": "kernel",
+    "no_kernel": "kernel",
+    "read": "read",
+    "internal": "internal",
+}
+
+
+class NotebookExecutionError(SphinxError):
+    """A notebook failed and ``nb_execution_raise_on_error`` is set."""
+
+    category = "Notebook execution failed"
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """What a page's doctree was built from (kept in the environment)."""
+
+    key: str | None
+    status: str
+    blob: str | None
+
+
+@dataclass
+class Stats:
+    from_cache: int = 0
+    failed_cached: int = 0
+    started: float = field(default_factory=time.perf_counter)
+
+
+class BuildState:
+    """Everything sphinx-nbcache knows during one build of one app."""
+
+    def __init__(self, options: Options, md_config: Any = None) -> None:
+        self.options = options
+        self.md_config = md_config
+        self.store = Store(options.cache_path)
+        self.runner = Runner(self.store, options.jobs, options.prestart)
+        self.planned: dict[str, PageState] = {}
+        self.stats = Stats()
+
+    # -- env-get-outdated ---------------------------------------------------------------------
+
+    def plan(
+        self,
+        env: Any,
+        memos: dict[str, Memo],
+        rendered: dict[str, Rendered],
+        to_read: set[str],
+        removed: set[str],
+    ) -> set[str]:
+        """Decide every notebook page; start the stale ones; return pages to read again."""
+        for docname in removed:
+            memos.pop(docname, None)
+        pages = []
+        for docname in sorted(env.found_docs):
+            path = Path(env.doc2path(docname))
+            memo = memos.get(docname)
+            if memo is not None and memo.key is None and _same_file(memo, path):
+                continue  # known not to be a notebook
+            if memo is None or memo.key is None or not _same_file(memo, path):
+                if not is_notebook(path, self.options):
+                    memos[docname] = _not_a_notebook(path)
+                    continue
+            pages.append(Page(docname, path))
+        force = to_read if self.options.mode == "force" else set()
+        states = plan_pages(
+            pages, self.options, self.store, memos, must_read=to_read, force=force,
+            md_config=self.md_config,
+        )
+        for notice in self.store.notices:
+            logger.warning(notice, type="nbcache", subtype="cache")
+        self.store.notices.clear()
+        again: set[str] = set()
+        for state in states:
+            name = state.page.name
+            self.planned[name] = state
+            if state.verdict in ("stale", "failed", "unreadable"):
+                again.add(name)
+            elif state.verdict == "cached" and state.record is not None:
+                seen = rendered.get(name)
+                if seen is None or seen.blob != state.record.blob:
+                    again.add(name)
+        self.runner.submit_all(
+            job_for(s, self.options, self.md_config) for s in states if s.stale
+        )
+        return (again - to_read) & set(env.found_docs)
+
+    def read_order(self, docnames: list[str]) -> list[str]:
+        """Pages that need no execution first, then stale ones in the order they execute."""
+        stale = [d for d in docnames if d in self.planned and self.planned[d].stale]
+        stale_set = set(stale)
+        return [d for d in docnames if d not in stale_set] + stale
+
+    # -- the myst-nb seam ---------------------------------------------------------------------
+
+    def resolve(
+        self, env: Any, path: Path | None, notebook: Any, mode: str
+    ) -> tuple[Any, dict[str, Any] | None]:
+        """The notebook to render for the page being read and myst-nb's execution metadata."""
+        docname: str = env.docname
+        env_rendered: dict[str, Rendered] = env.nbcache_rendered
+        own = self.options.for_notebook(notebook.get("metadata", {}))
+        if mode == "off" or (path is not None and own.is_excluded(path)):
+            env_rendered[docname] = Rendered(None, "off", None)
+            return notebook, None
+        code = [c for c in notebook.cells if c.get("cell_type") == "code"]
+        if mode == "auto" and all(c.get("outputs") for c in code):
+            env_rendered[docname] = Rendered(None, "as-is", None)
+            return notebook, None
+        planned = self.planned.get(docname)
+        key = planned.key if planned is not None and planned.key else notebook_key(notebook, own)
+        outcome_record, outputs = self._result_for(docname, key, notebook, own, path)
+        record = outcome_record
+        merged = notebook
+        if outputs is not None:
+            merged = merge_outputs(notebook, outputs)
+        env_rendered[docname] = Rendered(key, record.status, record.blob)
+        if record.failure is not None:
+            self._warn_failure(docname, path, notebook, record, planned)
+        return merged, {
+            "mtime": record.created,
+            "runtime": record.runtime,
+            "method": "cache",
+            "succeeded": record.ok,
+            "error": record.failure.ename if record.failure else None,
+            "traceback": None,  # reported by us, located at the cell; not in a reports file
+        }
+
+    def _result_for(
+        self, docname: str, key: str, notebook: Any, own: Options, path: Path | None
+    ) -> tuple[Record, Outputs | None]:
+        """Wait for, or look up, or (last resort) execute the result for ``key``."""
+        for attempt in range(2):
+            if self.runner.pending(key):
+                outcome = self.runner.wait(key, on_record=self.log_ran)
+                assert outcome is not None
+                record, outputs = outcome.record, outcome.outputs
+            else:
+                found = self.store.get(key)
+                if found is None or found.status == "error" or attempt == 1:
+                    state = PageState(
+                        Page(docname, path or Path(docname)), "stale", key=key, options=own,
+                        notebook=notebook,
+                    )
+                    self.runner.submit(job_for(state, self.options, self.md_config))
+                    continue
+                record, outputs = found, None
+                self.stats.from_cache += 1
+            if outputs is None and record.blob is not None:
+                try:
+                    outputs = self.store.load_outputs(record)
+                except CorruptCacheError as exc:
+                    logger.warning(
+                        f"damaged cache entry ({exc.reason}); executing the notebook again",
+                        location=docname, type="nbcache", subtype="cache",
+                    )
+                    self.store.remove([key])
+                    continue
+            try:
+                if outputs is not None:
+                    merge_outputs(notebook, outputs, copy_nb=True)
+            except CorruptCacheError:
+                self.store.remove([key])
+                continue
+            return record, outputs
+        raise NotebookExecutionError(f"{docname}: could not obtain a result for the notebook")
+
+    def _warn_failure(
+        self, docname: str, path: Path | None, notebook: Any, record: Record,
+        planned: PageState | None,
+    ) -> None:
+        failure = record.failure
+        assert failure is not None
+        line = None
+        if failure.cell_index is not None and path is not None:
+            try:
+                text = path.read_text(encoding="utf-8")
+                line = cell_lines(notebook, text, is_json=path.suffix == ".ipynb")[
+                    failure.cell_index
+                ]
+            except (OSError, UnicodeDecodeError, IndexError):
+                line = None
+            in_cell = _TB_LINE.search(failure.traceback)
+            if line and in_cell:  # point at the failing line inside the cell
+                line += int(in_cell.group(1)) - 1
+        where = f"cell {failure.cell_index + 1}" if failure.cell_index is not None else "kernel"
+        message = f"notebook execution failed in {where}: {failure.summary()}"
+        if record.status == "failed" and planned is not None and planned.verdict == "failed":
+            message += (
+                " (cached failure, not re-executed: change the code or set"
+                " nbcache_retry_failed = True to retry)"
+            )
+        if self.options.show_traceback and failure.traceback:
+            message += "\n" + failure.traceback.rstrip()
+        logger.warning(
+            message,
+            location=(docname, line) if line else docname,
+            type="nbcache",
+            subtype=_SUBTYPES.get(failure.kind, "failed"),
+        )
+        if self.options.raise_on_error:
+            raise NotebookExecutionError(f"{docname}: {failure.summary()}")
+
+    def warn_unreadable(self, docname: str) -> bool:
+        """Warn about a page that cannot be read; True if it was unreadable."""
+        state = self.planned.get(docname)
+        if state is None or state.verdict != "unreadable" or state.error is None:
+            return False
+        _warn_read_error(docname, state.error)
+        return True
+
+    # -- reporting ----------------------------------------------------------------------------
+
+    def log_ran(self, record: Record) -> None:
+        status = "ok" if record.ok else f"failed: {record.failure.summary() if record.failure else ''}"
+        logger.info(f"nbcache: ran {record.page} in {record.runtime:.2f} s ({status})")
+
+    def finish(self, cancel: bool) -> None:
+        """Stop executing, remember what was used, print the summary line."""
+        self.runner.drain(self.log_ran)
+        self.runner.close(cancel=cancel)
+        used = {
+            s.key: name for name, s in self.planned.items()
+            if s.key and s.verdict in ("cached", "failed")
+        }
+        try:
+            self.store.touch(used, used)
+        except Exception as exc:  # never fail a finished build over bookkeeping
+            logger.debug(f"nbcache: could not record cache use: {exc}")
+        executed = self.runner.executed
+        failed = sum(1 for r in executed if not r.ok)
+        cached = sum(1 for s in self.planned.values() if s.verdict in ("cached", "failed"))
+        if executed or cached:
+            kernel_time = sum(r.runtime for r in executed)
+            logger.info(
+                f"nbcache: {len(executed)} executed ({failed} failed, "
+                f"{kernel_time:.1f} s of kernel time), {cached} from cache"
+            )
+        self.store.close()
+
+
+def _warn_read_error(docname: str, error: NotebookReadError) -> None:
+    logger.warning(
+        f"cannot read this notebook: {error.reason}; it is shown without execution",
+        location=docname, type="nbcache", subtype="read",
+    )
+
+
+def _same_file(memo: Memo, path: Path) -> bool:
+    try:
+        stat = path.stat()
+    except OSError:
+        return False
+    return stat.st_mtime_ns == memo.mtime_ns and stat.st_size == memo.size
+
+
+def _not_a_notebook(path: Path) -> Memo:
+    stat = path.stat()
+    return Memo(stat.st_mtime_ns, stat.st_size, None, "", False, False)

@@ -1,0 +1,292 @@
+"""The only door to storage: records in SQLite (through SQLAlchemy), outputs as blobs.
+
+Layout of a cache folder::
+
+    <cache>/nbcache.db        records (results, pages, meta)
+    <cache>/blobs/ab/ab…json  outputs, content-addressed
+
+One result is one transaction; blobs are written (atomically) before the row that names them,
+so a crash at any point leaves either the old state or the new one. A damaged database is moved
+aside and rebuilt (the notice says so); a damaged blob invalidates just its record.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DatabaseError, OperationalError
+
+from ..errors import CorruptCacheError, StoreError
+from ..hashing import KEY_PATTERN
+from ..records import Failure, Outputs, Record
+from ._blobs import BlobStore
+from ._schema import SCHEMA_VERSION, ensure_schema, make_engine, pages, results
+
+__all__ = ["DB_NAME", "Store"]
+
+DB_NAME = "nbcache.db"
+_CHUNK = 500  # keys per IN (...) query, well under SQLite's variable limit
+
+
+class Store:
+    """A cache folder. Safe to share between threads, forked processes and concurrent builds."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.blobs = BlobStore(self.root / "blobs")
+        self.notices: list[str] = []  # one line each, for the caller to show once
+        self._engine: Engine | None = None
+        self._pid = -1
+        self._lock = threading.Lock()
+
+    # -- connection ---------------------------------------------------------------------------
+
+    @property
+    def db_path(self) -> Path:
+        return self.root / DB_NAME
+
+    def _get_engine(self) -> Engine:
+        with self._lock:
+            if self._engine is not None and self._pid == os.getpid():
+                return self._engine
+            if self._engine is not None:  # inherited through fork: never touch its pool
+                self._engine.dispose(close=False)
+            self._engine = self._open()
+            self._pid = os.getpid()
+            return self._engine
+
+    def _open(self) -> Engine:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(str(self.root), f"cannot create the cache folder: {exc}") from None
+        engine = make_engine(str(self.db_path))
+        try:
+            found, now = self._migrate(engine)
+        except (DatabaseError, ValueError) as exc:
+            if isinstance(exc, OperationalError) and "locked" in str(exc):
+                raise StoreError(str(self.db_path), f"database stayed locked: {exc}") from None
+            engine.dispose()
+            aside = self._move_aside()
+            self.notices.append(
+                f"the cache database {self.db_path} was unreadable ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0][:120]}); moved it to {aside.name} and started a "
+                "new one: affected notebooks will be executed again"
+            )
+            engine = make_engine(str(self.db_path))
+            found, now = self._migrate(engine)
+        if 0 < found < now:
+            self.notices.append(f"migrated the cache database from schema {found} to {now}")
+        return engine
+
+    def _migrate(self, engine: Engine) -> tuple[int, int]:
+        with engine.connect() as conn:
+            conn.info["write"] = True
+            try:
+                with conn.begin():
+                    found, now = ensure_schema(conn)
+            finally:
+                conn.info.pop("write", None)
+        if found > SCHEMA_VERSION:
+            engine.dispose()
+            raise StoreError(
+                str(self.db_path),
+                f"written by a newer sphinx-nbcache (schema {found}, this one knows "
+                f"{SCHEMA_VERSION}): upgrade sphinx-nbcache or point nbcache_path elsewhere",
+            )
+        return found, now
+
+    def _move_aside(self) -> Path:
+        aside = self.db_path.with_name(f"{DB_NAME}.damaged-{int(time.time())}")
+        for suffix in ("", "-wal", "-shm"):
+            source = Path(f"{self.db_path}{suffix}")
+            if source.exists():
+                os.replace(source, f"{aside}{suffix}")
+        return aside
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self._get_engine().connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self._get_engine().connect() as conn:
+            conn.info["write"] = True
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                conn.info.pop("write", None)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._engine is not None and self._pid == os.getpid():
+                self._engine.dispose()
+            self._engine = None
+
+    # -- records ------------------------------------------------------------------------------
+
+    def lookup(self, keys: Iterable[str]) -> dict[str, Record]:
+        """The stored records of these keys (absent keys are simply missing)."""
+        wanted = sorted({k for k in keys if KEY_PATTERN.fullmatch(k)})
+        found: dict[str, Record] = {}
+        with self._read() as conn:
+            for start in range(0, len(wanted), _CHUNK):
+                chunk = wanted[start : start + _CHUNK]
+                for row in conn.execute(select(results).where(results.c.key.in_(chunk))):
+                    record = _to_record(row._mapping)
+                    if record is not None:
+                        found[record.key] = record
+        return found
+
+    def get(self, key: str) -> Record | None:
+        return self.lookup([key]).get(key)
+
+    def records(self) -> list[Record]:
+        """Every record, most recently used first."""
+        with self._read() as conn:
+            rows = conn.execute(select(results).order_by(results.c.last_used.desc()))
+            return [r for r in (_to_record(row._mapping) for row in rows) if r is not None]
+
+    def put(self, record: Record, outputs: Outputs | None) -> Record:
+        """Store a result: its outputs blob first, then its row, in one transaction."""
+        if not KEY_PATTERN.fullmatch(record.key):
+            raise StoreError(str(self.root), f"refusing to store invalid key {record.key!r}")
+        blob_id, size = None, 0
+        if outputs is not None:
+            data = json.dumps(outputs.to_json(), ensure_ascii=False).encode("utf-8")
+            blob_id, size = self.blobs.put(data), len(data)
+        row = _to_row(record, blob_id, size)
+        statement = sqlite_insert(results).values(**row)
+        statement = statement.on_conflict_do_update(
+            index_elements=[results.c.key], set_={k: v for k, v in row.items() if k != "key"}
+        )
+        with self._write() as conn:
+            conn.execute(statement)
+            if record.page:
+                _upsert_page(conn, record.page, record.key)
+        return Record(**{**record.__dict__, "blob": blob_id})
+
+    def load_outputs(self, record: Record) -> Outputs:
+        """The outputs of a record; :class:`CorruptCacheError` if its blob is bad."""
+        if record.blob is None:
+            return Outputs(())
+        data = self.blobs.get(record.blob)
+        try:
+            return Outputs.from_json(json.loads(data))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CorruptCacheError(str(self.blobs.path(record.blob)), str(exc)) from None
+
+    def touch(self, keys: Iterable[str], pages_by_key: Mapping[str, str] | None = None) -> None:
+        """Mark records as used now (for LRU eviction) and remember which page uses which."""
+        keys = sorted(set(keys))
+        if not keys and not pages_by_key:
+            return
+        now = time.time()
+        with self._write() as conn:
+            for start in range(0, len(keys), _CHUNK):
+                chunk = keys[start : start + _CHUNK]
+                conn.execute(update(results).where(results.c.key.in_(chunk)).values(last_used=now))
+            for key, page in (pages_by_key or {}).items():
+                _upsert_page(conn, page, key)
+
+    def remove(self, keys: Iterable[str]) -> int:
+        """Delete records (and blobs no other record uses); returns how many were deleted."""
+        keys = sorted(set(keys))
+        removed = 0
+        with self._write() as conn:
+            for start in range(0, len(keys), _CHUNK):
+                chunk = keys[start : start + _CHUNK]
+                removed += conn.execute(delete(results).where(results.c.key.in_(chunk))).rowcount
+        self.collect_garbage()
+        return removed
+
+    def collect_garbage(self) -> int:
+        """Delete blobs no record refers to; returns how many."""
+        with self._read() as conn:
+            used = {row[0] for row in conn.execute(select(results.c.blob)) if row[0]}
+        removed = 0
+        for blob_id in list(self.blobs.ids()):
+            if blob_id not in used:
+                self.blobs.delete(blob_id)
+                removed += 1
+        self.blobs.sweep()
+        return removed
+
+    def page_keys(self) -> dict[str, str]:
+        """The key each page had when last executed or rendered."""
+        with self._read() as conn:
+            return {row.page: row.key for row in conn.execute(select(pages))}
+
+    def forget_pages(self, names: Iterable[str]) -> None:
+        names = list(names)
+        with self._write() as conn:
+            for start in range(0, len(names), _CHUNK):
+                conn.execute(delete(pages).where(pages.c.page.in_(names[start : start + _CHUNK])))
+
+    def add_raw(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Insert rows as they are (import); existing keys are kept."""
+        with self._write() as conn:
+            for row in rows:
+                conn.execute(insert(results).prefix_with("OR IGNORE").values(**row))
+
+
+def _upsert_page(conn: Connection, page: str, key: str) -> None:
+    statement = sqlite_insert(pages).values(page=page, key=key, updated=time.time())
+    conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=[pages.c.page], set_={"key": key, "updated": time.time()}
+        )
+    )
+
+
+def _to_row(record: Record, blob_id: str | None, size: int) -> dict[str, Any]:
+    return {
+        "key": record.key,
+        "status": record.status,
+        "blob": blob_id,
+        "size": size,
+        "runtime": record.runtime,
+        "cell_times": json.dumps(list(record.cell_times)),
+        "kernel": record.kernel,
+        "timeout": record.timeout,
+        "failure": json.dumps(record.failure.to_json()) if record.failure else None,
+        "page": record.page,
+        "created": record.created,
+        "last_used": record.last_used,
+    }
+
+
+def _to_record(row: Mapping[str, Any]) -> Record | None:
+    """A row as a Record; None for a row that fails validation (treated as absent)."""
+    try:
+        if not KEY_PATTERN.fullmatch(row["key"]) or row["status"] not in ("ok", "failed", "error"):
+            return None
+        if row["blob"] is not None and not KEY_PATTERN.fullmatch(row["blob"]):
+            return None
+        failure = Failure.from_json(json.loads(row["failure"])) if row["failure"] else None
+        return Record(
+            key=row["key"],
+            status=row["status"],
+            blob=row["blob"],
+            runtime=float(row["runtime"]),
+            cell_times=tuple(json.loads(row["cell_times"] or "[]")),
+            kernel=row["kernel"],
+            timeout=row["timeout"],
+            failure=failure,
+            page=row["page"],
+            created=float(row["created"]),
+            last_used=float(row["last_used"]),
+        )
+    except (ValueError, TypeError, KeyError):
+        return None

@@ -1,0 +1,97 @@
+"""Content-addressed files: ``blobs/<id[:2]>/<id>.json`` where ``id`` = sha256 of the bytes.
+
+Writes go to a temporary file in the same folder and are renamed into place, so a reader sees
+a whole blob or none; a crash leaves at most a stray ``*.tmp`` that :meth:`BlobStore.sweep`
+removes. Reads verify the hash, so a truncated or altered blob is detected, never served.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..errors import CorruptCacheError
+from ..hashing import KEY_PATTERN
+
+__all__ = ["BlobStore"]
+
+
+class BlobStore:
+    """A folder of immutable, content-addressed files."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, blob_id: str) -> Path:
+        """Where a blob lives; refuses ids that are not hex digests (no path tricks)."""
+        if not KEY_PATTERN.fullmatch(blob_id):
+            raise CorruptCacheError(str(self.root), f"invalid blob id {blob_id[:80]!r}")
+        return self.root / blob_id[:2] / f"{blob_id}.json"
+
+    def put(self, data: bytes) -> str:
+        """Store ``data``; returns its id. Writing the same bytes twice is harmless."""
+        blob_id = hashlib.sha256(data).hexdigest()
+        target = self.path(blob_id)
+        if target.exists():
+            return blob_id
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return blob_id
+
+    def get(self, blob_id: str) -> bytes:
+        """The bytes of a blob; :class:`CorruptCacheError` if missing or not matching its id."""
+        path = self.path(blob_id)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise CorruptCacheError(str(path), "blob is missing") from None
+        if hashlib.sha256(data).hexdigest() != blob_id:
+            raise CorruptCacheError(str(path), "blob content does not match its id")
+        return data
+
+    def delete(self, blob_id: str) -> None:
+        self.path(blob_id).unlink(missing_ok=True)
+
+    def ids(self) -> Iterator[str]:
+        """Every blob id on disk."""
+        if not self.root.is_dir():
+            return
+        for sub in self.root.iterdir():
+            if sub.is_dir():
+                for file in sub.glob("*.json"):
+                    if KEY_PATTERN.fullmatch(file.stem):
+                        yield file.stem
+
+    def size(self, blob_id: str) -> int:
+        try:
+            return self.path(blob_id).stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def sweep(self, older_than: float = 3600.0) -> int:
+        """Remove temporary files left by crashed writers (older than ``older_than`` s)."""
+        removed = 0
+        if not self.root.is_dir():
+            return 0
+        limit = time.time() - older_than
+        for tmp in self.root.glob("*/.*.tmp"):
+            try:
+                if tmp.stat().st_mtime < limit:
+                    tmp.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                pass
+        return removed

@@ -1,0 +1,121 @@
+"""The database schema, its version, and opening a database safely.
+
+SQLite runs in WAL mode with a busy timeout, so any number of builds and forked readers can
+read while one writes. Tables are created with ``IF NOT EXISTS`` inside one immediate
+transaction (no check-then-create race). ``meta.schema_version`` records the layout; an older
+layout is migrated step by step, a newer one is refused with a message saying what to do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    text,
+)
+from sqlalchemy.schema import CreateIndex, CreateTable
+
+__all__ = ["SCHEMA_VERSION", "ensure_schema", "make_engine", "meta", "pages", "results"]
+
+SCHEMA_VERSION = 1
+
+metadata = MetaData()
+
+meta = Table(
+    "meta",
+    metadata,
+    Column("name", String, primary_key=True),
+    Column("value", String, nullable=False),
+)
+
+results = Table(
+    "results",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("status", String(8), nullable=False),
+    Column("blob", String(64)),
+    Column("size", Integer, nullable=False, default=0),
+    Column("runtime", Float, nullable=False, default=0.0),
+    Column("cell_times", Text, nullable=False, default="[]"),
+    Column("kernel", String, nullable=False, default=""),
+    Column("timeout", Float),
+    Column("failure", Text),
+    Column("page", String, nullable=False, default=""),
+    Column("created", Float, nullable=False),
+    Column("last_used", Float, nullable=False, index=True),
+)
+
+pages = Table(
+    "pages",
+    metadata,
+    Column("page", String, primary_key=True),
+    Column("key", String(64), nullable=False, index=True),
+    Column("updated", Float, nullable=False),
+)
+
+# Each entry upgrades the schema from version N to N + 1.
+MIGRATIONS: dict[int, list[str]] = {}
+
+
+def make_engine(db_path: str, busy_timeout_s: float = 60.0) -> Engine:
+    """An engine on the SQLite file at ``db_path``, in WAL mode with a busy timeout."""
+    engine = create_engine(
+        f"sqlite:///{db_path}",
+        connect_args={"timeout": busy_timeout_s, "check_same_thread": False},
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # let us issue BEGIN ourselves (pysqlite's implicit transactions fight WAL + IMMEDIATE)
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if connection.info.get("write") else "BEGIN")
+
+    return engine
+
+
+def ensure_schema(connection: Connection) -> tuple[int, int]:
+    """Create or migrate the schema; returns (version found, version now).
+
+    Runs inside the caller's (immediate) transaction.
+    """
+    for table in metadata.sorted_tables:
+        connection.execute(CreateTable(table, if_not_exists=True))
+        for index in table.indexes:
+            connection.execute(CreateIndex(index, if_not_exists=True))
+    row = connection.execute(text("SELECT value FROM meta WHERE name = 'schema_version'")).first()
+    found = int(row[0]) if row else 0
+    if found == 0:
+        connection.execute(
+            text("INSERT OR REPLACE INTO meta (name, value) VALUES ('schema_version', :v)"),
+            {"v": str(SCHEMA_VERSION)},
+        )
+        return 0, SCHEMA_VERSION
+    version = found
+    while version < SCHEMA_VERSION:
+        for statement in MIGRATIONS[version]:
+            connection.exec_driver_sql(statement)
+        version += 1
+    if version != found:
+        connection.execute(
+            text("UPDATE meta SET value = :v WHERE name = 'schema_version'"), {"v": str(version)}
+        )
+    return found, version
