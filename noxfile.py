@@ -34,7 +34,7 @@ SPHINX7_PINS = (
 
 def _jupyter_env(session: nox.Session) -> dict[str, str]:
     """Environment isolating Jupyter/IPython from the user's own folders."""
-    tmp = Path(session.create_tmp())
+    tmp = Path(session.create_tmp()).resolve()  # kernels run in other folders
     return {
         "JUPYTER_DATA_DIR": str(tmp / "jupyter-data"),
         "JUPYTER_CONFIG_DIR": str(tmp / "jupyter-config"),
