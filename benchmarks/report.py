@@ -6,8 +6,8 @@
 Reads ``<workdir>/results-*.jsonl`` (what ``nox -s bench`` writes, one file per label) or the
 files given with ``--results``. Per label and scenario it prints the median wall time of each
 engine, the ratios ours/peer and ours/floor, the kernel-side execution counts (``kexec``, one
-per repetition) next to the ideal count, and the exit codes. It writes the same figures to
-``<workdir>/summary.json`` and, with ``--png``, a bar chart of the median wall times.
+per repetition) next to the ideal count, the exit codes and the warning counts. It writes the
+same figures to ``<workdir>/summary.json`` and, with ``--png``, a bar chart of the wall times.
 
 A ``!`` after a kexec count marks a count that differs from what a caching engine should
 execute (the harness's ``ideal``; S7b/S7c have no fixed ideal).
@@ -105,6 +105,10 @@ def _counts(values: list[Any], ideal: Any) -> str:
     return "/".join(one(v) for v in values)
 
 
+def _join(values: list[Any]) -> str:
+    return "/".join(map(str, values))
+
+
 def markdown(summary: dict[str, Any], ours: str, peer: str, floor: str) -> str:
     out: list[str] = []
     for label, data in summary.items():
@@ -115,7 +119,7 @@ def markdown(summary: dict[str, Any], ours: str, peer: str, floor: str) -> str:
         head = ["scenario", *(f"{e} s" for e in engines), *(names[k] for k in ratios)]
         kexec_engines = [e for e in (ours, peer) if e in engines]
         head += [f"kexec {e}" for e in kexec_engines] + ["ideal"]
-        head += [f"rc {e}" for e in kexec_engines]
+        head += [f"rc {e}" for e in kexec_engines] + [f"warn {e}" for e in kexec_engines]
         out += [f"### {label}", "", "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
         for scen, entry in data["scenarios"].items():
             eng = entry["engines"]
@@ -125,7 +129,8 @@ def markdown(summary: dict[str, Any], ours: str, peer: str, floor: str) -> str:
             ideal = entry.get("ideal")
             cells += [_counts(eng[e]["kexec"], ideal) if e in eng else "" for e in kexec_engines]
             cells.append("-" if ideal is None else str(ideal))
-            cells += ["/".join(map(str, eng[e]["rc"])) if e in eng else "" for e in kexec_engines]
+            for key in ("rc", "warnings"):
+                cells += [_join(eng[e][key]) if e in eng else "" for e in kexec_engines]
             out.append("| " + " | ".join(cells) + " |")
         out.append("")
     out.append(
