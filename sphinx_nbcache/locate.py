@@ -1,6 +1,6 @@
 """Where each cell starts in its source file (1-based line numbers), for located warnings.
 
-MyST notebooks carry a ``source_map`` from myst-nb's reader; for every other format (``.ipynb``
+MyST notebooks carry a ``source_map`` from myst-nb's reader (used as a lower bound); in every format (``.ipynb``
 JSON, jupytext scripts, R Markdown, ...) the cells are found in the file text in order: each
 cell's first non-blank source line (JSON-escaped for ``.ipynb``) is searched after the previous
 cell's position.
@@ -19,14 +19,19 @@ def cell_lines(notebook: Mapping[str, Any], text: str, is_json: bool) -> list[in
     """A 1-based line number per cell of ``notebook`` within ``text`` (best effort)."""
     cells = list(notebook.get("cells", ()))
     source_map = notebook.get("metadata", {}).get("source_map")
-    if isinstance(source_map, list) and len(source_map) == len(cells):
-        # myst-nb's map points at the directive line (0-based); the code starts one below
-        return [int(line) + 1 + (1 if cell.get("cell_type") == "code" else 0)
-                for line, cell in zip(source_map, cells, strict=True)]
+    if not (isinstance(source_map, list) and len(source_map) == len(cells)):
+        source_map = None
+    starts = [0]  # offset of each line
+    for index, char in enumerate(text):
+        if char == "\n":
+            starts.append(index + 1)
     lines = []
     position = 0
     last_line = 1
-    for cell in cells:
+    for number, cell in enumerate(cells):
+        if source_map is not None:  # myst-nb's map: where the cell's block starts
+            mapped = max(0, min(int(source_map[number]) - 1, len(starts) - 1))
+            position = max(position, starts[mapped])
         source = cell.get("source", "")
         if isinstance(source, list):
             source = "".join(source)

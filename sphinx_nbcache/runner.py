@@ -3,21 +3,22 @@
 The runner joins the executor to the store: every outcome is stored (blob, then row, one
 transaction) the moment it arrives, then waiters are woken. Waiters in this process wait on the
 job's future; waiters in processes forked after :meth:`Runner.start` (``sphinx-build -j``
-readers) wait on a process-shared condition and read the result from the store.
+readers) poll the store for the key, backing off up to 0.1 s (a process-shared condition
+would hang the build if a reader died while waiting on it).
 """
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
-import multiprocessing
 import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from .execute import Executor, Job, LocalExecutor, Outcome
+from .execute import Executor, Job, LocalExecutor, Outcome, run_notebook
 from .records import Record
 from .store import Store
 
@@ -43,18 +44,21 @@ class Runner:
         self._messages: queue.SimpleQueue[Record] = queue.SimpleQueue()
         self._on_stored = on_stored
         self._local = threading.Condition()
-        self._shared: Any = None
-        try:  # a condition that survives fork, for -j readers
-            self._shared = multiprocessing.get_context("fork").Condition()
-        except (OSError, ValueError):  # no /dev/shm: forked readers poll instead
-            self._shared = None
         self.executed: list[Record] = []
         self._done: dict[str, Outcome] = {}
 
     # -- submitting ---------------------------------------------------------------------------
 
     def submit(self, job: Job) -> None:
-        """Queue a job unless its key is already queued in this run."""
+        """Queue a job unless its key is already queued in this run.
+
+        In a process forked from the one that made the runner, the job runs right here (the
+        executor's thread does not exist after a fork) and its result is stored.
+        """
+        if os.getpid() != self._owner:
+            outcome = asyncio.run(run_notebook(job))
+            self.store.put(outcome.record, outcome.outputs)
+            return
         if job.key not in self._futures:
             future = self._executor.submit(job)
             future.add_done_callback(lambda _: self._wake())
@@ -66,7 +70,12 @@ class Runner:
 
     def pending(self, key: str) -> bool:
         """True if ``key`` was submitted in this run (whether or not it has finished)."""
-        return key in self._futures
+        if key in self._futures:
+            return True
+        if os.getpid() != self._owner:  # submitted by this forked reader itself
+            record = self.store.get(key)
+            return record is not None and record.created >= self._started - 1.0
+        return False
 
     # -- results ------------------------------------------------------------------------------
 
@@ -80,8 +89,12 @@ class Runner:
         forked reader the outcome's outputs are None: load them from the store.
         """
         if os.getpid() != self._owner:
+            if not self.pending(key):
+                return None
             record = self._wait_forked(key)
             return None if record is None else Outcome(record, None)
+        if key not in self._futures:
+            return None
         future = self._futures.get(key)
         if future is None:
             return None
@@ -94,6 +107,11 @@ class Runner:
                     future.result()  # re-raises what broke the executor or the store
                     return self._done.get(key)
                 self._local.wait(timeout=5.0)
+
+    def as_completed(self) -> Iterator[Record]:
+        """Every submitted job's record, as each finishes (its kernel stopped too)."""
+        for future in concurrent.futures.as_completed(list(self._futures.values())):
+            yield future.result().record
 
     def drain(self, on_record: Callable[[Record], Any]) -> None:
         """Hand every record stored since the last call to ``on_record``."""
@@ -114,9 +132,6 @@ class Runner:
         with self._local:
             self._done[record.key] = Outcome(record, outcome.outputs)
             self._local.notify_all()
-        if self._shared is not None:
-            with self._shared:
-                self._shared.notify_all()
 
     def _wake(self) -> None:
         with self._local:
@@ -132,8 +147,6 @@ class Runner:
                 on_record(record)
 
     def _wait_forked(self, key: str) -> Record | None:
-        if key not in self._futures:
-            return None
         parent = os.getppid()
 
         def fresh() -> Record | None:
@@ -142,18 +155,12 @@ class Runner:
                 return record
             return None
 
+        delay = 0.005
         while True:
-            if self._shared is not None:
-                with self._shared:
-                    record = fresh()
-                    if record is None:
-                        self._shared.wait(timeout=2.0)
-                        record = fresh()
-            else:
-                record = fresh()
-                if record is None:
-                    time.sleep(0.2)
+            record = fresh()
             if record is not None:
                 return record
             if os.getppid() != parent:  # the build process is gone
                 return None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)

@@ -98,9 +98,14 @@ def on_env_get_outdated(
 
 
 def on_env_before_read_docs(app: Any, env: Any, docnames: list[str]) -> None:
+    """Read cheap pages first; under ``-j``, finish executing before Sphinx forks readers
+    (a fork while the executor thread starts a kernel would inherit its pipes)."""
     state = _state(app)
-    if state is not None:
-        docnames[:] = state.read_order(docnames)
+    if state is None:
+        return
+    docnames[:] = state.read_order(docnames)
+    if app.parallel > 1:
+        state.execute_all(app.verbosity)
 
 
 def on_source_read(app: Any, docname: str, source: list[str]) -> None:

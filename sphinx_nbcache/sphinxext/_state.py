@@ -16,6 +16,7 @@ from typing import Any
 
 from sphinx.errors import SphinxError
 from sphinx.util import logging
+from sphinx.util.display import status_iterator
 
 from ..config import Options
 from ..errors import CorruptCacheError, NotebookReadError
@@ -128,6 +129,19 @@ class BuildState:
         stale = [d for d in docnames if d in self.planned and self.planned[d].stale]
         stale_set = set(stale)
         return [d for d in docnames if d not in stale_set] + stale
+
+    def execute_all(self, verbosity: int) -> None:
+        """Wait for every planned execution, with Sphinx's progress display."""
+        total = sum(1 for s in self.planned.values() if s.stale)
+        if not total:
+            return
+        records = self.runner.as_completed()
+        for record in status_iterator(
+            records, "executing notebooks... ", "darkgreen", total, verbosity,
+            stringify_func=lambda r: r.page,
+        ):
+            self.log_ran(record)
+        self.runner.drain(lambda _: None)
 
     # -- the myst-nb seam ---------------------------------------------------------------------
 
