@@ -13,11 +13,11 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 from .errors import ConfigError
 
-__all__ = ["DEFAULT_CACHE_DIR", "MODES", "CustomFormat", "Mode", "Options", "OPTION_DEFAULTS"]
+__all__ = ["DEFAULT_CACHE_DIR", "MODES", "OPTION_DEFAULTS", "CustomFormat", "Mode", "Options"]
 
 Mode = Literal["cache", "auto", "force", "off"]
 MODES: tuple[Mode, ...] = ("cache", "auto", "force", "off")
@@ -91,7 +91,7 @@ class Options:
         timeout_raw = get("nb_execution_timeout", 30)
         return cls(
             cache_path=cache_path,
-            mode=cast(Mode, mode),
+            mode=mode,  # checked against MODES above
             jobs=jobs,
             prestart=prestart,
             timeout=_timeout(timeout_raw, "nb_execution_timeout"),
@@ -200,6 +200,7 @@ def _custom_formats(value: Any) -> tuple[CustomFormat, ...]:
         raise ConfigError("nb_custom_formats", "expected a dict of suffix -> reader")
     formats = []
     for suffix, spec in value.items():
+        kwargs: Any
         if isinstance(spec, str):
             reader, kwargs, commonmark = spec, {}, False
         elif isinstance(spec, list | tuple) and 1 <= len(spec) <= 3:

@@ -1,9 +1,9 @@
 """Where each cell starts in its source file (1-based line numbers), for located warnings.
 
-MyST notebooks carry a ``source_map`` from myst-nb's reader (used as a lower bound); in every format (``.ipynb``
-JSON, jupytext scripts, R Markdown, ...) the cells are found in the file text in order: each
-cell's first non-blank source line (JSON-escaped for ``.ipynb``) is searched after the previous
-cell's position.
+In every format (``.ipynb`` JSON, MyST, jupytext scripts, R Markdown, ...) the cells are found
+in the file text in order: each cell's first non-blank source line (JSON-escaped for
+``.ipynb``) is searched after the previous cell's position. MyST notebooks also carry a
+``source_map`` from myst-nb's reader, used as a lower bound for the search.
 """
 
 from __future__ import annotations

@@ -18,7 +18,9 @@ from .records import Outputs
 __all__ = ["merge_outputs"]
 
 
-def merge_outputs(notebook: nbformat.NotebookNode, outputs: Outputs, *, copy_nb: bool = False) -> Any:
+def merge_outputs(
+    notebook: nbformat.NotebookNode, outputs: Outputs, *, copy_nb: bool = False
+) -> Any:
     """Put ``outputs`` into the code cells of ``notebook`` (in place unless ``copy_nb``).
 
     Raises :class:`CorruptCacheError` if the counts of code cells differ (the record cannot be

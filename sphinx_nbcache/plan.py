@@ -110,8 +110,10 @@ def plan_pages(
             try:
                 notebook, own, memo = inspect_page(page, options, md_config)
             except (NotebookReadError, OSError) as exc:
-                error = exc if isinstance(exc, NotebookReadError) else NotebookReadError(
-                    str(page.path), str(exc)
+                error = (
+                    exc
+                    if isinstance(exc, NotebookReadError)
+                    else NotebookReadError(str(page.path), str(exc))
                 )
                 memos.pop(page.name, None)
                 states.append(PageState(page, "unreadable", error.reason, error=error))
@@ -198,7 +200,9 @@ def with_verdict(state: PageState, verdict: Verdict, reason: str) -> PageState:
     return replace(state, verdict=verdict, reason=reason)
 
 
-def pages_under(root: Path, options: Options, names: Mapping[str, Path] | None = None) -> list[Page]:
+def pages_under(
+    root: Path, options: Options, names: Mapping[str, Path] | None = None
+) -> list[Page]:
     """Every notebook page below ``root`` (for the CLI), named by relative POSIX path."""
     from .readers import is_notebook
 

@@ -118,7 +118,7 @@ def read_notebook(
 
 def _read_ipynb(text: str) -> nbformat.NotebookNode:
     data = json.loads(text)
-    if not isinstance(data, dict) or "cells" not in data and "worksheets" not in data:
+    if not isinstance(data, dict) or ("cells" not in data and "worksheets" not in data):
         raise ValueError("the JSON is not a notebook (no 'cells')")
     major = data.get("nbformat")
     if not isinstance(major, int) or major < 3:
@@ -128,7 +128,8 @@ def _read_ipynb(text: str) -> nbformat.NotebookNode:
             f"nbformat {major} is newer than this nbformat library understands; "
             "upgrade nbformat or save the notebook as version 4"
         )
-    return nbformat.reads(text, as_version=NOTEBOOK_VERSION)
+    notebook: nbformat.NotebookNode = nbformat.reads(text, as_version=NOTEBOOK_VERSION)
+    return notebook
 
 
 def _reader_for(
@@ -145,9 +146,10 @@ def _reader_for(
         from myst_nb.core.read import read_myst_markdown_notebook
 
         def read_myst(source: str) -> nbformat.NotebookNode:
-            return read_myst_markdown_notebook(
+            notebook: nbformat.NotebookNode = read_myst_markdown_notebook(
                 source, config=md_config, add_source_map=True, path=name
             )
+            return notebook
 
         return read_myst
     return None

@@ -42,7 +42,9 @@ class Project:
 
     def build(self, parallel: int = 0, **confoverrides: Any) -> Build:
         self.log.write_text("")
-        app = self._make_app("html", srcdir=self.src, confoverrides=confoverrides, parallel=parallel)
+        app = self._make_app(
+            "html", srcdir=self.src, confoverrides=confoverrides, parallel=parallel
+        )
         app.build()
         executed = Counter(line for line in self.log.read_text().split() if line)
         # sphinx.testing re-registers docutils nodes in every app: not the project's warnings

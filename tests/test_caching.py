@@ -46,7 +46,10 @@ def test_each_format_executes_once_and_only_when_code_changes(project_factory) -
     # presentational tags and render options
     nb_path = project.src / "nb_ipynb.ipynb"
     notebook = json.loads(nb_path.read_text())
-    notebook["cells"][2]["metadata"] = {"tags": ["remove-input"], "mystnb": {"number_source_lines": True}}
+    notebook["cells"][2]["metadata"] = {
+        "tags": ["remove-input"],
+        "mystnb": {"number_source_lines": True},
+    }
     notebook["cells"][2]["execution_count"] = 7
     nb_path.write_text(json.dumps(notebook, indent=1))
     assert project.build().total == 0

@@ -34,7 +34,8 @@ def test_failure_is_a_located_cached_warning(project_factory) -> None:  # type: 
     assert "before the failure" in project.html("fails")  # outputs up to the failure
     assert "never reached" not in project.html("fails").split("print")[0]
     tolerated = project.html("tolerated")
-    assert "expected and tagged" in tolerated and "after the tolerated error" in tolerated
+    assert "expected and tagged" in tolerated
+    assert "after the tolerated error" in tolerated
 
     # a plain rebuild shows the same warning again, without executing anything
     again = project.build()
@@ -54,9 +55,11 @@ def test_failure_is_a_located_cached_warning(project_factory) -> None:  # type: 
 
     # tracebacks can be turned off; the warning can be suppressed by type.subtype
     quiet = project.build(nbcache_show_traceback=False)
-    assert "ZeroDivisionError" in quiet.warnings and "----> " not in quiet.warnings
+    assert "ZeroDivisionError" in quiet.warnings
+    assert "----> " not in quiet.warnings
     silent = project.build(suppress_warnings=["nbcache.failed"])
-    assert "nbcache" not in silent.warnings and "ZeroDivisionError" not in silent.warnings
+    assert "nbcache" not in silent.warnings
+    assert "ZeroDivisionError" not in silent.warnings
 
     # fixing the code clears the failure
     project.edit("fails.md", "inner(1)", "print('fixed')")

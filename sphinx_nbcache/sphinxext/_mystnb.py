@@ -56,7 +56,7 @@ def install() -> None:
             _ENV.reset(token)
 
     parse._nbcache = True  # type: ignore[attr-defined]
-    mystnb_sphinx.Parser.parse = parse  # type: ignore[method-assign]
+    mystnb_sphinx.Parser.parse = parse
     mystnb_sphinx.create_client = create_client
 
 
@@ -78,7 +78,8 @@ class NbcacheClient(NotebookClientBase):  # type: ignore[misc]
     def start_client(self) -> None:
         state: BuildState = self._kwargs["state"]
         mode = getattr(self.nb_config, "execution_mode", "cache")
-        merged, exec_metadata = state.resolve(self._kwargs["env"], self._path, self._notebook, mode)
+        notebook: Any = self.notebook
+        merged, exec_metadata = state.resolve(self._kwargs["env"], self._path, notebook, mode)
         self._notebook = merged
         if exec_metadata is not None:
             self.exec_metadata = exec_metadata

@@ -96,14 +96,19 @@ class BuildState:
             memo = memos.get(docname)
             if memo is not None and memo.key is None and _same_file(memo, path):
                 continue  # known not to be a notebook
-            if memo is None or memo.key is None or not _same_file(memo, path):
-                if not is_notebook(path, self.options):
-                    memos[docname] = _not_a_notebook(path)
-                    continue
+            unknown = memo is None or memo.key is None or not _same_file(memo, path)
+            if unknown and not is_notebook(path, self.options):
+                memos[docname] = _not_a_notebook(path)
+                continue
             pages.append(Page(docname, path))
         force = to_read if self.options.mode == "force" else set()
         states = plan_pages(
-            pages, self.options, self.store, memos, must_read=to_read, force=force,
+            pages,
+            self.options,
+            self.store,
+            memos,
+            must_read=to_read,
+            force=force,
             md_config=self.md_config,
         )
         for notice in self.store.notices:
@@ -119,9 +124,7 @@ class BuildState:
                 seen = rendered.get(name)
                 if seen is None or seen.blob != state.record.blob:
                     again.add(name)
-        self.runner.submit_all(
-            job_for(s, self.options, self.md_config) for s in states if s.stale
-        )
+        self.runner.submit_all(job_for(s, self.options, self.md_config) for s in states if s.stale)
         return (again - to_read) & set(env.found_docs)
 
     def read_order(self, docnames: list[str]) -> list[str]:
@@ -137,7 +140,11 @@ class BuildState:
             return
         records = self.runner.as_completed()
         for record in status_iterator(
-            records, "executing notebooks... ", "darkgreen", total, verbosity,
+            records,
+            "executing notebooks... ",
+            "darkgreen",
+            total,
+            verbosity,
             stringify_func=lambda r: r.page,
         ):
             self.log_ran(record)
@@ -191,7 +198,10 @@ class BuildState:
                 found = self.store.get(key)
                 if found is None or found.status == "error" or attempt == 1:
                     state = PageState(
-                        Page(docname, path or Path(docname)), "stale", key=key, options=own,
+                        Page(docname, path or Path(docname)),
+                        "stale",
+                        key=key,
+                        options=own,
                         notebook=notebook,
                     )
                     self.runner.submit(job_for(state, self.options, self.md_config))
@@ -204,7 +214,9 @@ class BuildState:
                 except CorruptCacheError as exc:
                     logger.warning(
                         f"damaged cache entry ({exc.reason}); executing the notebook again",
-                        location=docname, type="nbcache", subtype="cache",
+                        location=docname,
+                        type="nbcache",
+                        subtype="cache",
                     )
                     self.store.remove([key])
                     continue
@@ -218,7 +230,11 @@ class BuildState:
         raise NotebookExecutionError(f"{docname}: could not obtain a result for the notebook")
 
     def _warn_failure(
-        self, docname: str, path: Path | None, notebook: Any, record: Record,
+        self,
+        docname: str,
+        path: Path | None,
+        notebook: Any,
+        record: Record,
         planned: PageState | None,
     ) -> None:
         failure = record.failure
@@ -264,7 +280,9 @@ class BuildState:
     # -- reporting ----------------------------------------------------------------------------
 
     def log_ran(self, record: Record) -> None:
-        status = "ok" if record.ok else f"failed: {record.failure.summary() if record.failure else ''}"
+        status = (
+            "ok" if record.ok else f"failed: {record.failure.summary() if record.failure else ''}"
+        )
         logger.info(f"nbcache: ran {record.page} in {record.runtime:.2f} s ({status})")
 
     def finish(self, cancel: bool) -> None:
@@ -272,7 +290,8 @@ class BuildState:
         self.runner.drain(self.log_ran)
         self.runner.close(cancel=cancel)
         used = {
-            s.key: name for name, s in self.planned.items()
+            s.key: name
+            for name, s in self.planned.items()
             if s.key and s.verdict in ("cached", "failed")
         }
         try:
@@ -294,7 +313,9 @@ class BuildState:
 def _warn_read_error(docname: str, error: NotebookReadError) -> None:
     logger.warning(
         f"cannot read this notebook: {error.reason}; it is shown without execution",
-        location=docname, type="nbcache", subtype="read",
+        location=docname,
+        type="nbcache",
+        subtype="read",
     )
 
 
