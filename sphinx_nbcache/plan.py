@@ -46,6 +46,7 @@ class Memo:
     mode: str
     has_outputs: bool
     excluded: bool
+    timeout: float | None = None  # the notebook's effective per-cell timeout
 
 
 @dataclass
@@ -81,6 +82,7 @@ def inspect_page(
         mode=own.mode,
         has_outputs=all(c.get("outputs") for c in code),
         excluded=options.is_excluded(page.path),
+        timeout=own.timeout,
     )
     return notebook, own, memo
 
@@ -97,7 +99,8 @@ def plan_pages(
     """A verdict for every page, in the order given.
 
     ``memos`` (by page name) is consulted and updated; pages in ``must_read`` are read even if
-    their memo matches. Pages in ``force`` are stale whatever the cache holds.
+    their memo matches. Pages in ``force`` are stale whatever the cache holds, and so are pages
+    being read whose execution mode is ``force``.
     """
     memos = {} if memos is None else memos
     must_read = must_read or set()
@@ -126,7 +129,9 @@ def plan_pages(
             continue
         memo = memos[state.page.name]
         state.record = records.get(state.key or "")
-        _decide(state, memo, options, forced=state.page.name in force)
+        name = state.page.name
+        forced = name in force or (memo.mode == "force" and name in must_read)
+        _decide(state, memo, options, forced=forced)
     return states
 
 
@@ -171,8 +176,10 @@ def _decide(state: PageState, memo: Memo, options: Options, forced: bool) -> Non
         state.verdict, state.reason = "off", "execution mode is off"
     elif memo.mode == "auto" and memo.has_outputs and not forced:
         state.verdict, state.reason = "as-is", "auto mode: every code cell has outputs"
-    elif forced or memo.mode == "force":
-        state.verdict, state.reason = "stale", "execution mode is force"
+    elif forced:
+        state.verdict, state.reason = "stale", "forced (execution mode force, or --force)"
+    elif memo.mode == "force" and record is not None:
+        state.verdict = "cached" if record.ok else "failed"  # not read: keep what it shows
     elif record is None:
         state.verdict, state.reason = "stale", "no cached result for this code"
     elif record.status == "ok":
@@ -181,19 +188,19 @@ def _decide(state: PageState, memo: Memo, options: Options, forced: bool) -> Non
         state.verdict, state.reason = "stale", "the last attempt could not run; retrying"
     elif options.retry_failed:
         state.verdict, state.reason = "stale", "retrying a failed result (nbcache_retry_failed)"
-    elif _timeout_raised(record, state.options or options):
+    elif _timeout_raised(record, memo.timeout):
         state.verdict, state.reason = "stale", "the timeout was raised since it timed out"
     else:
         state.verdict = "failed"
         state.reason = record.failure.summary() if record.failure else "failed"
 
 
-def _timeout_raised(record: Record, options: Options) -> bool:
+def _timeout_raised(record: Record, timeout: float | None) -> bool:
     if record.failure is None or record.failure.kind != "timeout":
         return False
-    if options.timeout is None:
+    if timeout is None:
         return True
-    return record.timeout is not None and options.timeout > record.timeout
+    return record.timeout is not None and timeout > record.timeout
 
 
 def with_verdict(state: PageState, verdict: Verdict, reason: str) -> PageState:

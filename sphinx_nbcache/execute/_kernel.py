@@ -24,6 +24,7 @@ from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
+from ..hashing import code_sources
 from ..records import Failure, Outputs, Record
 from ._job import Job, Outcome
 
@@ -55,20 +56,34 @@ async def start_kernel(job: Job) -> KernelHandle | Failure:
     manager = AsyncKernelManager(kernel_name=job.kernel, transport="ipc")
     manager.ip = os.path.join(folder, "k")
     manager.shutdown_wait_time = _SHUTDOWN_WAIT
-    try:
-        await manager.start_kernel(cwd=cwd)
-    except NoSuchKernel:
-        shutil.rmtree(folder, ignore_errors=True)
-        return Failure(
-            "no_kernel",
-            "NoSuchKernel",
-            f"no kernel named {job.kernel!r} is installed; install it (e.g. `python -m "
-            "ipykernel install --user --name NAME`) or map the name with nb_kernel_rgx_aliases",
-        )
-    except Exception as exc:  # a broken kernelspec, a launcher that fails, ...
-        shutil.rmtree(folder, ignore_errors=True)
-        return Failure("no_kernel", type(exc).__name__, f"the kernel failed to start: {exc}")
+    # the kernel's own stdout/stderr (C-level prints, shutdown noise) go to a file, not into
+    # the build log; its tail explains a dead kernel
+    with open(os.path.join(folder, "kernel.log"), "wb") as log:
+        try:
+            await manager.start_kernel(cwd=cwd, stdout=log, stderr=log)
+        except NoSuchKernel:
+            shutil.rmtree(folder, ignore_errors=True)
+            return Failure(
+                "no_kernel",
+                "NoSuchKernel",
+                f"no kernel named {job.kernel!r} is installed; install it (e.g. `python -m "
+                "ipykernel install --user --name NAME`) or map the name with "
+                "nb_kernel_rgx_aliases",
+            )
+        except Exception as exc:  # a broken kernelspec, a launcher that fails, ...
+            shutil.rmtree(folder, ignore_errors=True)
+            return Failure("no_kernel", type(exc).__name__, f"the kernel failed to start: {exc}")
     return KernelHandle(manager, folder, started)
+
+
+def kernel_log_tail(handle: KernelHandle, lines: int = 15) -> str:
+    """The last lines the kernel process printed itself (empty if none)."""
+    try:
+        with open(os.path.join(handle.folder, "kernel.log"), "rb") as log:
+            text = log.read()[-8192:].decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
 
 
 async def stop_kernel(handle: KernelHandle) -> None:
@@ -155,7 +170,7 @@ async def execute_in(handle: KernelHandle, job: Job) -> Outcome:
             "dead_kernel",
             "DeadKernelError",
             f"the kernel died while running a cell ({exc})",
-            "",
+            kernel_log_tail(handle),
             _failed_cell(client, code_indices, cell_times),
         )
     except CellExecutionError as exc:
@@ -242,4 +257,4 @@ def _outputs_of(notebook: nbformat.NotebookNode) -> Outputs:
         if c.cell_type == "code"
     )
     keep = {k: notebook.metadata[k] for k in ("language_info", "widgets") if k in notebook.metadata}
-    return Outputs(cells, nbformat.from_dict(keep))
+    return Outputs(cells, nbformat.from_dict(keep), tuple(code_sources(notebook)))

@@ -101,14 +101,12 @@ class BuildState:
                 memos[docname] = _not_a_notebook(path)
                 continue
             pages.append(Page(docname, path))
-        force = to_read if self.options.mode == "force" else set()
         states = plan_pages(
             pages,
             self.options,
             self.store,
             memos,
             must_read=to_read,
-            force=force,
             md_config=self.md_config,
         )
         for notice in self.store.notices:
