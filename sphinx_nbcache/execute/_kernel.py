@@ -13,6 +13,7 @@ import asyncio
 import os
 import re
 import shutil
+import signal
 import tempfile
 import time
 from contextlib import suppress
@@ -87,7 +88,13 @@ def kernel_log_tail(handle: KernelHandle, lines: int = 15) -> str:
 
 
 async def stop_kernel(handle: KernelHandle) -> None:
-    """Shut a kernel down (politely, then by force) and remove its folder."""
+    """Shut a kernel down (politely, then by force), end what it left running, remove its folder.
+
+    jupyter_client starts each kernel in a session of its own, so the kernel's process group
+    holds exactly the processes its cells started; any still running once the kernel is gone
+    (a server started with ``subprocess.Popen``, say) are killed with it.
+    """
+    group = getattr(getattr(handle.manager, "provisioner", None), "pgid", None)
     try:
         if await handle.manager.is_alive():
             await handle.manager.shutdown_kernel(now=False)
@@ -97,10 +104,14 @@ async def stop_kernel(handle: KernelHandle) -> None:
     finally:
         with suppress(Exception):
             await _maybe(handle.manager.cleanup_resources())
+        if isinstance(group, int) and group > 1 and group != os.getpgrp():
+            # the group id stays reserved while any member lives: this cannot hit a stranger
+            with suppress(OSError):
+                os.killpg(group, signal.SIGKILL)
         shutil.rmtree(handle.folder, ignore_errors=True)
 
 
-class _BoundedClient(NotebookClient):  # type: ignore[misc]
+class _BoundedClient(NotebookClient):
     """An nbclient client that keeps at most ``output_limit`` bytes of stream text per cell,
     so a cell printing gigabytes cannot exhaust memory; the rest is replaced by a note."""
 
@@ -143,6 +154,7 @@ async def execute_in(handle: KernelHandle, job: Job) -> Outcome:
     failure: Failure | None = None
     try:
         await client.async_start_new_kernel_client()
+        assert client.kc is not None
         reply = await client.async_wait_for_reply(await _maybe(client.kc.kernel_info()))
         if reply and "language_info" in reply["content"]:
             notebook.metadata["language_info"] = reply["content"]["language_info"]
@@ -174,15 +186,18 @@ async def execute_in(handle: KernelHandle, job: Job) -> Outcome:
             _failed_cell(client, code_indices, cell_times),
         )
     except CellExecutionError as exc:
-        index = _failed_cell(client, code_indices, cell_times)
-        failure = Failure("cell", exc.ename, exc.evalue, _kernel_traceback(notebook, index), index)
+        failed = _failed_cell(client, code_indices, cell_times)
+        failure = Failure(
+            "cell", exc.ename, exc.evalue, _kernel_traceback(notebook, failed), failed
+        )
     except Exception as exc:  # a broken channel, a kernel that never answers, ...
         failure = Failure(
             "dead_kernel", type(exc).__name__, str(exc) or "the kernel stopped answering"
         )
     finally:
-        with suppress(Exception):
-            client.kc.stop_channels()
+        if client.kc is not None:
+            with suppress(Exception):
+                client.kc.stop_channels()
     _note_truncation(client, notebook)
     return Outcome(
         Record(

@@ -3,7 +3,9 @@
 One background thread runs an asyncio loop that drives every kernel (the kernels are separate
 processes, so this thread only moves messages). Two limits apply:
 
-* at most ``jobs`` notebooks execute at the same time;
+* at most ``jobs`` notebooks execute at the same time (a slot is held until the outcome has
+  been handed to ``on_outcome``, i.e. stored: with ``jobs=1`` the next notebook starts only
+  once the previous result is safe);
 * at most ``jobs + prestart`` kernels exist at the same time: while ``jobs`` notebooks run,
   up to ``prestart`` more kernels are already starting for the next notebooks in the queue,
   hiding the ~1 s a kernel takes to start. A kernel is never reused for a second notebook.
@@ -17,13 +19,14 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import contextlib
 import threading
 from collections.abc import Callable
 from typing import Any
 
+from ..records import Failure
 from ._job import Job, Outcome
 from ._kernel import KernelHandle, error_outcome, execute_in, start_kernel, stop_kernel
-from ..records import Failure
 
 __all__ = ["LocalExecutor"]
 
@@ -44,6 +47,7 @@ class LocalExecutor:
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._handles: set[KernelHandle] = set()
+        self._stopping: set[asyncio.Future[None]] = set()
         self._futures: list[concurrent.futures.Future[Outcome]] = []
         self._kernels: asyncio.Semaphore | None = None
         self._slots: asyncio.Semaphore | None = None
@@ -73,10 +77,8 @@ class LocalExecutor:
         else:
             concurrent.futures.wait(self._futures)
         stop = asyncio.run_coroutine_threadsafe(self._stop_all(), self._loop)
-        try:
+        with contextlib.suppress(Exception):
             stop.result(timeout=30)
-        except Exception:
-            pass
         self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread is not None:
             self._thread.join(timeout=30)
@@ -90,7 +92,9 @@ class LocalExecutor:
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
-            self._thread = threading.Thread(target=self._serve, name="nbcache-executor", daemon=True)
+            self._thread = threading.Thread(
+                target=self._serve, name="nbcache-executor", daemon=True
+            )
             self._thread.start()
             self._ready.wait()
             atexit.register(self._atexit)
@@ -118,12 +122,16 @@ class LocalExecutor:
                 return await self._deliver(error_outcome(job, started))
             self._handles.add(started)
             try:
-                async with self._slots:
+                async with self._slots:  # held until stored: "done" means "in the store"
                     outcome = await execute_in(started, job)
-                return await self._deliver(outcome)
+                    return await self._deliver(outcome)
             finally:
+                # a task of its own that cancelling this job cannot interrupt; shutdown waits
+                stopping = asyncio.ensure_future(stop_kernel(started))
+                self._stopping.add(stopping)
+                stopping.add_done_callback(self._stopping.discard)
                 self._handles.discard(started)
-                await asyncio.shield(stop_kernel(started))
+                await asyncio.shield(stopping)
 
     async def _deliver(self, outcome: Outcome) -> Outcome:
         if self._on_outcome is not None:
@@ -131,12 +139,15 @@ class LocalExecutor:
         return outcome
 
     async def _stop_all(self) -> None:
-        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        busy = {asyncio.current_task(), *self._stopping}
+        tasks = [t for t in asyncio.all_tasks() if t not in busy]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await asyncio.gather(*(stop_kernel(h) for h in list(self._handles)))
-        self._handles.clear()
+        handles, self._handles = list(self._handles), set()
+        await asyncio.gather(
+            *(stop_kernel(h) for h in handles), *self._stopping, return_exceptions=True
+        )
 
     def _atexit(self) -> None:
         self.shutdown(cancel=True)

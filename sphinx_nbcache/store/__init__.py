@@ -7,7 +7,15 @@ Layout of a cache folder::
 
 One result is one transaction; blobs are written (atomically) before the row that names them,
 so a crash at any point leaves either the old state or the new one. A damaged database is moved
-aside and rebuilt (the notice says so); a damaged blob invalidates just its record.
+aside and rebuilt (the notice says so); a damaged blob invalidates just its record; an older
+schema is migrated, or rebuilt empty when no migration exists (never a traceback).
+
+Public methods (the CLI and the Sphinx glue use only these): ``lookup``, ``get``, ``records``,
+``put``, ``load_outputs``, ``touch``, ``remove``, ``collect_garbage``, ``evict`` (LRU limits),
+``prune`` (forget pages gone from the project and results no page uses), ``page_keys``,
+``forget_pages``, ``add_raw``, ``close``; ``notices`` holds one-line messages to show once.
+Housekeeping (``evict``, ``prune``, ``collect_garbage``) never deletes anything used or written
+in the last :data:`GRACE_SECONDS`, so it is safe while other builds run on the same folder.
 """
 
 from __future__ import annotations
@@ -21,7 +29,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, insert, select, update
+from filelock import FileLock
+from sqlalchemy import Connection, Engine, delete, insert, or_, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DatabaseError, OperationalError
 
@@ -31,9 +40,12 @@ from ..records import Failure, Outputs, Record
 from ._blobs import BlobStore
 from ._schema import SCHEMA_VERSION, ensure_schema, make_engine, pages, results
 
-__all__ = ["DB_NAME", "Store"]
+__all__ = ["DB_NAME", "GRACE_SECONDS", "Store"]
 
 DB_NAME = "nbcache.db"
+#: Records used (or stored) more recently than this are never evicted or pruned, and blobs
+#: younger than this are never garbage-collected: a concurrent build may be reading them.
+GRACE_SECONDS = 600.0
 _CHUNK = 500  # keys per IN (...) query, well under SQLite's variable limit
 
 
@@ -66,34 +78,55 @@ class Store:
 
     def _open(self) -> Engine:
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            self.root.mkdir(parents=True, exist_ok=True)  # mode from the user's umask
         except OSError as exc:
             raise StoreError(str(self.root), f"cannot create the cache folder: {exc}") from None
         engine = make_engine(str(self.db_path))
         try:
-            found, now = self._migrate(engine)
+            found, now, rebuilt = self._migrate(engine)
         except (DatabaseError, ValueError) as exc:
             if isinstance(exc, OperationalError) and "locked" in str(exc):
                 raise StoreError(str(self.db_path), f"database stayed locked: {exc}") from None
             engine.dispose()
-            aside = self._move_aside()
+            with FileLock(str(self.root / ".nbcache.lock")):
+                engine = make_engine(str(self.db_path))
+                try:  # another build may have replaced the damaged file meanwhile
+                    found, now, rebuilt = self._migrate(engine)
+                except (DatabaseError, ValueError):
+                    engine.dispose()
+                    aside: Path | None = self._move_aside()
+                    engine = make_engine(str(self.db_path))
+                    found, now, rebuilt = self._migrate(engine)
+                else:
+                    aside = None
+            if aside is None:
+                return engine
             self.notices.append(
                 f"the cache database {self.db_path} was unreadable ({type(exc).__name__}: "
                 f"{str(exc).splitlines()[0][:120]}); moved it to {aside.name} and started a "
-                "new one: affected notebooks will be executed again"
+                "new one: the notebooks it held will be executed again (delete the "
+                f"{aside.name} file once you no longer need it)"
             )
-            engine = make_engine(str(self.db_path))
-            found, now = self._migrate(engine)
-        if 0 < found < now:
+        if rebuilt:
+            self.notices.append(
+                f"the cache database {self.db_path} had an older layout (schema {found}) that "
+                f"cannot be migrated; started it afresh at schema {now}: its notebooks will be "
+                "executed again"
+            )
+        elif 0 < found < now:
             self.notices.append(f"migrated the cache database from schema {found} to {now}")
         return engine
 
-    def _migrate(self, engine: Engine) -> tuple[int, int]:
+    def _migrate(self, engine: Engine) -> tuple[int, int, bool]:
         with engine.connect() as conn:
+            check = conn.exec_driver_sql("PRAGMA quick_check").scalar()
+            if check != "ok":  # a truncated or overwritten file can open fine, then fail later
+                raise DatabaseError("PRAGMA quick_check", None, ValueError(str(check)))
+            conn.rollback()
             conn.info["write"] = True
             try:
                 with conn.begin():
-                    found, now = ensure_schema(conn)
+                    found, now, rebuilt = ensure_schema(conn)
             finally:
                 conn.info.pop("write", None)
         if found > SCHEMA_VERSION:
@@ -103,10 +136,10 @@ class Store:
                 f"written by a newer sphinx-nbcache (schema {found}, this one knows "
                 f"{SCHEMA_VERSION}): upgrade sphinx-nbcache or point nbcache_path elsewhere",
             )
-        return found, now
+        return found, now, rebuilt
 
     def _move_aside(self) -> Path:
-        aside = self.db_path.with_name(f"{DB_NAME}.damaged-{int(time.time())}")
+        aside = self.db_path.with_name(f"{DB_NAME}.damaged-{int(time.time())}-{os.getpid()}")
         for suffix in ("", "-wal", "-shm"):
             source = Path(f"{self.db_path}{suffix}")
             if source.exists():
@@ -211,17 +244,87 @@ class Store:
         self.collect_garbage()
         return removed
 
-    def collect_garbage(self) -> int:
-        """Delete blobs no record refers to; returns how many."""
+    def collect_garbage(self, grace: float = GRACE_SECONDS) -> int:
+        """Delete blobs no record refers to and older than ``grace`` s; returns how many.
+
+        The grace period protects a concurrent build that has written a blob and not yet
+        committed the row naming it (re-storing an existing blob refreshes its age).
+        """
         with self._read() as conn:
             used = {row[0] for row in conn.execute(select(results.c.blob)) if row[0]}
         removed = 0
         for blob_id in list(self.blobs.ids()):
-            if blob_id not in used:
+            if blob_id not in used and self.blobs.age(blob_id) >= grace:
                 self.blobs.delete(blob_id)
                 removed += 1
         self.blobs.sweep()
         return removed
+
+    def evict(
+        self, max_entries: int = 0, max_size: int = 0, grace: float = GRACE_SECONDS
+    ) -> list[str]:
+        """Delete least-recently-used records beyond ``max_entries`` records or ``max_size``
+        bytes of outputs (0: no limit); returns the deleted keys.
+
+        A record used or stored in the last ``grace`` seconds is never deleted, even over the
+        limits: a build plans (and marks as used) every record it will read, so a build running
+        concurrently never loses a result it is about to read.
+        """
+        if max_entries <= 0 and max_size <= 0:
+            return []
+        cutoff = time.time() - grace
+        with self._read() as conn:
+            rows = conn.execute(
+                select(
+                    results.c.key, results.c.size, results.c.last_used, results.c.created
+                ).order_by(results.c.last_used.desc())
+            ).all()
+        count = size = 0
+        victims = []
+        for key, row_size, last_used, created in rows:
+            count, size = count + 1, size + int(row_size or 0)
+            over = (0 < max_entries < count) or (0 < max_size < size)
+            if over and max(last_used, created) < cutoff:
+                victims.append(key)
+                count, size = count - 1, size - int(row_size or 0)
+        evicted = self._delete_unused(victims, cutoff)
+        if evicted:
+            self.collect_garbage(grace)
+        return evicted
+
+    def prune(self, keep_pages: Iterable[str], grace: float = GRACE_SECONDS) -> list[str]:
+        """Forget the pages not in ``keep_pages`` and delete every record no kept page uses
+        now (results of deleted pages and older versions of kept ones); returns their keys.
+
+        Meant for a cache folder used by one project (page names are per project). Records
+        used or stored in the last ``grace`` seconds are kept, as in :meth:`evict`.
+        """
+        keep = set(keep_pages)
+        cutoff = time.time() - grace
+        with self._read() as conn:
+            page_rows = conn.execute(select(pages.c.page, pages.c.key)).all()
+            keys = [row[0] for row in conn.execute(select(results.c.key))]
+        self.forget_pages(page for page, _ in page_rows if page not in keep)
+        wanted = {key for page, key in page_rows if page in keep}
+        pruned = self._delete_unused([k for k in keys if k not in wanted], cutoff)
+        if pruned:
+            self.collect_garbage(grace)
+        return pruned
+
+    def _delete_unused(self, keys: list[str], cutoff: float) -> list[str]:
+        """Delete these records unless used or stored since ``cutoff`` (checked in SQL, so a
+        concurrent :meth:`touch` wins)."""
+        deleted: list[str] = []
+        with self._write() as conn:
+            for start in range(0, len(keys), _CHUNK):
+                chunk = keys[start : start + _CHUNK]
+                fresh = or_(results.c.last_used >= cutoff, results.c.created >= cutoff)
+                condition = results.c.key.in_(chunk) & ~fresh
+                deleted.extend(
+                    row[0] for row in conn.execute(select(results.c.key).where(condition))
+                )
+                conn.execute(delete(results).where(condition))
+        return deleted
 
     def page_keys(self) -> dict[str, str]:
         """The key each page had when last executed or rendered."""
@@ -267,7 +370,7 @@ def _to_row(record: Record, blob_id: str | None, size: int) -> dict[str, Any]:
     }
 
 
-def _to_record(row: Mapping[str, Any]) -> Record | None:
+def _to_record(row: Any) -> Record | None:
     """A row as a Record; None for a row that fails validation (treated as absent)."""
     try:
         if not KEY_PATTERN.fullmatch(row["key"]) or row["status"] not in ("ok", "failed", "error"):

@@ -12,6 +12,7 @@ import os
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import suppress
 from pathlib import Path
 
 from ..errors import CorruptCacheError
@@ -36,7 +37,9 @@ class BlobStore:
         """Store ``data``; returns its id. Writing the same bytes twice is harmless."""
         blob_id = hashlib.sha256(data).hexdigest()
         target = self.path(blob_id)
-        if target.exists():
+        if self._intact(target, blob_id, len(data)):
+            with suppress(OSError):
+                os.utime(target)  # fresh again: garbage collection spares recent blobs
             return blob_id
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=".tmp")
@@ -61,6 +64,23 @@ class BlobStore:
         if hashlib.sha256(data).hexdigest() != blob_id:
             raise CorruptCacheError(str(path), "blob content does not match its id")
         return data
+
+    @staticmethod
+    def _intact(path: Path, blob_id: str, size: int) -> bool:
+        """True if ``path`` holds exactly the blob (a damaged copy is rewritten, not reused)."""
+        try:
+            if path.stat().st_size != size:
+                return False
+            return hashlib.sha256(path.read_bytes()).hexdigest() == blob_id
+        except OSError:
+            return False
+
+    def age(self, blob_id: str) -> float:
+        """Seconds since the blob was written or last re-stored (infinite if missing)."""
+        try:
+            return time.time() - self.path(blob_id).stat().st_mtime
+        except FileNotFoundError:
+            return float("inf")
 
     def delete(self, blob_id: str) -> None:
         self.path(blob_id).unlink(missing_ok=True)

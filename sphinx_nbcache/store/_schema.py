@@ -64,7 +64,8 @@ pages = Table(
     Column("updated", Float, nullable=False),
 )
 
-# Each entry upgrades the schema from version N to N + 1.
+#: Each entry upgrades the schema from version N to N + 1 (SQL statements, run in order inside
+#: the opening transaction). A version with no path here is rebuilt empty, with a notice.
 MIGRATIONS: dict[int, list[str]] = {}
 
 
@@ -92,30 +93,48 @@ def make_engine(db_path: str, busy_timeout_s: float = 60.0) -> Engine:
     return engine
 
 
-def ensure_schema(connection: Connection) -> tuple[int, int]:
-    """Create or migrate the schema; returns (version found, version now).
+def ensure_schema(connection: Connection) -> tuple[int, int, bool]:
+    """Create, migrate or rebuild the schema; returns (version found, version now, rebuilt).
 
-    Runs inside the caller's (immediate) transaction.
+    Runs inside the caller's (immediate) transaction. A database that has tables but no
+    ``meta`` table (a layout from before versioning) or whose version has no migration path in
+    :data:`MIGRATIONS` is emptied and recreated: a cache may always be dropped, never misread.
     """
+    existing = {
+        row[0]
+        for row in connection.execute(text("SELECT name FROM sqlite_master WHERE type = 'table'"))
+    }
+    found = 0
+    if "meta" in existing:
+        row = connection.execute(
+            text("SELECT value FROM meta WHERE name = 'schema_version'")
+        ).first()
+        found = _version(row[0]) if row else -1
+    elif existing - {"sqlite_sequence"}:
+        found = -1  # tables of some older layout, no version: unknown
+    if found > SCHEMA_VERSION:
+        return found, found, False
+    rebuilt = found < 0 or any(v not in MIGRATIONS for v in range(max(found, 1), SCHEMA_VERSION))
+    if rebuilt:
+        for name in sorted(existing - {"sqlite_sequence"}):
+            connection.exec_driver_sql(f'DROP TABLE IF EXISTS "{name}"')
+    elif found > 0:
+        for version in range(found, SCHEMA_VERSION):
+            for statement in MIGRATIONS[version]:
+                connection.exec_driver_sql(statement)
     for table in metadata.sorted_tables:
         connection.execute(CreateTable(table, if_not_exists=True))
         for index in table.indexes:
             connection.execute(CreateIndex(index, if_not_exists=True))
-    row = connection.execute(text("SELECT value FROM meta WHERE name = 'schema_version'")).first()
-    found = int(row[0]) if row else 0
-    if found == 0:
-        connection.execute(
-            text("INSERT OR REPLACE INTO meta (name, value) VALUES ('schema_version', :v)"),
-            {"v": str(SCHEMA_VERSION)},
-        )
-        return 0, SCHEMA_VERSION
-    version = found
-    while version < SCHEMA_VERSION:
-        for statement in MIGRATIONS[version]:
-            connection.exec_driver_sql(statement)
-        version += 1
-    if version != found:
-        connection.execute(
-            text("UPDATE meta SET value = :v WHERE name = 'schema_version'"), {"v": str(version)}
-        )
-    return found, version
+    connection.execute(
+        text("INSERT OR REPLACE INTO meta (name, value) VALUES ('schema_version', :v)"),
+        {"v": str(SCHEMA_VERSION)},
+    )
+    return max(found, 0), SCHEMA_VERSION, rebuilt
+
+
+def _version(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return -1
