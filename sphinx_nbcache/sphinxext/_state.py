@@ -112,6 +112,8 @@ class BuildState:
         for notice in self.store.notices:
             logger.warning(notice, type="nbcache", subtype="cache")
         self.store.notices.clear()
+        # mark what this build will read as used now: eviction by a concurrent build spares it
+        self.store.touch(s.key for s in states if s.key and s.verdict in ("cached", "failed"))
         again: set[str] = set()
         for state in states:
             name = state.page.name
@@ -187,13 +189,14 @@ class BuildState:
         self, docname: str, key: str, notebook: Any, own: Options, path: Path | None
     ) -> tuple[Record, Outputs | None]:
         """Wait for, or look up, or (last resort) execute the result for ``key``."""
-        for attempt in range(2):
+        for attempt in range(3):  # cached -> (damaged) submitted -> waited for
             if self.runner.pending(key):
                 outcome = self.runner.wait(key, on_record=self.log_ran)
                 assert outcome is not None
                 record, outputs = outcome.record, outcome.outputs
             else:
-                found = self.store.get(key)
+                found = self._planned_record(docname, key) if attempt == 0 else None
+                found = found or self.store.get(key)
                 if found is None or found.status == "error" or attempt == 1:
                     state = PageState(
                         Page(docname, path or Path(docname)),
@@ -226,6 +229,13 @@ class BuildState:
                 continue
             return record, outputs
         raise NotebookExecutionError(f"{docname}: could not obtain a result for the notebook")
+
+    def _planned_record(self, docname: str, key: str) -> Record | None:
+        """The record looked up when planning (saves a query per page)."""
+        planned = self.planned.get(docname)
+        if planned is None or planned.key != key or planned.verdict not in ("cached", "failed"):
+            return None
+        return planned.record
 
     def _warn_failure(
         self,
@@ -294,6 +304,9 @@ class BuildState:
         }
         try:
             self.store.touch(used, used)
+            evicted = self.store.evict(self.options.max_entries, self.options.max_size)
+            if evicted:
+                logger.info(f"nbcache: evicted {len(evicted)} least recently used results")
         except Exception as exc:  # never fail a finished build over bookkeeping
             logger.debug(f"nbcache: could not record cache use: {exc}")
         executed = self.runner.executed
