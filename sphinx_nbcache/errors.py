@@ -8,18 +8,24 @@ what to do about it. All of them pickle (they cross process boundaries under
 
     NbcacheError                      base class, never raised itself
     ├── ConfigError(ValueError)       an option has a value we cannot use
+    │   └── ConfFileError             a docs folder's conf.py cannot be run (CLI, API)
     ├── NotebookReadError(ValueError) a page cannot be read as a notebook
+    ├── NotFoundError(LookupError)    no record, page or file matches what was asked (CLI, API)
     └── StoreError                    the cache folder cannot be used
-        └── CorruptCacheError         a record or blob failed validation (key mismatch,
-                                      truncated file, unreadable database)
+        ├── CorruptCacheError         a record or blob failed validation (key mismatch,
+        │                             truncated file, unreadable database)
+        └── ArchiveError              an archive or a jupyter-cache folder cannot be imported
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "ArchiveError",
+    "ConfFileError",
     "ConfigError",
     "CorruptCacheError",
     "NbcacheError",
+    "NotFoundError",
     "NotebookReadError",
     "StoreError",
 ]
@@ -39,6 +45,25 @@ class ConfigError(NbcacheError, ValueError):
 
     def __str__(self) -> str:
         return f"invalid value for {self.option!r}: {self.message}"
+
+
+class ConfFileError(ConfigError):
+    """A docs folder's ``conf.py`` raised an error while it was run to read the options."""
+
+    def __str__(self) -> str:
+        return f"cannot run {self.option}: {self.message}"
+
+
+class NotFoundError(NbcacheError, LookupError):
+    """Nothing matches what was asked for (a record id, a page, a file)."""
+
+    def __init__(self, what: str, hint: str) -> None:
+        super().__init__(what, hint)
+        self.what = what
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.what}: {self.hint}"
 
 
 class NotebookReadError(NbcacheError, ValueError):
@@ -67,3 +92,7 @@ class StoreError(NbcacheError):
 
 class CorruptCacheError(StoreError):
     """A cached record or blob is damaged; the affected notebooks will be re-executed."""
+
+
+class ArchiveError(StoreError):
+    """An archive (``nbcache export``) or a jupyter-cache folder cannot be imported."""

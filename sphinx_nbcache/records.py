@@ -48,15 +48,30 @@ class Outputs:
 
     cells: tuple[dict[str, Any], ...]  # per code cell: {"execution_count": n, "outputs": [...]}
     metadata: dict[str, Any] = field(default_factory=dict)  # language_info, widgets
+    #: the normalised source of each code cell as executed (``hashing.code_sources``), so a
+    #: page can be diffed against its cached result; None in blobs written without it
+    sources: tuple[str, ...] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"v": 1, "cells": list(self.cells), "metadata": self.metadata}
+        data: dict[str, Any] = {"v": 1, "cells": list(self.cells), "metadata": self.metadata}
+        if self.sources is not None:
+            data["sources"] = list(self.sources)
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Outputs:
         if not isinstance(data, dict) or data.get("v") != 1:
             raise ValueError("unknown outputs layout")
-        return cls(tuple(data["cells"]), dict(data.get("metadata") or {}))
+        sources = data.get("sources")
+        if sources is not None and not (
+            isinstance(sources, list) and all(isinstance(s, str) for s in sources)
+        ):
+            raise ValueError("'sources' must be a list of strings")
+        return cls(
+            tuple(data["cells"]),
+            dict(data.get("metadata") or {}),
+            None if sources is None else tuple(sources),
+        )
 
 
 @dataclass(frozen=True)
@@ -78,3 +93,32 @@ class Record:
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["cell_times"] = list(self.cell_times)
+        data["failure"] = self.failure.to_json() if self.failure else None
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Record:
+        """The inverse of :meth:`to_json`; raises ValueError/TypeError/KeyError on bad data."""
+        if not isinstance(data, dict):
+            raise TypeError("a record must be a JSON object")
+        if data.get("status") not in ("ok", "failed", "error"):
+            raise ValueError(f"unknown status {data.get('status')!r}")
+        failure = data.get("failure")
+        timeout = data.get("timeout")
+        return cls(
+            key=str(data["key"]),
+            status=data["status"],
+            blob=None if data.get("blob") is None else str(data["blob"]),
+            runtime=float(data.get("runtime") or 0.0),
+            cell_times=tuple(None if t is None else float(t) for t in data.get("cell_times") or ()),
+            kernel=str(data.get("kernel") or ""),
+            timeout=None if timeout is None else float(timeout),
+            failure=Failure.from_json(failure) if isinstance(failure, dict) else None,
+            page=str(data.get("page") or ""),
+            created=float(data["created"]),
+            last_used=float(data.get("last_used") or data["created"]),
+        )
