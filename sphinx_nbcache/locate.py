@@ -35,8 +35,8 @@ def cell_lines(notebook: Mapping[str, Any], text: str, is_json: bool) -> list[in
         source = cell.get("source", "")
         if isinstance(source, list):
             source = "".join(source)
-        first = next((ln for ln in source.splitlines() if ln.strip()), "")
-        needle = json.dumps(first)[1:-1] if is_json else first
+        filled = [ln for ln in source.splitlines() if ln.strip()]
+        needle = _escaped(filled[0], is_json) if filled else ""
         found = text.find(needle, position) if needle else -1
         if found < 0:
             lines.append(last_line)
@@ -44,4 +44,11 @@ def cell_lines(notebook: Mapping[str, Any], text: str, is_json: bool) -> list[in
         last_line = text.count("\n", 0, found) + 1
         lines.append(last_line)
         position = found + len(needle)
+        end = text.find(_escaped(filled[-1], is_json), position) if len(filled) > 1 else -1
+        if end >= 0:  # skip the rest of this cell: later cells are searched after it
+            position = end + len(_escaped(filled[-1], is_json))
     return lines
+
+
+def _escaped(line: str, is_json: bool) -> str:
+    return json.dumps(line, ensure_ascii=False)[1:-1] if is_json else line
