@@ -31,6 +31,8 @@ OPTION_DEFAULTS: dict[str, Any] = {
     "nbcache_retry_failed": False,  # re-execute notebooks whose cached result is a failure
     "nbcache_show_traceback": True,  # put the kernel traceback into failure warnings
     "nbcache_output_limit": 1_000_000,  # bytes of text kept per output; the rest is cut
+    "nbcache_max_entries": 0,  # results kept in the cache (least recently used go); 0: no limit
+    "nbcache_max_size": 0,  # bytes of stored outputs kept (least recently used go); 0: no limit
 }
 
 
@@ -62,6 +64,8 @@ class Options:
     custom_formats: tuple[CustomFormat, ...] = ()
     retry_failed: bool = False
     output_limit: int = 1_000_000
+    max_entries: int = 0
+    max_size: int = 0
     metadata_key: str = "mystnb"
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
@@ -105,6 +109,8 @@ class Options:
             custom_formats=_custom_formats(get("nb_custom_formats", {})),
             retry_failed=bool(get("nbcache_retry_failed", False)),
             output_limit=_int(get("nbcache_output_limit", 1_000_000), "nbcache_output_limit", 0),
+            max_entries=_int(get("nbcache_max_entries", 0), "nbcache_max_entries", 0),
+            max_size=_int(get("nbcache_max_size", 0), "nbcache_max_size", 0),
         )
 
     # -- per notebook -------------------------------------------------------------------------

@@ -79,9 +79,7 @@ class Runner:
 
     # -- results ------------------------------------------------------------------------------
 
-    def wait(
-        self, key: str, on_record: Callable[[Record], Any] | None = None
-    ) -> Outcome | None:
+    def wait(self, key: str, on_record: Callable[[Record], Any] | None = None) -> Outcome | None:
         """The outcome produced for ``key`` in this run, waiting for it if needed.
 
         ``on_record`` is called (in the calling thread) for every record stored meanwhile, in

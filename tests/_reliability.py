@@ -48,7 +48,10 @@ class Build:
         environ = {**os.environ, "PYTHONWARNINGS": "ignore", **self.env, **env}
         with open(self.src.parent / f"{self.src.name}.out", "wb") as out:
             self.proc = subprocess.Popen(
-                self.command(*args), stdout=out, stderr=subprocess.STDOUT, env=environ,
+                self.command(*args),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=environ,
                 start_new_session=True,
             )
         return self.proc
@@ -130,3 +133,15 @@ def assert_all_gone(procs: list[psutil.Process], timeout: float) -> None:
         with suppress(psutil.NoSuchProcess):
             proc.kill()
     assert not alive, f"left behind: {[p.pid for p in alive]}"
+
+
+def keep_pages(src: Path, *names: str) -> None:
+    """Trim a copy of the reliability root to these pages."""
+    for page in ("p1", "p2", "p3", "p4"):
+        if page not in names:
+            (src / f"{page}.md").unlink()
+    (src / "index.md").write_text("# Reliability\n\n```{toctree}\n" + "\n".join(names) + "\n```\n")
+
+
+def warning_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if "WARNING" in line or "ERROR" in line]

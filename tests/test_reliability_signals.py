@@ -24,7 +24,8 @@ PAGES = ("p1", "p2", "p3", "p4")
 def _assert_all_outputs(build: Build) -> None:
     for page in PAGES:
         html = build.html(page)
-        assert f"first cell of {page}" in html and f"output of {page}" in html, page
+        assert f"first cell of {page}" in html, page
+        assert f"output of {page}" in html, page
 
 
 def _stored_pages(build: Build) -> set[str]:
@@ -61,14 +62,16 @@ def test_sigkill_mid_build(tmp_path: Path, gate: str, jobs: str, finished: set[s
         fifo.close()
     # jobs=1 holds the slot until a result is stored: p1 and p2 are in; the gate page is not
     stored = _stored_pages(build)
-    assert finished <= stored and gate not in stored
+    assert finished <= stored
+    assert gate not in stored
 
     code, output = build.run("-W", "--keep-going")
     assert code == 0, output
     assert build.executed() == Counter(p for p in PAGES if p not in stored)
     _assert_all_outputs(build)
     code, output = build.run()
-    assert code == 0 and build.executed() == Counter(), output
+    assert code == 0, output
+    assert build.executed() == Counter()
 
 
 def test_sigint_stops_promptly_and_leaves_no_kernel(tmp_path: Path) -> None:

@@ -26,6 +26,8 @@ _TYPES: dict[str, Any] = {
     "nbcache_retry_failed": (bool,),
     "nbcache_show_traceback": (bool,),
     "nbcache_output_limit": (int,),
+    "nbcache_max_entries": (int,),
+    "nbcache_max_size": (int,),
 }
 
 
@@ -43,6 +45,7 @@ def setup(app: Any) -> dict[str, Any]:
     app.connect("env-purge-doc", _handlers.on_env_purge_doc)
     app.connect("env-merge-info", _handlers.on_env_merge_info)
     app.connect("build-finished", _handlers.on_build_finished)
+    app.setup_extension("sphinx_nbcache.sphinxext._report")  # the nbcache-report directive
     return {
         "version": __version__,
         "env_version": ENV_VERSION,

@@ -62,7 +62,8 @@ class Rendered:
 @dataclass
 class Stats:
     from_cache: int = 0
-    failed_cached: int = 0
+    plan_seconds: float = 0.0  # finding stale pages
+    waited_seconds: float = 0.0  # reading blocked on results (main process only)
     started: float = field(default_factory=time.perf_counter)
 
 
@@ -73,6 +74,7 @@ class BuildState:
         self.options = options
         self.md_config = md_config
         self.store = Store(options.cache_path)
+        self.store.open()  # an unusable cache folder is one clear error at builder-inited
         self.runner = Runner(self.store, options.jobs, options.prestart)
         self.planned: dict[str, PageState] = {}
         self.stats = Stats()
@@ -88,6 +90,7 @@ class BuildState:
         removed: set[str],
     ) -> set[str]:
         """Decide every notebook page; start the stale ones; return pages to read again."""
+        begin = time.perf_counter()
         for docname in removed:
             memos.pop(docname, None)
         pages = []
@@ -125,6 +128,10 @@ class BuildState:
                 if seen is None or seen.blob != state.record.blob:
                     again.add(name)
         self.runner.submit_all(job_for(s, self.options, self.md_config) for s in states if s.stale)
+        self.stats.plan_seconds = time.perf_counter() - begin
+        logger.debug(
+            f"nbcache: planned {len(states)} notebook pages in {self.stats.plan_seconds:.3f} s"
+        )
         return (again - to_read) & set(env.found_docs)
 
     def read_order(self, docnames: list[str]) -> list[str]:
@@ -191,7 +198,9 @@ class BuildState:
         """Wait for, or look up, or (last resort) execute the result for ``key``."""
         for attempt in range(3):  # cached -> (damaged) submitted -> waited for
             if self.runner.pending(key):
+                begin = time.perf_counter()
                 outcome = self.runner.wait(key, on_record=self.log_ran)
+                self.stats.waited_seconds += time.perf_counter() - begin
                 assert outcome is not None
                 record, outputs = outcome.record, outcome.outputs
             else:
@@ -314,9 +323,12 @@ class BuildState:
         cached = sum(1 for s in self.planned.values() if s.verdict in ("cached", "failed"))
         if executed or cached:
             kernel_time = sum(r.runtime for r in executed)
+            wall = time.perf_counter() - self.stats.started
             logger.info(
-                f"nbcache: {len(executed)} executed ({failed} failed, "
-                f"{kernel_time:.1f} s of kernel time), {cached} from cache"
+                f"nbcache: {len(executed)} executed ({failed} failed, {kernel_time:.1f} s of "
+                f"kernel time), {cached} from cache; {wall:.1f} s since planning, of which "
+                f"{self.stats.plan_seconds:.2f} s planning and {self.stats.waited_seconds:.1f} s "
+                "reading waited for results"
             )
         self.store.close()
 

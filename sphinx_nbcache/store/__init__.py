@@ -11,7 +11,7 @@ aside and rebuilt (the notice says so); a damaged blob invalidates just its reco
 schema is migrated, or rebuilt empty when no migration exists (never a traceback).
 
 Public methods (the CLI and the Sphinx glue use only these): ``lookup``, ``get``, ``records``,
-``put``, ``load_outputs``, ``touch``, ``remove``, ``collect_garbage``, ``evict`` (LRU limits),
+``open``, ``put``, ``load_outputs``, ``touch``, ``remove``, ``collect_garbage``, ``evict`` (LRU limits),
 ``prune`` (forget pages gone from the project and results no page uses), ``page_keys``,
 ``forget_pages``, ``add_raw``, ``close``; ``notices`` holds one-line messages to show once.
 Housekeeping (``evict``, ``prune``, ``collect_garbage``) never deletes anything used or written
@@ -160,6 +160,11 @@ class Store:
                     yield conn
             finally:
                 conn.info.pop("write", None)
+
+    def open(self) -> None:
+        """Open the database now (create, migrate or repair it); :class:`StoreError` if the
+        folder cannot be used. Otherwise it is opened on first use."""
+        self._get_engine()
 
     def close(self) -> None:
         with self._lock:
