@@ -1,0 +1,191 @@
+"""The ``nbcache-report`` directive: a table of the project's notebook pages.
+
+The directive leaves a placeholder; the table is built at ``doctree-resolved``, when every page
+has been read (also after a parallel read), from ``env.nbcache_rendered`` (what each page was
+rendered from) and the store (run times, dates, failures). A page holding the directive is
+returned from ``env-get-outdated`` on every build, so it is re-read and re-written and its
+table is never older than the other pages.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from docutils import nodes  # type: ignore[import-untyped]
+from sphinx.errors import NoUri
+from sphinx.util.docutils import SphinxDirective
+
+from ..records import Record
+from ._mystnb import state_for_env
+
+__all__ = ["NbcacheReport", "ReportDirective", "build_table", "setup", "setup_report"]
+
+_PAGES_ATTR = "nbcache_report_pages"
+_COLUMNS = ("Page", "Status", "Run time", "Last executed", "Details")
+_WIDTHS = (30, 10, 10, 20, 30)
+
+
+class NbcacheReport(nodes.General, nodes.Element):  # type: ignore[misc]
+    """Where a report goes; replaced by a table once every page is known."""
+
+
+class ReportDirective(SphinxDirective):
+    """``nbcache-report``: status, run time, last execution and failure of every page."""
+
+    has_content = False
+    required_arguments = 0
+
+    def run(self) -> list[nodes.Node]:
+        _report_pages(self.env).add(self.env.docname)
+        return [NbcacheReport()]
+
+
+def setup_report(app: Any) -> None:
+    """Register the directive and its handlers (called by the extension's ``setup``)."""
+    app.add_node(
+        NbcacheReport,
+        **dict.fromkeys(("html", "latex", "text", "man", "texinfo"), (_skip, None)),
+    )
+    app.add_directive("nbcache-report", ReportDirective)
+    app.connect("env-get-outdated", on_env_get_outdated)
+    app.connect("env-purge-doc", on_env_purge_doc)
+    app.connect("env-merge-info", on_env_merge_info)
+    app.connect("doctree-resolved", on_doctree_resolved)
+
+
+def on_env_get_outdated(
+    app: Any, env: Any, added: set[str], changed: set[str], removed: set[str]
+) -> list[str]:
+    """Report pages are always read again: other pages may have changed status."""
+    return sorted((_report_pages(env) & set(env.found_docs)) - removed - changed - added)
+
+
+def on_env_purge_doc(app: Any, env: Any, docname: str) -> None:
+    _report_pages(env).discard(docname)
+
+
+def on_env_merge_info(app: Any, env: Any, docnames: list[str], other: Any) -> None:
+    theirs: set[str] = getattr(other, _PAGES_ATTR, set())
+    _report_pages(env).update(d for d in docnames if d in theirs)
+
+
+def on_doctree_resolved(app: Any, doctree: nodes.document, docname: str) -> None:
+    placeholders = list(doctree.findall(NbcacheReport))
+    if not placeholders:
+        return
+    for placeholder in placeholders:
+        placeholder.replace_self(build_table(app, docname))
+
+
+def build_table(app: Any, fromdocname: str) -> list[nodes.Node]:
+    """A summary paragraph and a table row per notebook page, linked from ``fromdocname``."""
+    env = app.env
+    rendered: dict[str, Any] = getattr(env, "nbcache_rendered", {})
+    docnames = sorted(d for d in rendered if d in env.all_docs)
+    records = _records(env, (rendered[d].key for d in docnames if rendered[d].key))
+    table = nodes.table(classes=["nbcache-report"])
+    group = nodes.tgroup(cols=len(_COLUMNS))
+    table += group
+    for width in _WIDTHS:
+        group += nodes.colspec(colwidth=width)
+    head = nodes.thead()
+    head += _row([nodes.Text(name) for name in _COLUMNS])
+    group += head
+    body = nodes.tbody()
+    group += body
+    counts: dict[str, int] = {}
+    total = 0.0
+    for docname in docnames:
+        seen = rendered[docname]
+        record = records.get(seen.key) if seen.key else None
+        status = record.status if record is not None else str(seen.status)
+        counts[status] = counts.get(status, 0) + 1
+        total += record.runtime if record is not None else 0.0
+        row = _row(
+            [
+                _link(app, fromdocname, docname),
+                nodes.Text(status),
+                nodes.Text(f"{record.runtime:.2f} s" if record else "-"),
+                nodes.Text(_when(record.created) if record else "-"),
+                _details(record),
+            ]
+        )
+        row["classes"].append(f"nbcache-{status}")
+        body += row
+    summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    intro = nodes.paragraph(
+        text=f"{len(docnames)} notebook pages ({summary or 'none'}); "
+        f"{total:.1f} s of kernel time in their last executions."
+    )
+    return [intro, table] if docnames else [intro]
+
+
+def _report_pages(env: Any) -> set[str]:
+    pages: set[str] | None = getattr(env, _PAGES_ATTR, None)
+    if pages is None:
+        pages = set()
+        setattr(env, _PAGES_ATTR, pages)
+    return pages
+
+
+def _records(env: Any, keys: Iterable[str]) -> dict[str, Record]:
+    state = state_for_env(env)
+    if state is None:
+        return {}
+    try:
+        return state.store.lookup(keys)
+    except Exception:  # a report never fails a build
+        return {}
+
+
+def _row(cells: list[nodes.Node]) -> nodes.row:
+    row = nodes.row()
+    for content in cells:
+        entry = nodes.entry()
+        entry += (
+            content if isinstance(content, nodes.paragraph) else nodes.paragraph("", "", content)
+        )
+        row += entry
+    return row
+
+
+def _link(app: Any, fromdocname: str, docname: str) -> nodes.Node:
+    title = app.env.titles.get(docname)
+    text = title.astext() if title is not None else docname
+    try:
+        uri = app.builder.get_relative_uri(fromdocname, docname)
+    except NoUri:
+        return nodes.Text(text)
+    reference = nodes.reference("", "", internal=True, refuri=uri)
+    reference += nodes.Text(text)
+    return reference
+
+
+def _details(record: Record | None) -> nodes.Node:
+    if record is None:
+        return nodes.Text("")
+    if record.failure is not None:
+        failure = record.failure
+        where = f"cell {failure.cell_index + 1}: " if failure.cell_index is not None else ""
+        return nodes.literal(text=f"{where}{failure.summary()}")
+    timed = [(t, i) for i, t in enumerate(record.cell_times, 1) if t is not None]
+    if len(timed) > 1:
+        seconds, cell = max(timed)
+        return nodes.Text(f"slowest: code cell {cell} ({seconds:.2f} s)")
+    return nodes.Text("")
+
+
+def _when(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp))
+
+
+def _skip(translator: Any, node: nodes.Node) -> None:
+    raise nodes.SkipNode
+
+
+def setup(app: Any) -> dict[str, Any]:
+    """Loaded by the extension's ``setup`` through ``app.setup_extension``."""
+    setup_report(app)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
