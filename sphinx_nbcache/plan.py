@@ -23,7 +23,16 @@ from .readers import read_notebook
 from .records import Record
 from .store import Store
 
-__all__ = ["Memo", "Page", "PageState", "Verdict", "inspect_page", "job_for", "plan_pages"]
+__all__ = [
+    "Memo",
+    "Page",
+    "PageState",
+    "Verdict",
+    "execution_order",
+    "inspect_page",
+    "job_for",
+    "plan_pages",
+]
 
 Verdict = Literal["cached", "failed", "stale", "excluded", "off", "as-is", "unreadable"]
 
@@ -133,6 +142,24 @@ def plan_pages(
         forced = name in force or (memo.mode == "force" and name in must_read)
         _decide(state, memo, options, forced=forced)
     return states
+
+
+def execution_order(stale: list[PageState], store: Store) -> list[PageState]:
+    """The order to execute stale pages in: longest recorded run time first (it shortens the
+    whole run when there are more pages than workers); pages with no recorded run time first of
+    all, in their given order, since nothing says they are short."""
+    previous = store.page_keys()
+    old = store.lookup(previous[s.page.name] for s in stale if s.page.name in previous)
+    runtimes: dict[str, float] = {}
+    for state in stale:
+        record = old.get(previous.get(state.page.name, ""))
+        if record is not None and record.runtime > 0:
+            runtimes[state.page.name] = record.runtime
+    unknown = [s for s in stale if s.page.name not in runtimes]
+    known = sorted(
+        (s for s in stale if s.page.name in runtimes), key=lambda s: -runtimes[s.page.name]
+    )
+    return unknown + known
 
 
 def job_for(state: PageState, options: Options, md_config: Any = None) -> Job:

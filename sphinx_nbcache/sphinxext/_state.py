@@ -23,7 +23,7 @@ from ..errors import CorruptCacheError, NotebookReadError
 from ..hashing import notebook_key
 from ..locate import cell_lines
 from ..merge import merge_outputs
-from ..plan import Memo, Page, PageState, job_for, plan_pages
+from ..plan import Memo, Page, PageState, execution_order, job_for, plan_pages
 from ..readers import is_notebook
 from ..records import Outputs, Record
 from ..runner import Runner
@@ -77,6 +77,7 @@ class BuildState:
         self.store.open()  # an unusable cache folder is one clear error at builder-inited
         self.runner = Runner(self.store, options.jobs, options.prestart)
         self.planned: dict[str, PageState] = {}
+        self.order: list[str] = []  # stale pages, in the order they execute
         self.stats = Stats()
 
     # -- env-get-outdated ---------------------------------------------------------------------
@@ -127,7 +128,9 @@ class BuildState:
                 seen = rendered.get(name)
                 if seen is None or seen.blob != state.record.blob:
                     again.add(name)
-        self.runner.submit_all(job_for(s, self.options, self.md_config) for s in states if s.stale)
+        ordered = execution_order([s for s in states if s.stale], self.store)
+        self.order = [s.page.name for s in ordered]
+        self.runner.submit_all(job_for(s, self.options, self.md_config) for s in ordered)
         self.stats.plan_seconds = time.perf_counter() - begin
         logger.debug(
             f"nbcache: planned {len(states)} notebook pages in {self.stats.plan_seconds:.3f} s"
@@ -136,7 +139,8 @@ class BuildState:
 
     def read_order(self, docnames: list[str]) -> list[str]:
         """Pages that need no execution first, then stale ones in the order they execute."""
-        stale = [d for d in docnames if d in self.planned and self.planned[d].stale]
+        reading = set(docnames)
+        stale = [d for d in self.order if d in reading]
         stale_set = set(stale)
         return [d for d in docnames if d not in stale_set] + stale
 
@@ -174,6 +178,9 @@ class BuildState:
             env_rendered[docname] = Rendered(None, "as-is", None)
             return notebook, None
         planned = self.planned.get(docname)
+        if planned is not None and planned.verdict == "unreadable":  # warned; never execute
+            env_rendered[docname] = Rendered(None, "off", None)
+            return notebook, None
         key = planned.key if planned is not None and planned.key else notebook_key(notebook, own)
         outcome_record, outputs = self._result_for(docname, key, notebook, own, path)
         record = outcome_record

@@ -1,0 +1,111 @@
+"""Verdicts on pages from the store's records, without running anything."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from sphinx_nbcache.config import Options
+from sphinx_nbcache.plan import Memo, Page, PageState, execution_order, plan_pages
+from sphinx_nbcache.records import Failure, Outputs, Record
+from sphinx_nbcache.store import Store
+
+
+def write(folder: Path, name: str, code: str, **metadata: object) -> Page:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata.update({"kernelspec": {"name": "python3", "display_name": "P"}, **metadata})
+    nb.cells = [nbformat.v4.new_code_cell(code)]
+    path = folder / f"{name}.ipynb"
+    nbformat.write(nb, path)
+    return Page(name, path)
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> tuple[Options, Store, Path]:
+    options = Options(cache_path=tmp_path / "cache", timeout=10)
+    return options, Store(tmp_path / "cache"), tmp_path
+
+
+def store_result(store: Store, state: PageState, record: Record) -> None:
+    cells = ({"execution_count": 1, "outputs": []},)
+    assert state.key is not None
+    store.put(
+        Record(**{**record.__dict__, "key": state.key, "page": state.page.name}), Outputs(cells)
+    )
+
+
+def test_verdicts_follow_the_records(setup) -> None:  # type: ignore[no-untyped-def]
+    options, store, folder = setup
+    pages = [
+        write(folder, "ok", "1"),
+        write(folder, "failed", "1/0"),
+        write(folder, "timed_out", "import time; time.sleep(99)"),
+        write(folder, "errored", "2"),
+        write(folder, "new", "3"),
+    ]
+    memos: dict[str, Memo] = {}
+    first = {s.page.name: s for s in plan_pages(pages, options, store, memos)}
+    assert {s.verdict for s in first.values()} == {"stale"}
+    store_result(store, first["ok"], Record("", "ok", None))
+    store_result(
+        store, first["failed"], Record("", "failed", None, failure=Failure("cell", "E", "v"))
+    )
+    store_result(
+        store,
+        first["timed_out"],
+        Record("", "failed", None, timeout=10, failure=Failure("timeout", "T", "t")),
+    )
+    store_result(store, first["errored"], Record("", "error", None))
+
+    verdicts = {s.page.name: s.verdict for s in plan_pages(pages, options, store, memos)}
+    assert verdicts == {
+        "ok": "cached",
+        "failed": "failed",
+        "timed_out": "failed",
+        "errored": "stale",
+        "new": "stale",
+    }
+    retry = Options(cache_path=options.cache_path, timeout=10, retry_failed=True)
+    assert {s.page.name: s.verdict for s in plan_pages(pages, retry, store, {})}[
+        "failed"
+    ] == "stale"
+    longer = Options(cache_path=options.cache_path, timeout=20)
+    states = {s.page.name: s for s in plan_pages(pages, longer, store, {})}
+    assert states["timed_out"].verdict == "stale"
+    assert "timeout" in states["timed_out"].reason
+    assert states["failed"].verdict == "failed"
+
+
+def test_memo_skips_reading_unchanged_files(setup) -> None:  # type: ignore[no-untyped-def]
+    options, store, folder = setup
+    page = write(folder, "a", "1")
+    memos: dict[str, Memo] = {}
+    plan_pages([page], options, store, memos)
+    page.path.write_text("this is no longer JSON, but the memo still matches size and mtime")
+    memo = memos["a"]
+    os.utime(page.path, ns=(memo.mtime_ns, memo.mtime_ns))
+    if page.path.stat().st_size != memo.size:  # different size: the memo no longer matches
+        assert plan_pages([page], options, store, memos)[0].verdict == "unreadable"
+    else:
+        assert plan_pages([page], options, store, memos)[0].verdict == "stale"
+
+
+def test_longest_recorded_runtime_runs_first(setup) -> None:  # type: ignore[no-untyped-def]
+    options, store, folder = setup
+    pages = [write(folder, name, f"'{name}'") for name in ("short", "long", "new", "middle")]
+    states = {s.page.name: s for s in plan_pages(pages, options, store, {})}
+    for name, seconds in (("short", 1.0), ("long", 9.0), ("middle", 4.0)):
+        store_result(store, states[name], Record("", "ok", None, runtime=seconds))
+    for page in pages:  # edit every page: all stale again, old run times recorded per page
+        write(folder, page.name, f"'{page.name}' * 2")
+    stale = plan_pages(pages, options, store, {})
+    assert all(s.stale for s in stale)
+    assert [s.page.name for s in execution_order(stale, store)] == [
+        "new",
+        "long",
+        "middle",
+        "short",
+    ]
