@@ -169,7 +169,8 @@ def record_panel(record: Record, size: int, traceback: bool) -> list[Any]:
         fields.add_row(name, value)
     parts: list[Any] = [fields]
     if record.cell_times:
-        cells = Table(title="run time per code cell", show_edge=False, pad_edge=False)
+        parts.append(Text("run time per code cell:"))
+        cells = Table(show_edge=False, pad_edge=False)
         cells.add_column("cell", justify="right")
         cells.add_column("seconds", justify="right")
         for number, seconds in enumerate(record.cell_times, 1):
