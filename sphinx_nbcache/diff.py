@@ -40,10 +40,9 @@ class CellChange:
 
     def unified(self, page: str = "") -> str:
         """The change as a unified diff of the cell's source."""
-        before = (
-            f"{page} cached cell {self.cached_position}" if self.cached_position else "/dev/null"
-        )
-        after = f"{page} cell {self.position}" if self.position else "/dev/null"
+        prefix = f"{page}: " if page else ""
+        before = f"{prefix}cached cell {self.cached_position}" if self.cached_position else "-"
+        after = f"{prefix}cell {self.position}" if self.position else "-"
         lines = difflib.unified_diff(
             self.cached.splitlines(), self.source.splitlines(), before, after, lineterm=""
         )
