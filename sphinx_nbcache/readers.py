@@ -128,7 +128,10 @@ def _read_ipynb(text: str) -> nbformat.NotebookNode:
             f"nbformat {major} is newer than this nbformat library understands; "
             "upgrade nbformat or save the notebook as version 4"
         )
-    notebook: nbformat.NotebookNode = nbformat.reads(text, as_version=NOTEBOOK_VERSION)
+    # from_dict: a converted v3 notebook comes back as nbformat.v3's own NotebookNode class
+    notebook: nbformat.NotebookNode = nbformat.from_dict(
+        nbformat.reads(text, as_version=NOTEBOOK_VERSION)
+    )
     return notebook
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from sphinx.errors import ConfigError as SphinxConfigError
+from sphinx.errors import SphinxError
 from sphinx.util import logging
 
 from ..config import OPTION_DEFAULTS, Options
@@ -104,6 +105,19 @@ def on_env_before_read_docs(app: Any, env: Any, docnames: list[str]) -> None:
     if state is None:
         return
     docnames[:] = state.read_order(docnames)
+    for docname in docnames:  # Sphinx itself aborts on undecodable text: say which and why
+        planned = state.planned.get(docname)
+        if planned is not None and planned.verdict == "unreadable":
+            try:
+                planned.page.path.read_text(encoding=app.config.source_encoding)
+            except (UnicodeDecodeError, LookupError) as exc:
+                raise SphinxError(
+                    f"sphinx-nbcache: {planned.page.path} is not {app.config.source_encoding} "
+                    f"text ({exc.__class__.__name__}), so Sphinx cannot read it: save it as "
+                    "UTF-8, or add it to exclude_patterns"
+                ) from None
+            except OSError:
+                pass
     if app.parallel > 1:
         state.execute_all(app.verbosity)
 
