@@ -21,6 +21,20 @@ from ..hashing import KEY_PATTERN
 __all__ = ["BlobStore"]
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it where the OS allows."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 class BlobStore:
     """A folder of immutable, content-addressed files."""
 
@@ -44,6 +58,7 @@ class BlobStore:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=".tmp")
         try:
+            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a shared cache needs umask
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
                 handle.flush()
