@@ -10,10 +10,11 @@ so a crash at any point leaves either the old state or the new one. A damaged da
 aside and rebuilt (the notice says so); a damaged blob invalidates just its record; an older
 schema is migrated, or rebuilt empty when no migration exists (never a traceback).
 
-Public methods (the CLI and the Sphinx glue use only these): ``lookup``, ``get``, ``records``,
-``open``, ``put``, ``load_outputs``, ``touch``, ``remove``, ``collect_garbage``, ``evict`` (LRU limits),
-``prune`` (forget pages gone from the project and results no page uses), ``page_keys``,
-``forget_pages``, ``add_raw``, ``close``; ``notices`` holds one-line messages to show once.
+Public methods (the CLI and the Sphinx glue use only these): ``open``, ``lookup``, ``get``,
+``records``, ``put``, ``load_outputs``, ``touch`` (``pages_by_key`` maps key -> page),
+``remove``, ``collect_garbage``, ``evict`` (LRU limits), ``prune`` (forget pages gone from the
+project and the results no kept page uses), ``page_keys``, ``forget_pages``, ``add_raw``,
+``close``; ``notices`` holds one-line messages for the caller to show once.
 Housekeeping (``evict``, ``prune``, ``collect_garbage``) never deletes anything used or written
 in the last :data:`GRACE_SECONDS`, so it is safe while other builds run on the same folder.
 """
