@@ -46,12 +46,16 @@ def write_pages(root: Path, count: int) -> list[Page]:
         elif kind == "md":
             head = "---\njupytext:\n  text_representation:\n    format_name: myst\n"
             head += "kernelspec:\n  name: python3\n  display_name: Python 3\n---\n\n"
-            body = "".join(f"Prose {j}.\n\n```{{code-cell}}\n{c}\n```\n\n" for j, c in enumerate(cells))
+            body = "".join(
+                f"Prose {j}.\n\n```{{code-cell}}\n{c}\n```\n\n" for j, c in enumerate(cells)
+            )
             path.write_text(head + f"# Page {i}\n\n" + body)
         else:
             head = "# ---\n# jupyter:\n#   kernelspec:\n#     name: python3\n"
             head += "#     display_name: Python 3\n# ---\n\n"
-            body = "".join(f"# %% [markdown]\n# Prose {j}.\n\n# %%\n{c}\n\n" for j, c in enumerate(cells))
+            body = "".join(
+                f"# %% [markdown]\n# Prose {j}.\n\n# %%\n{c}\n\n" for j, c in enumerate(cells)
+            )
             path.write_text(head + body)
         pages.append(Page(path.stem, path))
     return pages
@@ -95,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     rows = [measure(int(n), args.repeat) for n in args.sizes.split(",")]
-    print("| pages | cold check, ms/page (read + hash + lookup) | warm check, ms/page (stat + lookup) |")
+    cold, warm = "cold check, ms/page (read + hash + lookup)", "warm check, ms/page (stat + lookup)"
+    print(f"| pages | {cold} | {warm} |")
     print("|---|---|---|")
     for row in rows:
         print(f"| {row['pages']:,} | {row['cold_ms_per_page']} | {row['warm_ms_per_page']} |")

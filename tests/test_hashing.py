@@ -50,7 +50,9 @@ def test_key_shape() -> None:
     [
         pytest.param(lambda nb: nb.cells[0].update(source="Other prose."), id="markdown"),
         pytest.param(lambda nb: nb.cells[2].update(source="other raw"), id="raw"),
-        pytest.param(lambda nb: nb.cells.insert(0, nbformat.v4.new_markdown_cell("new")), id="new-md"),
+        pytest.param(
+            lambda nb: nb.cells.insert(0, nbformat.v4.new_markdown_cell("new")), id="new-md"
+        ),
         pytest.param(
             lambda nb: nb.cells[1].update(
                 outputs=[nbformat.v4.new_output("stream", text="1\n")], execution_count=3
@@ -77,7 +79,9 @@ def test_presentational_edits_keep_the_key(change) -> None:  # type: ignore[no-u
         pytest.param(lambda nb: nb.cells.reverse(), id="order"),
         pytest.param(lambda nb: nb.cells.append(nbformat.v4.new_code_cell("3")), id="new-cell"),
         pytest.param(lambda nb: nb.cells[3].metadata.update(tags=["skip-execution"]), id="skip"),
-        pytest.param(lambda nb: nb.cells[3].metadata.update(tags=["raises-exception"]), id="raises"),
+        pytest.param(
+            lambda nb: nb.cells[3].metadata.update(tags=["raises-exception"]), id="raises"
+        ),
         pytest.param(lambda nb: nb.metadata.kernelspec.update(name="ir"), id="kernel"),
         pytest.param(lambda nb: nb.metadata.update(execution={"allow_errors": True}), id="allow"),
     ],

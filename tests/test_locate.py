@@ -44,5 +44,5 @@ def test_myst_source_map_is_a_lower_bound() -> None:
         "x = 1 appears in prose first.\n\n```{code-cell}\n:tags: [hide-input]\nx = 1\n```\n"
     )
     nb = read_myst_markdown_notebook(text, add_source_map=True)
-    code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"][0]
+    code = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code")
     assert cell_lines(nb, text, is_json=False)[code] == 11
