@@ -29,7 +29,7 @@ from ..hashing import code_sources
 from ..records import Failure, Outputs, Record
 from ._job import Job, Outcome
 
-__all__ = ["KernelHandle", "execute_in", "run_notebook", "start_kernel", "stop_kernel"]
+__all__ = ["KernelHandle", "connect", "execute_in", "run_notebook", "start_kernel", "stop_kernel"]
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _SHUTDOWN_WAIT = 3.0
@@ -46,6 +46,9 @@ class KernelHandle:
         self.manager = manager
         self.folder = folder
         self.started = started
+        self.notebook: nbformat.NotebookNode | None = None  # set by connect()
+        self.client: _BoundedClient | None = None
+        self.connect_error: Exception | None = None
 
 
 async def start_kernel(job: Job) -> KernelHandle | Failure:
@@ -144,8 +147,12 @@ class _BoundedClient(NotebookClient):
         return super().output(outs, msg, display_id, cell_index)
 
 
-async def execute_in(handle: KernelHandle, job: Job) -> Outcome:
-    """Execute ``job`` in the started kernel ``handle``; always returns an Outcome."""
+async def connect(handle: KernelHandle, job: Job) -> None:
+    """Open the job's client on a started kernel and wait until the kernel answers.
+
+    Part of starting a kernel: the local executor does it before the job takes an execution
+    slot, so the slot is spent on cells only. An error is kept for :func:`execute_in`.
+    """
     notebook = nbformat.from_dict(job.notebook)
     client = _BoundedClient(
         notebook,
@@ -157,15 +164,29 @@ async def execute_in(handle: KernelHandle, job: Job) -> Outcome:
         record_timing=False,
     )
     client.output_limit = job.output_limit
-    code_indices = [i for i, c in enumerate(notebook.cells) if c.cell_type == "code"]
-    cell_times: list[float | None] = [None] * len(code_indices)
-    failure: Failure | None = None
+    handle.notebook, handle.client = notebook, client
     try:
         await client.async_start_new_kernel_client()
         assert client.kc is not None
         reply = await client.async_wait_for_reply(await _maybe(client.kc.kernel_info()))
         if reply and "language_info" in reply["content"]:
             notebook.metadata["language_info"] = reply["content"]["language_info"]
+    except Exception as exc:  # reported by execute_in, as a failure of this job
+        handle.connect_error = exc
+
+
+async def execute_in(handle: KernelHandle, job: Job) -> Outcome:
+    """Execute ``job`` in the started kernel ``handle``; always returns an Outcome."""
+    if handle.client is None:
+        await connect(handle, job)
+    notebook, client = handle.notebook, handle.client
+    assert notebook is not None and client is not None
+    code_indices = [i for i, c in enumerate(notebook.cells) if c.cell_type == "code"]
+    cell_times: list[float | None] = [None] * len(code_indices)
+    failure: Failure | None = None
+    try:
+        if handle.connect_error is not None:
+            raise handle.connect_error
         for position, index in enumerate(code_indices):
             cell = notebook.cells[index]
             begin = time.perf_counter()

@@ -26,7 +26,14 @@ from typing import Any
 
 from ..records import Failure
 from ._job import Job, Outcome
-from ._kernel import KernelHandle, error_outcome, execute_in, start_kernel, stop_kernel
+from ._kernel import (
+    KernelHandle,
+    connect,
+    error_outcome,
+    execute_in,
+    start_kernel,
+    stop_kernel,
+)
 
 __all__ = ["LocalExecutor"]
 
@@ -122,6 +129,7 @@ class LocalExecutor:
                 return await self._deliver(error_outcome(job, started))
             self._handles.add(started)
             try:
+                await connect(started, job)  # kernel answers before the job takes a slot
                 async with self._slots:  # held until stored: "done" means "in the store"
                     outcome = await execute_in(started, job)
                     return await self._deliver(outcome)

@@ -275,7 +275,10 @@ class BuildState:
             in_cell = _TB_LINE.search(failure.traceback)
             if line and in_cell:  # point at the failing line inside the cell
                 line += int(in_cell.group(1)) - 1
-        where = f"cell {failure.cell_index + 1}" if failure.cell_index is not None else "kernel"
+        where = "the kernel"
+        if failure.cell_index is not None:  # counted like the run times: code cells only
+            cells = notebook.cells[: failure.cell_index + 1]
+            where = f"code cell {sum(1 for c in cells if c.get('cell_type') == 'code')}"
         message = f"notebook execution failed in {where}: {failure.summary()}"
         if record.status == "failed" and planned is not None and planned.verdict == "failed":
             message += (
