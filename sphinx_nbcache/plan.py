@@ -7,7 +7,9 @@ file's size and modification time), computes its key, and looks every key up in 
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,7 +20,7 @@ import nbformat
 from .config import Options
 from .errors import NotebookReadError
 from .execute import Job
-from .hashing import kernel_name, notebook_key
+from .hashing import HASH_VERSION, kernel_name, notebook_key
 from .readers import read_notebook
 from .records import Record
 from .store import Store
@@ -77,11 +79,11 @@ class PageState:
 
 
 def inspect_page(
-    page: Page, options: Options, md_config: Any = None
+    page: Page, options: Options, md_config: Any = None, raw: bytes | None = None
 ) -> tuple[nbformat.NotebookNode, Options, Memo]:
-    """Read a page and work out its per-notebook options, key and memo entry."""
+    """Read a page (or its ``raw`` bytes) and work out its options, key and memo entry."""
     stat = page.path.stat()
-    notebook = read_notebook(page.path, options, md_config=md_config)
+    notebook = read_notebook(page.path, options, text=raw, md_config=md_config)
     own = options.for_notebook(notebook.get("metadata", {}))
     code = [c for c in notebook.cells if c.get("cell_type") == "code"]
     memo = Memo(
@@ -114,13 +116,23 @@ def plan_pages(
     memos = {} if memos is None else memos
     must_read = must_read or set()
     force = force or set()
+    pages = list(pages)
+    fresh = [p for p in pages if p.name not in memos or not _still_valid(memos[p.name], p.path)]
+    fresh_names = {p.name for p in fresh} | must_read
+    contents = _contents([p for p in pages if p.name in fresh_names], options, md_config)
+    known = store.sources(digest for _, digest in contents.values()) if contents else {}
+    learned: list[dict[str, Any]] = []
     states: list[PageState] = []
     for page in pages:
-        memo = memos.get(page.name)
         notebook = own = None
-        if memo is None or page.name in must_read or not _still_valid(memo, page.path):
+        if page.name in contents:
+            raw, digest = contents[page.name]
             try:
-                notebook, own, memo = inspect_page(page, options, md_config)
+                if digest in known:  # these exact bytes were read before: no parsing
+                    memos[page.name] = _memo_from_source(page, options, known[digest])
+                else:
+                    notebook, own, memos[page.name] = inspect_page(page, options, md_config, raw)
+                    learned.append(_source_row(digest, memos[page.name]))
             except (NotebookReadError, OSError) as exc:
                 error = (
                     exc
@@ -130,8 +142,14 @@ def plan_pages(
                 memos.pop(page.name, None)
                 states.append(PageState(page, "unreadable", error.reason, error=error))
                 continue
-            memos[page.name] = memo
+        elif page.name not in memos:  # vanished between listing and reading
+            error = NotebookReadError(str(page.path), "the file cannot be read")
+            states.append(PageState(page, "unreadable", error.reason, error=error))
+            continue
+        memo = memos[page.name]
         states.append(PageState(page, "stale", key=memo.key, options=own, notebook=notebook))
+    if learned:
+        store.remember_sources(learned)
     records = store.lookup(s.key for s in states if s.key)
     for state in states:
         if state.verdict == "unreadable":
@@ -160,6 +178,61 @@ def execution_order(stale: list[PageState], store: Store) -> list[PageState]:
         (s for s in stale if s.page.name in runtimes), key=lambda s: -runtimes[s.page.name]
     )
     return unknown + known
+
+
+def _fingerprint(options: Options, md_config: Any) -> bytes:
+    """Everything besides a file's bytes that decides what reading it finds."""
+    md = re.sub(r" at 0x[0-9a-f]+", "", repr(md_config))  # no addresses: stable across runs
+    parts = (
+        HASH_VERSION,
+        options.mode,
+        options.timeout,
+        options.allow_errors,
+        options.kernel_aliases,
+        options.custom_formats,
+        options.metadata_key,
+        md,
+    )
+    return hashlib.sha256(repr(parts).encode()).digest()
+
+
+def _contents(pages: list[Page], options: Options, md_config: Any) -> dict[str, tuple[bytes, str]]:
+    """page name -> (its bytes, digest of options + reader + bytes); unreadable pages left out."""
+    fingerprint = _fingerprint(options, md_config)
+    found = {}
+    for page in pages:
+        try:
+            raw = page.path.read_bytes()
+        except OSError:
+            continue
+        fmt = options.format_for(page.path)
+        reader = (fmt.suffix if fmt else page.path.suffix).encode()
+        digest = hashlib.sha256(fingerprint + reader + b"\0" + raw).hexdigest()
+        found[page.name] = (raw, digest)
+    return found
+
+
+def _source_row(digest: str, memo: Memo) -> dict[str, Any]:
+    return {
+        "digest": digest,
+        "key": memo.key,
+        "mode": memo.mode,
+        "has_outputs": int(memo.has_outputs),
+        "timeout": memo.timeout,
+    }
+
+
+def _memo_from_source(page: Page, options: Options, row: Mapping[str, Any]) -> Memo:
+    stat = page.path.stat()
+    return Memo(
+        mtime_ns=stat.st_mtime_ns,
+        size=stat.st_size,
+        key=row["key"],
+        mode=row["mode"],
+        has_outputs=bool(row["has_outputs"]),
+        excluded=options.is_excluded(page.path),
+        timeout=row["timeout"],
+    )
 
 
 def job_for(state: PageState, options: Options, md_config: Any = None) -> Job:

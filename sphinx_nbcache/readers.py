@@ -76,18 +76,18 @@ def is_notebook(path: str | Path, options: Options, text: str | None = None) -> 
 def read_notebook(
     path: str | Path,
     options: Options,
-    text: str | None = None,
+    text: str | bytes | None = None,
     md_config: Any = None,
 ) -> nbformat.NotebookNode:
-    """Read the notebook at ``path`` (or its already-loaded ``text``).
+    """Read the notebook at ``path`` (or its already-loaded ``text`` or bytes).
 
     ``md_config`` is myst-parser's ``MdParserConfig`` used for MyST notebooks (Sphinx passes
     the project's). Raises :class:`NotebookReadError` naming the file and the reason.
     """
     name = str(path)
-    if text is None:
+    if not isinstance(text, str):
         try:
-            raw = Path(name).read_bytes()
+            raw = Path(name).read_bytes() if text is None else text
         except OSError as exc:
             raise NotebookReadError(name, exc.strerror or str(exc)) from None
         try:

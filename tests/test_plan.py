@@ -109,3 +109,25 @@ def test_longest_recorded_runtime_runs_first(setup) -> None:  # type: ignore[no-
         "middle",
         "short",
     ]
+
+
+def test_a_fresh_checkout_is_planned_without_parsing(setup, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    options, store, folder = setup
+    pages = [write(folder, name, f"'{name}'") for name in ("a", "b")]
+    first = plan_pages(pages, options, store, {})
+    for state in first:
+        store_result(store, state, Record("", "ok", None))
+    for page in pages:  # a new clone: same bytes, new modification times, no memo
+        os.utime(page.path, ns=(1, 1))
+
+    def parse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("parsed a file whose exact bytes were read before")
+
+    monkeypatch.setattr("sphinx_nbcache.plan.read_notebook", parse)
+    again = plan_pages(pages, options, store, {})
+    assert [s.verdict for s in again] == ["cached", "cached"]
+    assert [s.key for s in again] == [s.key for s in first]
+    # the same bytes under other options are parsed again (the digest covers the options)
+    other = Options(cache_path=options.cache_path, timeout=10, allow_errors=True)
+    with pytest.raises(AssertionError, match="parsed a file"):
+        plan_pages(pages, other, store, {})

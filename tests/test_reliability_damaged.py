@@ -14,6 +14,7 @@ from sphinx.errors import ConfigError
 
 from sphinx_nbcache.records import Record
 from sphinx_nbcache.store import Store, _schema
+from sphinx_nbcache.store._schema import SCHEMA_VERSION
 
 ALL = Counter({"p1": 1, "p2": 1, "p3": 1, "p4": 1})
 
@@ -115,19 +116,45 @@ def test_newer_schema_is_one_clear_error(project_factory) -> None:  # type: igno
         project.build()
 
 
-def test_older_schema_is_migrated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_older_schema_is_migrated(tmp_path: Path) -> None:
     store = Store(tmp_path)
     store.put(Record("a" * 64, "ok", None, page="p1"), None)
     store.close()
-    # pretend this release is schema 2, with a migration step from 1
-    monkeypatch.setattr(_schema, "SCHEMA_VERSION", 2)
-    monkeypatch.setattr("sphinx_nbcache.store.SCHEMA_VERSION", 2)
-    monkeypatch.setattr(_schema, "MIGRATIONS", {1: ["ALTER TABLE results ADD COLUMN note TEXT"]})
+    # make it a schema-1 database: no sources table, version 1
+    with sqlite3.connect(tmp_path / "nbcache.db") as conn:
+        conn.execute("DROP TABLE sources")
+        conn.execute("UPDATE meta SET value = '1' WHERE name = 'schema_version'")
+    conn.close()
     upgraded = Store(tmp_path)
     assert [r.key for r in upgraded.records()] == ["a" * 64]
-    assert upgraded.notices == ["migrated the cache database from schema 1 to 2"]
+    assert upgraded.notices == [f"migrated the cache database from schema 1 to {SCHEMA_VERSION}"]
     upgraded.close()
     with sqlite3.connect(tmp_path / "nbcache.db") as conn:
-        assert conn.execute("SELECT value FROM meta").fetchone() == ("2",)
+        assert conn.execute("SELECT value FROM meta").fetchone() == (str(SCHEMA_VERSION),)
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        assert "sources" in tables
+    conn.close()
+
+
+def test_a_migration_step_runs_its_statements(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = Store(tmp_path)
+    store.put(Record("a" * 64, "ok", None, page="p1"), None)
+    store.close()
+    # pretend the next release adds a column
+    future = SCHEMA_VERSION + 1
+    monkeypatch.setattr(_schema, "SCHEMA_VERSION", future)
+    monkeypatch.setattr("sphinx_nbcache.store.SCHEMA_VERSION", future)
+    steps = {**_schema.MIGRATIONS, SCHEMA_VERSION: ["ALTER TABLE results ADD COLUMN note TEXT"]}
+    monkeypatch.setattr(_schema, "MIGRATIONS", steps)
+    upgraded = Store(tmp_path)
+    assert [r.key for r in upgraded.records()] == ["a" * 64]
+    assert upgraded.notices == [
+        f"migrated the cache database from schema {SCHEMA_VERSION} to {future}"
+    ]
+    upgraded.close()
+    with sqlite3.connect(tmp_path / "nbcache.db") as conn:
+        assert conn.execute("SELECT value FROM meta").fetchone() == (str(future),)
         assert "note" in [row[1] for row in conn.execute("PRAGMA table_info(results)")]
     conn.close()

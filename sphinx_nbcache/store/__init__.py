@@ -39,7 +39,7 @@ from ..errors import CorruptCacheError, StoreError
 from ..hashing import KEY_PATTERN
 from ..records import Failure, Outputs, Record
 from ._blobs import BlobStore
-from ._schema import SCHEMA_VERSION, ensure_schema, make_engine, pages, results
+from ._schema import SCHEMA_VERSION, ensure_schema, make_engine, pages, results, sources
 
 __all__ = ["DB_NAME", "GRACE_SECONDS", "Store"]
 
@@ -331,6 +331,29 @@ class Store:
                 )
                 conn.execute(delete(results).where(condition))
         return deleted
+
+    def sources(self, digests: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """What earlier reads of these exact file contents found (see ``_schema.sources``)."""
+        wanted = sorted(set(digests))
+        found: dict[str, dict[str, Any]] = {}
+        with self._read() as conn:
+            for start in range(0, len(wanted), _CHUNK):
+                query = select(sources).where(sources.c.digest.in_(wanted[start : start + _CHUNK]))
+                found.update({row.digest: dict(row._mapping) for row in conn.execute(query)})
+        return found
+
+    def remember_sources(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Record what reading file contents found (one transaction); keys are validated."""
+        now = time.time()
+        rows = [
+            {**row, "used": now}
+            for row in rows
+            if KEY_PATTERN.fullmatch(row["digest"]) and KEY_PATTERN.fullmatch(row["key"])
+        ]
+        if not rows:
+            return
+        with self._write() as conn:
+            conn.execute(sqlite_insert(sources).prefix_with("OR REPLACE"), rows)
 
     def page_keys(self) -> dict[str, str]:
         """The key each page had when last executed or rendered."""

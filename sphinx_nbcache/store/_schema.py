@@ -26,9 +26,17 @@ from sqlalchemy import (
 )
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-__all__ = ["SCHEMA_VERSION", "ensure_schema", "make_engine", "meta", "pages", "results"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "ensure_schema",
+    "make_engine",
+    "meta",
+    "pages",
+    "results",
+    "sources",
+]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 metadata = MetaData()
 
@@ -64,9 +72,26 @@ pages = Table(
     Column("updated", Float, nullable=False),
 )
 
+#: What reading a file's exact bytes told us, so a fresh checkout (new mtimes, no Sphinx
+#: environment) need not parse its notebooks again: digest of (options, format, bytes) ->
+#: the notebook's key and execution settings. Added in schema 2.
+sources = Table(
+    "sources",
+    metadata,
+    Column("digest", String(64), primary_key=True),
+    Column("key", String(64), nullable=False),
+    Column("mode", String(8), nullable=False),
+    Column("has_outputs", Integer, nullable=False),
+    Column("timeout", Float),
+    Column("used", Float, nullable=False, index=True),
+)
+
 #: Each entry upgrades the schema from version N to N + 1 (SQL statements, run in order inside
-#: the opening transaction). A version with no path here is rebuilt empty, with a notice.
-MIGRATIONS: dict[int, list[str]] = {}
+#: the opening transaction; new tables are then created from the definitions above). A version
+#: with no path here is rebuilt empty, with a notice.
+MIGRATIONS: dict[int, list[str]] = {
+    1: [],  # 1 -> 2: the sources table, created below
+}
 
 
 def make_engine(db_path: str, busy_timeout_s: float = 60.0) -> Engine:
