@@ -54,6 +54,9 @@ class LocalExecutor:
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._handles: set[KernelHandle] = set()
+        self._running = 0
+        self.peak_kernels = 0  # most kernels alive at once (bounded by jobs + prestart)
+        self.peak_running = 0  # most notebooks executing at once (bounded by jobs)
         self._stopping: set[asyncio.Future[None]] = set()
         self._futures: list[concurrent.futures.Future[Outcome]] = []
         self._kernels: asyncio.Semaphore | None = None
@@ -128,11 +131,17 @@ class LocalExecutor:
             if isinstance(started, Failure):
                 return await self._deliver(error_outcome(job, started))
             self._handles.add(started)
+            self.peak_kernels = max(self.peak_kernels, len(self._handles))
             try:
                 await connect(started, job)  # kernel answers before the job takes a slot
                 async with self._slots:  # held until stored: "done" means "in the store"
-                    outcome = await execute_in(started, job)
-                    return await self._deliver(outcome)
+                    self._running += 1
+                    self.peak_running = max(self.peak_running, self._running)
+                    try:
+                        outcome = await execute_in(started, job)
+                        return await self._deliver(outcome)
+                    finally:
+                        self._running -= 1
             finally:
                 # a task of its own that cancelling this job cannot interrupt; shutdown waits
                 stopping = asyncio.ensure_future(stop_kernel(started))
