@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
 import nbformat
+import pytest
 
 from sphinx_nbcache.execute import Job, LocalExecutor
+from sphinx_nbcache.execute._kernel import sweep_orphan_folders
 
 CODE = "import os, time\ntime.sleep(0.3)\nos.getpid()"
 
@@ -26,3 +34,21 @@ def test_kernels_stay_within_jobs_plus_prestart_and_are_never_reused() -> None:
     assert executor.peak_running == 1  # jobs = 1: one notebook executes at a time
     assert executor.peak_kernels == 2  # ... while the next one's kernel is already up
     assert executor.kernels_alive == 0  # every kernel stopped at shutdown
+
+
+def test_folders_of_dead_builds_are_swept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    orphan, mine, foreign = tmp_path / "nbcache-orphan", tmp_path / "nbcache-mine", tmp_path / "x"
+    for folder, owner in ((orphan, dead.stdout.strip()), (mine, str(os.getpid())), (foreign, "1")):
+        folder.mkdir()
+        (folder / "owner").write_text(owner)
+    assert sweep_orphan_folders() == 1
+    assert not orphan.exists()
+    assert mine.exists()
+    assert foreign.exists()

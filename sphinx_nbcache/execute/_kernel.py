@@ -17,6 +17,7 @@ import signal
 import tempfile
 import time
 from contextlib import suppress
+from pathlib import Path
 from typing import Any
 
 import nbformat
@@ -54,7 +55,9 @@ class KernelHandle:
 async def start_kernel(job: Job) -> KernelHandle | Failure:
     """Start the job's kernel; a :class:`Failure` if that is impossible."""
     started = time.perf_counter()
-    folder = tempfile.mkdtemp(prefix="nbcache-")
+    folder = tempfile.mkdtemp(prefix=_FOLDER_PREFIX)
+    with open(os.path.join(folder, "owner"), "w") as owner:  # for sweep_orphan_folders()
+        owner.write(str(os.getpid()))
     cwd = job.cwd or os.path.join(folder, "cwd")
     os.makedirs(cwd, exist_ok=True)
     manager = AsyncKernelManager(kernel_name=job.kernel, transport="ipc")
@@ -86,6 +89,36 @@ def _extra_arguments(manager: AsyncKernelManager) -> list[str]:
     """ipykernel: keep IPython's history in memory (as nbclient does). Saves ~0.15 s a start
     and keeps concurrent kernels from contending for the user's history database."""
     return ["--HistoryManager.hist_file=:memory:"] if manager.ipykernel else []
+
+
+_FOLDER_PREFIX = "nbcache-"
+
+
+def sweep_orphan_folders() -> int:
+    """Remove the kernel folders of builds that died (their owner process is gone).
+
+    A build killed outright cannot remove its kernels' socket folders; the next one does."""
+    removed = 0
+    for folder in Path(tempfile.gettempdir()).glob(f"{_FOLDER_PREFIX}*"):
+        try:
+            pid = int((folder / "owner").read_text())
+        except (OSError, ValueError):
+            continue  # not one of ours, or still being created
+        if pid == os.getpid() or _alive(pid):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
 
 
 def kernel_log_tail(handle: KernelHandle, lines: int = 15) -> str:

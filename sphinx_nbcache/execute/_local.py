@@ -33,6 +33,7 @@ from ._kernel import (
     execute_in,
     start_kernel,
     stop_kernel,
+    sweep_orphan_folders,
 )
 
 __all__ = ["LocalExecutor"]
@@ -102,6 +103,7 @@ class LocalExecutor:
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
+            sweep_orphan_folders()
             self._thread = threading.Thread(
                 target=self._serve, name="nbcache-executor", daemon=True
             )
