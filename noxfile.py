@@ -159,6 +159,12 @@ def bench(session: nox.Session) -> None:
         "python", str(ROOT / "benchmarks" / "report.py"), str(BENCH_WORK),
         "--png", str(ROOT / "docs" / "_static" / "bench.png"),
     )  # fmt: skip
+    # the staleness check alone, at 100 / 500 / 2,000 pages (no kernels; about a minute)
+    session.run(
+        "python", str(ROOT / "benchmarks" / "staleness.py"),
+        "--json", str(BENCH_WORK / "staleness.json"),
+        "--png", str(ROOT / "docs" / "_static" / "staleness.png"),
+    )  # fmt: skip
 
 
 @nox.session(venv_backend="none")

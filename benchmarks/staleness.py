@@ -4,16 +4,19 @@ Generates N notebook pages (ipynb, MyST md and percent py in turn, 4 code cells 
 a result for every one (no kernel runs: the check is what is timed), then times
 ``plan.plan_pages`` as a build does it:
 
-* ``cold``: no memo (a fresh build folder, e.g. CI restore): every page is read and hashed;
+* ``cold``: no memo (a fresh build folder, e.g. CI restore): every file is read and its bytes
+  hashed; these bytes were read before, so nothing is parsed;
+* ``parsed``: as cold, but the bytes are new too: every file is parsed and hashed;
 * ``warm``: memo valid (no-op rebuild): a ``stat`` per page plus one batched lookup.
 
-Usage: ``python benchmarks/staleness.py [--sizes 100,500,2000] [--json out.json]``
+Usage: ``python benchmarks/staleness.py [--sizes 100,500,2000] [--json F] [--png F]``
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -77,10 +80,14 @@ def measure(count: int, repeat: int) -> dict[str, float]:
             cells = tuple({"execution_count": 1, "outputs": []} for _ in range(4))
             store.put(Record(state.key, "ok", None, page=state.page.name), Outputs(cells))
         results: dict[str, float] = {"pages": count}
-        for label in ("cold", "warm"):
+        for label in ("cold", "parsed", "warm"):
             times = []
             for _ in range(repeat):
                 store.close()
+                if label == "parsed":  # forget what reading these bytes found: parse again
+                    with sqlite3.connect(root / "cache" / "nbcache.db") as db:
+                        db.execute("DELETE FROM sources")
+                    db.close()
                 store = Store(root / "cache")
                 use = {} if label == "cold" else dict(memos)
                 start = time.perf_counter()
@@ -97,16 +104,49 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="100,500,2000")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--png", type=Path, help="plot ms/page against pages (matplotlib)")
     args = parser.parse_args(argv)
     rows = [measure(int(n), args.repeat) for n in args.sizes.split(",")]
-    cold, warm = "cold check, ms/page (read + hash + lookup)", "warm check, ms/page (stat + lookup)"
-    print(f"| pages | {cold} | {warm} |")
-    print("|---|---|---|")
+    print(
+        "| pages | cold, ms/page (read + hash) | parsed, ms/page (read + parse + hash)"
+        " | warm, ms/page (stat) |"
+    )
+    print("|---|---|---|---|")
     for row in rows:
-        print(f"| {row['pages']:,} | {row['cold_ms_per_page']} | {row['warm_ms_per_page']} |")
+        cells = [row[f"{k}_ms_per_page"] for k in ("cold", "parsed", "warm")]
+        print(f"| {row['pages']:,} | " + " | ".join(str(c) for c in cells) + " |")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
+    if args.png:
+        plot(rows, args.png)
     return 0
+
+
+def plot(rows: list[dict[str, float]], png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pages = [row["pages"] for row in rows]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for label, name in (
+        ("cold", "cold: read + hash"),
+        ("parsed", "parsed: read + parse + hash"),
+        ("warm", "warm: stat only"),
+    ):
+        key = f"{label}_ms_per_page"
+        if all(key in row for row in rows):
+            ax.plot(pages, [row[key] for row in rows], marker="o", label=name)
+    ax.axhline(2.0, color="grey", linestyle=":", label="2 ms/page")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("notebook pages")
+    ax.set_ylabel("staleness check, ms per page")
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=110)
 
 
 if __name__ == "__main__":
