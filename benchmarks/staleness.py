@@ -89,7 +89,7 @@ def measure(count: int, repeat: int) -> dict[str, float]:
                         db.execute("DELETE FROM sources")
                     db.close()
                 store = Store(root / "cache")
-                use = {} if label == "cold" else dict(memos)
+                use = dict(memos) if label == "warm" else {}
                 start = time.perf_counter()
                 states = plan_pages(pages, options, store, use)
                 times.append(time.perf_counter() - start)

@@ -116,8 +116,10 @@ class BuildState:
         for notice in self.store.notices:
             logger.warning(notice, type="nbcache", subtype="cache")
         self.store.notices.clear()
-        # mark what this build will read as used now: eviction by a concurrent build spares it
-        self.store.touch(s.key for s in states if s.key and s.verdict in ("cached", "failed"))
+        # mark what this build will read as used now (eviction by a concurrent build spares
+        # it) and remember which page has which key: one transaction
+        used = {s.key: s.page.name for s in states if s.key and s.verdict in ("cached", "failed")}
+        self.store.touch(used, used)
         again: set[str] = set()
         for state in states:
             name = state.page.name
@@ -313,21 +315,15 @@ class BuildState:
         logger.info(f"nbcache: ran {record.page} in {record.runtime:.2f} s ({status})")
 
     def finish(self, cancel: bool) -> None:
-        """Stop executing, remember what was used, print the summary line."""
+        """Stop executing, keep the cache within its limits, print the summary line."""
         self.runner.drain(self.log_ran)
         self.runner.close(cancel=cancel)
-        used = {
-            s.key: name
-            for name, s in self.planned.items()
-            if s.key and s.verdict in ("cached", "failed")
-        }
-        try:
-            self.store.touch(used, used)
+        try:  # what was used was marked when planning; executed results when stored
             evicted = self.store.evict(self.options.max_entries, self.options.max_size)
             if evicted:
                 logger.info(f"nbcache: evicted {len(evicted)} least recently used results")
         except Exception as exc:  # never fail a finished build over bookkeeping
-            logger.debug(f"nbcache: could not record cache use: {exc}")
+            logger.debug(f"nbcache: could not evict: {exc}")
         executed = self.runner.executed
         failed = sum(1 for r in executed if not r.ok)
         cached = sum(1 for s in self.planned.values() if s.verdict in ("cached", "failed"))
