@@ -14,7 +14,11 @@ from pathlib import Path
 
 import psutil
 import pytest
+import sphinx
 from _reliability import Build, keep_pages
+
+#: Sphinx 8+ appends ``[type.subtype]`` to warnings; Sphinx 7 does not print it
+SHOWS_SUBTYPE = sphinx.version_info >= (8,)
 
 MYST = "---\nfile_format: mystnb\nkernelspec:\n  name: {kernel}\n{extra}---\n\n# {title}\n\n"
 
@@ -99,7 +103,8 @@ def test_unreadable_page_is_one_located_warning(
     if says:
         assert len(lines) == 1, output
         assert says in lines[0]
-        assert "[nbcache.read]" in lines[0]
+        if SHOWS_SUBTYPE:
+            assert "[nbcache.read]" in lines[0]
     assert (build.src / "_build" / "html" / f"{name.rsplit('.', 1)[0]}.html").is_file()
 
 
@@ -191,7 +196,8 @@ def test_failing_kernel_is_one_located_warning(
     ours = [line for line in lines if "notebook execution failed" in line]
     assert len(ours) == 1, output
     assert says in ours[0]
-    assert subtype in output
+    if SHOWS_SUBTYPE:
+        assert subtype in output
 
 
 def test_huge_output_is_cut_with_a_note_and_memory_stays_bounded(

@@ -2,7 +2,7 @@
 
 Layout of a cache folder::
 
-    <cache>/nbcache.db        records (results, pages, meta)
+    <cache>/nbcache.db        records (results, pages, sources, meta)
     <cache>/blobs/ab/ab…json  outputs, content-addressed
 
 One result is one transaction; blobs are written (atomically) before the row that names them,
@@ -30,7 +30,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
 from sqlalchemy import Connection, Engine, delete, insert, or_, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DatabaseError, OperationalError
@@ -89,6 +88,8 @@ class Store:
             if isinstance(exc, OperationalError) and "locked" in str(exc):
                 raise StoreError(str(self.db_path), f"database stayed locked: {exc}") from None
             engine.dispose()
+            from filelock import FileLock  # only on this rare path: keep start-up light
+
             with FileLock(str(self.root / ".nbcache.lock")):
                 engine = make_engine(str(self.db_path))
                 try:  # another build may have replaced the damaged file meanwhile
@@ -123,7 +124,10 @@ class Store:
             check = conn.exec_driver_sql("PRAGMA quick_check").scalar()
             if check != "ok":  # a truncated or overwritten file can open fine, then fail later
                 raise DatabaseError("PRAGMA quick_check", None, ValueError(str(check)))
+            current = _schema_version(conn)
             conn.rollback()
+            if current == SCHEMA_VERSION:  # the common case: no write transaction at all
+                return current, current, False
             conn.info["write"] = True
             try:
                 with conn.begin():
@@ -236,7 +240,14 @@ class Store:
             for start in range(0, len(keys), _CHUNK):
                 chunk = keys[start : start + _CHUNK]
                 conn.execute(update(results).where(results.c.key.in_(chunk)).values(last_used=now))
-            for key, page in (pages_by_key or {}).items():
+            changed = dict(pages_by_key or {})
+            names = sorted(changed.values())
+            for start in range(0, len(names), _CHUNK):  # rows already right need no write
+                query = select(pages).where(pages.c.page.in_(names[start : start + _CHUNK]))
+                for row in conn.execute(query):
+                    if changed.get(row.key) == row.page:
+                        del changed[row.key]
+            for key, page in changed.items():
                 _upsert_page(conn, page, key)
 
     def remove(self, keys: Iterable[str]) -> int:
@@ -371,6 +382,18 @@ class Store:
         with self._write() as conn:
             for row in rows:
                 conn.execute(insert(results).prefix_with("OR IGNORE").values(**row))
+
+
+def _schema_version(conn: Connection) -> int | None:
+    """The schema version a database says it has (None: no meta table or no version)."""
+    try:
+        row = conn.exec_driver_sql("SELECT value FROM meta WHERE name = 'schema_version'").first()
+    except OperationalError:  # no meta table: a new or pre-versioning database
+        return None
+    try:
+        return int(row[0]) if row else None
+    except (TypeError, ValueError):
+        return None
 
 
 def _upsert_page(conn: Connection, page: str, key: str) -> None:
