@@ -11,7 +11,7 @@ import hashlib
 import os
 import re
 from collections.abc import Iterable, Mapping, MutableMapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -43,7 +43,7 @@ Verdict = Literal["cached", "failed", "stale", "excluded", "off", "as-is", "unre
 class Page:
     """A notebook page: what to call it and where it is."""
 
-    name: str  # Sphinx docname, or the path relative to the project in the CLI
+    name: str  # the Sphinx docname (the CLI and API use docnames too)
     path: Path
 
 
@@ -303,13 +303,7 @@ def _timeout_raised(record: Record, timeout: float | None) -> bool:
     return record.timeout is not None and timeout > record.timeout
 
 
-def with_verdict(state: PageState, verdict: Verdict, reason: str) -> PageState:
-    return replace(state, verdict=verdict, reason=reason)
-
-
-def pages_under(
-    root: Path, options: Options, names: Mapping[str, Path] | None = None
-) -> list[Page]:
+def pages_under(root: Path, options: Options) -> list[Page]:
     """Every notebook page below ``root`` (for the CLI), named by relative POSIX path."""
     from .readers import is_notebook
 
