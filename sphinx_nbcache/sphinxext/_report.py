@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from docutils import nodes  # type: ignore[import-untyped]
+from docutils import nodes
 from sphinx.errors import NoUri
 from sphinx.util.docutils import SphinxDirective
 
@@ -27,7 +27,7 @@ _COLUMNS = ("Page", "Status", "Run time", "Last executed", "Details")
 _WIDTHS = (30, 10, 10, 20, 30)
 
 
-class NbcacheReport(nodes.General, nodes.Element):  # type: ignore[misc]
+class NbcacheReport(nodes.General, nodes.Element):
     """Where a report goes; replaced by a table once every page is known."""
 
 
