@@ -34,6 +34,7 @@ __all__ = [
     "inspect_page",
     "job_for",
     "plan_pages",
+    "still_valid",
 ]
 
 Verdict = Literal["cached", "failed", "stale", "excluded", "off", "as-is", "unreadable"]
@@ -117,7 +118,7 @@ def plan_pages(
     must_read = must_read or set()
     force = force or set()
     pages = list(pages)
-    fresh = [p for p in pages if p.name not in memos or not _still_valid(memos[p.name], p.path)]
+    fresh = [p for p in pages if p.name not in memos or not still_valid(memos[p.name], p.path)]
     fresh_names = {p.name for p in fresh} | must_read
     contents = _contents([p for p in pages if p.name in fresh_names], options, md_config)
     known = store.sources(digest for _, digest in contents.values()) if contents else {}
@@ -260,7 +261,8 @@ def job_for(state: PageState, options: Options, md_config: Any = None) -> Job:
     )
 
 
-def _still_valid(memo: Memo, path: Path) -> bool:
+def still_valid(memo: Memo, path: Path) -> bool:
+    """True while the file has the size and modification time the memo was made from."""
     try:
         stat = os.stat(path)
     except OSError:

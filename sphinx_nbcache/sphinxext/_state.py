@@ -23,9 +23,9 @@ from ..errors import CorruptCacheError, NotebookReadError
 from ..hashing import notebook_key
 from ..locate import cell_lines
 from ..merge import merge_outputs
-from ..plan import Memo, Page, PageState, execution_order, job_for, plan_pages
+from ..plan import Memo, Page, PageState, execution_order, job_for, plan_pages, still_valid
 from ..readers import is_notebook
-from ..records import Outputs, Record
+from ..records import Record
 from ..runner import Runner
 from ..store import Store
 
@@ -61,7 +61,6 @@ class Rendered:
 
 @dataclass
 class Stats:
-    from_cache: int = 0
     plan_seconds: float = 0.0  # finding stale pages
     waited_seconds: float = 0.0  # reading blocked on results (main process only)
     started: float = field(default_factory=time.perf_counter)
@@ -98,9 +97,9 @@ class BuildState:
         for docname in sorted(env.found_docs):
             path = Path(env.doc2path(docname))
             memo = memos.get(docname)
-            if memo is not None and memo.key is None and _same_file(memo, path):
+            if memo is not None and memo.key is None and still_valid(memo, path):
                 continue  # known not to be a notebook
-            unknown = memo is None or memo.key is None or not _same_file(memo, path)
+            unknown = memo is None or memo.key is None or not still_valid(memo, path)
             if unknown and not is_notebook(path, self.options):
                 memos[docname] = _not_a_notebook(path)
                 continue
@@ -184,11 +183,7 @@ class BuildState:
             env_rendered[docname] = Rendered(None, "off", None)
             return notebook, None
         key = planned.key if planned is not None and planned.key else notebook_key(notebook, own)
-        outcome_record, outputs = self._result_for(docname, key, notebook, own, path)
-        record = outcome_record
-        merged = notebook
-        if outputs is not None:
-            merged = merge_outputs(notebook, outputs)
+        record, merged = self._result_for(docname, key, notebook, own, path)
         env_rendered[docname] = Rendered(key, record.status, record.blob)
         if record.failure is not None:
             self._warn_failure(docname, path, notebook, record, planned)
@@ -203,8 +198,9 @@ class BuildState:
 
     def _result_for(
         self, docname: str, key: str, notebook: Any, own: Options, path: Path | None
-    ) -> tuple[Record, Outputs | None]:
-        """Wait for, or look up, or (last resort) execute the result for ``key``."""
+    ) -> tuple[Record, Any]:
+        """Wait for, or look up, or (last resort) execute the result for ``key``; returns it
+        with ``notebook`` merged (in place: ``merge_outputs`` checks before it changes)."""
         for attempt in range(3):  # cached -> (damaged) submitted -> waited for
             if self.runner.pending(key):
                 begin = time.perf_counter()
@@ -226,7 +222,6 @@ class BuildState:
                     self.runner.submit(job_for(state, self.options, self.md_config))
                     continue
                 record, outputs = found, None
-                self.stats.from_cache += 1
             if outputs is None and record.blob is not None:
                 try:
                     outputs = self.store.load_outputs(record)
@@ -240,12 +235,9 @@ class BuildState:
                     self.store.remove([key])
                     continue
             try:
-                if outputs is not None:
-                    merge_outputs(notebook, outputs, copy_nb=True)
+                return record, notebook if outputs is None else merge_outputs(notebook, outputs)
             except CorruptCacheError:
                 self.store.remove([key])
-                continue
-            return record, outputs
         raise NotebookExecutionError(f"{docname}: could not obtain a result for the notebook")
 
     def _planned_record(self, docname: str, key: str) -> Record | None:
@@ -346,14 +338,6 @@ def _warn_read_error(docname: str, error: NotebookReadError) -> None:
         type="nbcache",
         subtype="read",
     )
-
-
-def _same_file(memo: Memo, path: Path) -> bool:
-    try:
-        stat = path.stat()
-    except OSError:
-        return False
-    return stat.st_mtime_ns == memo.mtime_ns and stat.st_size == memo.size
 
 
 def _not_a_notebook(path: Path) -> Memo:
