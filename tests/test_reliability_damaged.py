@@ -145,7 +145,7 @@ def test_a_migration_step_runs_its_statements(
     # pretend the next release adds a column
     future = SCHEMA_VERSION + 1
     monkeypatch.setattr(_schema, "SCHEMA_VERSION", future)
-    monkeypatch.setattr("sphinx_nbcache.store.SCHEMA_VERSION", future)
+    monkeypatch.setattr("sphinx_nbcache.store._store.SCHEMA_VERSION", future)
     steps = {**_schema.MIGRATIONS, SCHEMA_VERSION: ["ALTER TABLE results ADD COLUMN note TEXT"]}
     monkeypatch.setattr(_schema, "MIGRATIONS", steps)
     upgraded = Store(tmp_path)

@@ -26,7 +26,7 @@ from typing import Any
 from ..errors import ArchiveError, CorruptCacheError
 from ..hashing import KEY_PATTERN
 from ..records import Outputs, Record
-from . import Store
+from ._store import Store
 
 __all__ = ["ARCHIVE_FORMAT", "ImportReport", "export_archive", "import_archive", "merge_record"]
 

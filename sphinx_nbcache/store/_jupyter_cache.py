@@ -25,8 +25,8 @@ from ..errors import ArchiveError
 from ..hashing import kernel_name, notebook_key
 from ..merge import extract_outputs
 from ..records import Record
-from . import Store
 from ._archive import ImportReport, merge_record
+from ._store import Store
 
 __all__ = ["find_jupyter_cache", "import_jupyter_cache"]
 

@@ -1,0 +1,9 @@
+"""Names inside a cache folder, shared by the store and its change token."""
+
+from __future__ import annotations
+
+__all__ = ["BLOBS_DIR", "DB_NAME", "TOKEN_NAME"]
+
+DB_NAME = "nbcache.db"  # records: results, pages, sources, meta
+TOKEN_NAME = "generation"  # the change token (see ``_token``)
+BLOBS_DIR = "blobs"  # outputs, content-addressed
