@@ -13,17 +13,19 @@ import re
 from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import nbformat
 
 from .config import Options
 from .errors import NotebookReadError
-from .execute import Job
 from .hashing import HASH_VERSION, kernel_name, notebook_key
 from .readers import read_notebook
-from .records import Record
-from .store import Store
+
+if TYPE_CHECKING:  # the store and the executor load on first use (a no-op build needs neither)
+    from .execute import Job
+    from .records import Record
+    from .store import Store
 
 __all__ = [
     "Memo",
@@ -238,6 +240,8 @@ def _memo_from_source(page: Page, options: Options, row: Mapping[str, Any]) -> M
 
 def job_for(state: PageState, options: Options, md_config: Any = None) -> Job:
     """The job that executes a stale page (reads the page again if it was not kept)."""
+    from .execute import Job
+
     notebook, own = state.notebook, state.options
     if notebook is None or own is None:
         notebook, own, _ = inspect_page(state.page, options, md_config)

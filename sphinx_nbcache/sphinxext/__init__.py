@@ -3,7 +3,9 @@
 The only package that imports Sphinx. ``setup()`` registers the options and connects thin
 handlers (``_handlers``) to the build events; the build's state lives in ``_state``; myst-nb is
 touched only in ``_mystnb``. Per-page data lives in the environment (``env.nbcache_memos``,
-``env.nbcache_rendered``) and is merged after parallel reads.
+``env.nbcache_rendered``) and is merged after parallel reads; ``env.nbcache_token`` is the
+cache's change token the doctrees agree with (a build with nothing changed never opens the
+cache).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ def setup(app: Any) -> dict[str, Any]:
     app.connect("env-get-outdated", _handlers.on_env_get_outdated)
     app.connect("env-before-read-docs", _handlers.on_env_before_read_docs)
     app.connect("source-read", _handlers.on_source_read, priority=100)
+    app.connect("env-updated", _handlers.on_env_updated)
     app.connect("env-purge-doc", _handlers.on_env_purge_doc)
     app.connect("env-merge-info", _handlers.on_env_merge_info)
     app.connect("build-finished", _handlers.on_build_finished)

@@ -13,6 +13,7 @@ from sphinx.util import logging
 from ..config import OPTION_DEFAULTS, Options
 from ..errors import ConfigError, StoreError
 from . import _mystnb
+from ._highlight import register_notebook_lexers
 from ._state import BuildState, Rendered
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "on_env_get_outdated",
     "on_env_merge_info",
     "on_env_purge_doc",
+    "on_env_updated",
     "on_source_read",
 ]
 
@@ -77,10 +79,9 @@ def on_builder_inited(app: Any) -> None:
     for name in ("nbcache_memos", "nbcache_rendered"):
         if not hasattr(env, name):
             setattr(env, name, {})
-    try:
-        state = BuildState(options_of(app), md_config=getattr(env, "myst_config", None))
-    except StoreError as exc:
-        raise SphinxConfigError(f"sphinx-nbcache: {exc}") from None
+    if not hasattr(env, "nbcache_token"):
+        env.nbcache_token = None  # the cache's change token the doctrees agree with
+    state = BuildState(options_of(app), md_config=getattr(env, "myst_config", None))
     _mystnb.register(app, state)
 
 
@@ -94,7 +95,10 @@ def on_env_get_outdated(
     state = _state(app)
     if state is None:
         return []
-    again = state.plan(env, env.nbcache_memos, env.nbcache_rendered, added | changed, removed)
+    try:  # the cache is opened here, unless nothing changed since the last build
+        again = state.plan(env, env.nbcache_memos, env.nbcache_rendered, added | changed, removed)
+    except StoreError as exc:
+        raise SphinxConfigError(f"sphinx-nbcache: {exc}") from None
     return sorted(again)
 
 
@@ -129,6 +133,16 @@ def on_source_read(app: Any, docname: str, source: list[str]) -> None:
         return
     path = str(app.env.doc2path(docname))
     source[0] = json.dumps(_PLACEHOLDER) if path.endswith(".ipynb") else ""
+
+
+def on_env_updated(app: Any, env: Any) -> list[str]:
+    """After reading, before writing (in this process, so forked writers inherit it)."""
+    state = _state(app)
+    if state is not None:
+        state.settle(env)
+        if not state.unchanged:  # pages with outputs are about to be written
+            register_notebook_lexers(app)
+    return []
 
 
 def on_env_purge_doc(app: Any, env: Any, docname: str) -> None:

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from docutils import nodes
 from sphinx.errors import NoUri
 from sphinx.util.docutils import SphinxDirective
 
-from ..records import Record
 from ._mystnb import state_for_env
+
+if TYPE_CHECKING:
+    from ..records import Record
 
 __all__ = ["NbcacheReport", "ReportDirective", "build_table", "setup", "setup_report"]
 

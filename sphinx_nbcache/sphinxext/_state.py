@@ -12,7 +12,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sphinx.errors import SphinxError
 from sphinx.util import logging
@@ -21,13 +21,14 @@ from sphinx.util.display import status_iterator
 from ..config import Options
 from ..errors import CorruptCacheError, NotebookReadError
 from ..hashing import notebook_key
-from ..locate import cell_lines
-from ..merge import merge_outputs
 from ..plan import Memo, Page, PageState, execution_order, job_for, plan_pages, still_valid
 from ..readers import is_notebook
-from ..records import Record
-from ..runner import Runner
-from ..store import Store
+from ..store import read_token
+
+if TYPE_CHECKING:  # loaded on first use: a build with nothing changed needs none of them
+    from ..records import Record
+    from ..runner import Runner
+    from ..store import Store
 
 __all__ = ["BuildState", "NotebookExecutionError", "Rendered"]
 
@@ -72,12 +73,32 @@ class BuildState:
     def __init__(self, options: Options, md_config: Any = None) -> None:
         self.options = options
         self.md_config = md_config
-        self.store = Store(options.cache_path)
-        self.store.open()  # an unusable cache folder is one clear error at builder-inited
-        self.runner = Runner(self.store, options.jobs, options.prestart)
         self.planned: dict[str, PageState] = {}
         self.order: list[str] = []  # stale pages, in the order they execute
         self.stats = Stats()
+        self.unchanged = False  # planning found nothing changed and never opened the cache
+        self._token: str | None = None  # the cache's change token when planning began
+        self._store: Store | None = None
+        self._runner: Runner | None = None
+
+    @property
+    def store(self) -> Store:
+        """The cache, opened on first use (:class:`StoreError` if it cannot be used)."""
+        if self._store is None:
+            from ..store import Store
+
+            store = Store(self.options.cache_path)
+            store.open()
+            self._store = store
+        return self._store
+
+    @property
+    def runner(self) -> Runner:
+        if self._runner is None:
+            from ..runner import Runner
+
+            self._runner = Runner(self.store, self.options.jobs, self.options.prestart)
+        return self._runner
 
     # -- env-get-outdated ---------------------------------------------------------------------
 
@@ -93,6 +114,14 @@ class BuildState:
         begin = time.perf_counter()
         for docname in removed:
             memos.pop(docname, None)
+        self._token = read_token(self.options.cache_path)  # before anything is looked up
+        same_token = self._token is not None and self._token == env.nbcache_token
+        if not to_read and same_token and _files_unchanged(env, memos):
+            self.unchanged = True  # every verdict of the last build still holds
+            self.stats.plan_seconds = time.perf_counter() - begin
+            logger.debug("nbcache: nothing changed since the last build; cache not opened")
+            return set()
+        env.nbcache_token = None  # until settle() finds the pages agree with the cache again
         pages = []
         for docname in sorted(env.found_docs):
             path = Path(env.doc2path(docname))
@@ -123,20 +152,42 @@ class BuildState:
         for state in states:
             name = state.page.name
             self.planned[name] = state
-            if state.verdict in ("stale", "failed", "unreadable"):
+            if not _shown(state, rendered.get(name)):
                 again.add(name)
-            elif state.verdict == "cached" and state.record is not None:
-                seen = rendered.get(name)
-                if seen is None or seen.blob != state.record.blob:
-                    again.add(name)
-        ordered = execution_order([s for s in states if s.stale], self.store)
+        stale = [s for s in states if s.stale]
+        ordered = execution_order(stale, self.store) if stale else []
         self.order = [s.page.name for s in ordered]
-        self.runner.submit_all(job_for(s, self.options, self.md_config) for s in ordered)
+        if ordered:
+            self.runner.submit_all(job_for(s, self.options, self.md_config) for s in ordered)
         self.stats.plan_seconds = time.perf_counter() - begin
         logger.debug(
             f"nbcache: planned {len(states)} notebook pages in {self.stats.plan_seconds:.3f} s"
         )
         return (again - to_read) & set(env.found_docs)
+
+    def settle(self, env: Any) -> None:
+        """After reading (``env-updated``): if every notebook page's doctree shows what the
+        cache holds, keep the cache's change token in the environment; the next build that
+        finds it unchanged, and no page changed, then never opens the cache."""
+        if self.unchanged:
+            return  # the token kept in the environment still holds
+        token = read_token(self.options.cache_path)
+        if token is None:
+            return
+        if token == self._token:  # no result changed since planning: the verdicts hold
+            states = list(self.planned.values())
+        else:  # results were stored or removed meanwhile: look again (no file is re-read)
+            memos: dict[str, Memo] = env.nbcache_memos
+            found = env.found_docs
+            pages = [
+                Page(name, Path(env.doc2path(name)))
+                for name, memo in sorted(memos.items())
+                if memo.key is not None and name in found
+            ]
+            states = plan_pages(pages, self.options, self.store, memos, md_config=self.md_config)
+        rendered: dict[str, Rendered] = env.nbcache_rendered
+        if all(_shown(state, rendered.get(state.page.name)) for state in states):
+            env.nbcache_token = token
 
     def read_order(self, docnames: list[str]) -> list[str]:
         """Pages that need no execution first, then stale ones in the order they execute."""
@@ -202,7 +253,7 @@ class BuildState:
         """Wait for, or look up, or (last resort) execute the result for ``key``; returns it
         with ``notebook`` merged (in place: ``merge_outputs`` checks before it changes)."""
         for attempt in range(3):  # cached -> (damaged) submitted -> waited for
-            if self.runner.pending(key):
+            if self._runner is not None and self._runner.pending(key):
                 begin = time.perf_counter()
                 outcome = self.runner.wait(key, on_record=self.log_ran)
                 self.stats.waited_seconds += time.perf_counter() - begin
@@ -235,7 +286,11 @@ class BuildState:
                     self.store.remove([key])
                     continue
             try:
-                return record, notebook if outputs is None else merge_outputs(notebook, outputs)
+                if outputs is None:
+                    return record, notebook
+                from ..merge import merge_outputs
+
+                return record, merge_outputs(notebook, outputs)
             except CorruptCacheError:
                 self.store.remove([key])
         raise NotebookExecutionError(f"{docname}: could not obtain a result for the notebook")
@@ -259,6 +314,8 @@ class BuildState:
         assert failure is not None
         line = None
         if failure.cell_index is not None and path is not None:
+            from ..locate import cell_lines
+
             try:
                 text = path.read_text(encoding="utf-8")
                 line = cell_lines(notebook, text, is_json=path.suffix == ".ipynb")[
@@ -308,15 +365,17 @@ class BuildState:
 
     def finish(self, cancel: bool) -> None:
         """Stop executing, keep the cache within its limits, print the summary line."""
-        self.runner.drain(self.log_ran)
-        self.runner.close(cancel=cancel)
-        try:  # what was used was marked when planning; executed results when stored
-            evicted = self.store.evict(self.options.max_entries, self.options.max_size)
-            if evicted:
-                logger.info(f"nbcache: evicted {len(evicted)} least recently used results")
-        except Exception as exc:  # never fail a finished build over bookkeeping
-            logger.debug(f"nbcache: could not evict: {exc}")
-        executed = self.runner.executed
+        if self._runner is not None:
+            self._runner.drain(self.log_ran)
+            self._runner.close(cancel=cancel)
+        if self._store is not None and not self.unchanged:
+            try:  # what was used was marked when planning; executed results when stored
+                evicted = self.store.evict(self.options.max_entries, self.options.max_size)
+                if evicted:
+                    logger.info(f"nbcache: evicted {len(evicted)} least recently used results")
+            except Exception as exc:  # never fail a finished build over bookkeeping
+                logger.debug(f"nbcache: could not evict: {exc}")
+        executed = self._runner.executed if self._runner is not None else []
         failed = sum(1 for r in executed if not r.ok)
         cached = sum(1 for s in self.planned.values() if s.verdict in ("cached", "failed"))
         if executed or cached:
@@ -328,7 +387,8 @@ class BuildState:
                 f"{self.stats.plan_seconds:.2f} s planning and {self.stats.waited_seconds:.1f} s "
                 "reading waited for results"
             )
-        self.store.close()
+        if self._store is not None:
+            self._store.close()
 
 
 def _warn_read_error(docname: str, error: NotebookReadError) -> None:
@@ -338,6 +398,25 @@ def _warn_read_error(docname: str, error: NotebookReadError) -> None:
         type="nbcache",
         subtype="read",
     )
+
+
+def _shown(state: PageState, seen: Rendered | None) -> bool:
+    """Can the page's doctree (``seen`` when it was read) stay as it is? Failed pages are read
+    again in every build, so that their warnings (and ``-W``) do not depend on what changed."""
+    if state.verdict in ("excluded", "off", "as-is"):
+        return True  # rendered from the page alone
+    if state.verdict != "cached" or state.record is None:
+        return False  # stale, failed or unreadable: read (and executed) again
+    return seen is not None and seen.blob == state.record.blob
+
+
+def _files_unchanged(env: Any, memos: dict[str, Memo]) -> bool:
+    """Does every page still have the size and modification time it was last read with?"""
+    for docname in env.found_docs:
+        memo = memos.get(docname)
+        if memo is None or not still_valid(memo, Path(env.doc2path(docname))):
+            return False
+    return True
 
 
 def _not_a_notebook(path: Path) -> Memo:

@@ -1,0 +1,90 @@
+"""A build with nothing changed never opens the cache, yet sees every change made to it.
+
+The cache folder's change token (``store/_token.py``) is kept in the environment once the
+doctrees agree with the cache; a build that finds the same token and no changed page skips the
+database altogether. Anything stored or removed since (by the CLI, an import, another build)
+replaces the token, and the next build looks again.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections import Counter
+from pathlib import Path
+
+from sphinx_nbcache.records import Outputs
+from sphinx_nbcache.store import Store
+
+PAGES = Counter({"p1": 1, "p2": 1, "p3": 1, "p4": 1})
+
+
+def _last_used(cache: Path) -> dict[str, float]:
+    with sqlite3.connect(cache / "nbcache.db") as conn:
+        rows = dict(conn.execute("SELECT key, last_used FROM results").fetchall())
+    conn.close()
+    return rows
+
+
+def test_no_op_build_leaves_the_cache_alone(project_factory) -> None:  # type: ignore[no-untyped-def]
+    project = project_factory("reliability")
+    cache = project.src / ".nbcache"
+    cold = project.build()
+    assert cold.executed == PAGES, cold.status
+    assert cold.app.env.nbcache_token is not None  # the doctrees agree with the cache
+    token_file = (cache / "generation").read_text()
+    used = _last_used(cache)
+    assert len(used) == 4
+
+    noop = project.build()
+    assert noop.total == 0
+    assert _last_used(cache) == used  # planning did not even mark the results as used
+    assert (cache / "generation").read_text() == token_file
+    assert "output of p1" in project.html("p1")
+
+    # a page whose code changes is executed; the others are still not looked at
+    project.edit("p2.md", 'print("output of p2")', 'print("output of p2, edited")')
+    edited = project.build()
+    assert edited.executed == Counter({"p2": 1})
+    assert "output of p2, edited" in project.html("p2")
+    used = _last_used(cache)
+    assert project.build().total == 0
+    assert _last_used(cache) == used  # settled again after executing
+
+
+def test_a_result_stored_from_outside_is_shown_by_the_next_build(project_factory) -> None:  # type: ignore[no-untyped-def]
+    project = project_factory("reliability")
+    cache = project.src / ".nbcache"
+    assert project.build().executed == PAGES
+    assert project.build().total == 0  # the fast path is in use from here on
+
+    # another machine's result for p1 arrives (as `nbcache import` would store it)
+    store = Store(cache)
+    key = store.page_keys()["p1"]
+    record = store.get(key)
+    assert record is not None
+    outputs = store.load_outputs(record)
+    cells = json.loads(json.dumps(outputs.cells).replace("output of p1", "p1 from CI"))
+    store.put(record, Outputs(tuple(cells), outputs.metadata, outputs.sources))
+    store.close()
+
+    seen = project.build()
+    assert seen.total == 0
+    assert "p1 from CI" in project.html("p1")
+    assert "output of p2" in project.html("p2")
+
+    # a removed result is executed again, and only that one
+    store = Store(cache)
+    store.remove([key])
+    store.close()
+    assert project.build().executed == Counter({"p1": 1})
+    assert "output of p1" in project.html("p1")
+
+
+def test_a_deleted_cache_folder_is_noticed(project_factory) -> None:  # type: ignore[no-untyped-def]
+    project = project_factory("reliability")
+    assert project.build().executed == PAGES
+    project.clear_cache()
+    again = project.build()
+    assert again.executed == PAGES
+    assert "output of p3" in project.html("p3")
