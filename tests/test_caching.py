@@ -6,6 +6,8 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from sphinx.highlighting import lexer_classes
+
 NOTEBOOKS = {"nb_ipynb", "nb_myst", "nb_mystnb", "nb_percent", "nb_rmd"}
 OUTPUTS = {
     "nb_ipynb": "ipynb says 25",
@@ -30,6 +32,9 @@ def test_each_format_executes_once_and_only_when_code_changes(project_factory) -
     assert_outputs(project)
     assert "42" in project.html("index")  # glue from nb_myst, shown on another page
     assert "nbcache: ran nb_percent" in cold.status
+    # executed pages highlight as ipython3: Sphinx knows that lexer by class (no plugin scan)
+    assert lexer_classes["ipython3"].__name__ == "IPython3Lexer"
+    assert '<div class="highlight-ipython3 notranslate">' in project.html("nb_ipynb")
 
     assert project.build().total == 0  # no-op
 

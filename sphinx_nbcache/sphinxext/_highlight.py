@@ -10,24 +10,30 @@ lexer, found at once. A lexer the project registered itself is left alone.
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 __all__ = ["register_notebook_lexers"]
 
-#: the names Python kernels put in ``language_info.pygments_lexer``
-NOTEBOOK_LEXERS = ("ipython3", "ipython")
+#: the names Python kernels put in ``language_info.pygments_lexer``, and the classes that
+#: pygments' plugin entry points name for them (IPython >= 9; IPython.lib.lexers before)
+NOTEBOOK_LEXERS = {"ipython3": "IPython3Lexer", "ipython": "IPythonLexer"}
+_MODULES = ("ipython_pygments_lexers", "IPython.lib.lexers")
 
 
 def register_notebook_lexers(app: Any) -> None:
-    from pygments.lexers import find_lexer_class_by_name
-    from pygments.util import ClassNotFound
     from sphinx.highlighting import lexer_classes
 
-    for name in NOTEBOOK_LEXERS:
-        if name in lexer_classes:
-            continue
+    missing = [name for name in NOTEBOOK_LEXERS if name not in lexer_classes]
+    if not missing:
+        return
+    for module_name in _MODULES:  # imported directly: a plugin lookup scans every package
         try:
-            lexer = find_lexer_class_by_name(name)  # the one lookup, plugins included
-        except ClassNotFound:  # no IPython lexers installed: Sphinx warns as it would
+            module = importlib.import_module(module_name)
+        except ImportError:
             continue
-        app.add_lexer(name, lexer)
+        for name in missing:
+            lexer = getattr(module, NOTEBOOK_LEXERS[name], None)
+            if lexer is not None:
+                app.add_lexer(name, lexer)
+        return
