@@ -15,8 +15,8 @@ what showing outputs costs myst-nb and Sphinx. Scenarios as in the harness: S2 n
 prose edit, S5 build folder deleted with the cache kept. Pages are ``.ipynb`` (the only format
 that can hold outputs); they come from the harness's ``make_corpus.py``.
 
-Usage: ``python benchmarks/overhead.py [--n 20] [--json F]`` (needs ``valgrind``; about a
-minute at 20 pages on 2 cores).
+Usage: ``python benchmarks/overhead.py [--n 20] [--cells 4] [--json F]`` (needs ``valgrind``;
+two to three minutes at 20 pages on 2 cores).
 """
 
 from __future__ import annotations
@@ -49,8 +49,9 @@ def _sphinx(project: Path, valgrind: bool) -> int | None:
     command += [".", "_build/html", "-q"]
     out = project.parent / f"{project.name}.cachegrind"
     if valgrind:
-        command = ["valgrind", "--tool=cachegrind", "--cache-sim=no"] + command
-        command[3:3] = [f"--cachegrind-out-file={os.devnull}", f"--log-file={out}"]
+        tool = ["valgrind", "--tool=cachegrind", "--cache-sim=no"]
+        tool += [f"--cachegrind-out-file={os.devnull}", f"--log-file={out}"]
+        command = [*tool, *command]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     subprocess.run(command, cwd=project, env=env, check=True, stdout=subprocess.DEVNULL)
     if not valgrind:
@@ -59,12 +60,12 @@ def _sphinx(project: Path, valgrind: bool) -> int | None:
     return sum(int(c.replace(",", "")) for c in counts)  # forked children report their own
 
 
-def make_projects(work: Path, n: int) -> dict[str, Path]:
+def make_projects(work: Path, n: int, cells: int) -> dict[str, Path]:
     sys.path.insert(0, str(BENCH_DIR))
     import make_corpus  # the harness's generator: same pages as the benchmark
 
     ours, floor, outputs = work / "nbcache", work / "floor", work / "floor+outputs"
-    corpus = ["--n", str(n), "--cells", "4", "--sleep", "0.05", "--formats", "ipynb"]
+    corpus = ["--n", str(n), "--cells", str(cells), "--sleep", "0.05", "--formats", "ipynb"]
     make_corpus.main([str(ours), *corpus, "--engine", str(ENGINE)])
     shutil.copytree(ours, floor)
     make_corpus.write_conf(floor, "mystnb-off")
@@ -95,6 +96,7 @@ def run_scenario(name: str, projects: dict[str, Path], edit: int) -> dict[str, i
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=20, help="pages (default 20)")
+    parser.add_argument("--cells", type=int, default=4, help="code cells a page (default 4)")
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args(argv)
     if shutil.which("valgrind") is None:
@@ -105,13 +107,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     results: dict[str, dict[str, int]] = {}
     with tempfile.TemporaryDirectory(prefix="nbcache-overhead-") as tmp:
-        projects = make_projects(Path(tmp), args.n)
+        projects = make_projects(Path(tmp), args.n, args.cells)
         # each scenario twice: the second S2 shows a no-op after a no-op
         for i, name in enumerate(("S2", "S3", "S5", "S2")):
             results[f"{name}" if name not in results else f"{name}'"] = run_scenario(
                 name, projects, edit=i + 1
             )
-    print(f"# instructions (valgrind), {args.n} ipynb pages x 4 code cells")
+    print(f"# instructions (valgrind), {args.n} ipynb pages x {args.cells} code cells")
     print("| scenario | nbcache | floor | floor+outputs | ours/floor | ours/(floor+outputs) |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     summary: dict[str, dict[str, float]] = {}
@@ -125,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
             f" | {ratios['ours/floor']:.3f} | {ratios['ours/floor+outputs']:.3f} |"
         )
     if args.json:
-        args.json.write_text(json.dumps({"n": args.n, "scenarios": summary}, indent=1))
+        data = {"n": args.n, "cells": args.cells, "scenarios": summary}
+        args.json.write_text(json.dumps(data, indent=1))
     return 0
 
 
