@@ -34,6 +34,7 @@ def test_each_format_executes_once_and_only_when_code_changes(project_factory) -
     assert "nbcache: ran nb_percent" in cold.status
     # executed pages highlight as ipython3: Sphinx knows that lexer by class (no plugin scan)
     assert lexer_classes["ipython3"].__name__ == "IPython3Lexer"
+    assert "myst-ansi" in lexer_classes  # stream outputs: myst-nb's plugin lexer, by class
     assert '<div class="highlight-ipython3 notranslate">' in project.html("nb_ipynb")
 
     assert project.build().total == 0  # no-op

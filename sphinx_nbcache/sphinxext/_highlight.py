@@ -1,39 +1,48 @@
-"""Highlighting executed notebooks fast: give Sphinx the IPython lexers by class.
+"""Highlighting executed notebooks fast: give Sphinx their lexers by class.
 
-An executed notebook names its lexer in ``language_info.pygments_lexer``, "ipython3" for
-Python kernels, and myst-nb highlights its code cells with it. Pygments has that lexer only as
-a plugin, and Sphinx looks up a lexer it holds no class for with ``get_lexer_by_name`` for
-every code block: a scan of the installed packages' entry points, about a millisecond a block,
-which a page of a dozen cells pays a dozen times. Registered once by class, it is the same
-lexer, found at once. A lexer the project registered itself is left alone.
+myst-nb highlights an executed notebook's code cells with the lexer its ``language_info``
+names ("ipython3" for Python kernels), stream outputs with ``nb_render_text_lexer``
+("myst-ansi") and tracebacks with ``nb_render_error_lexer`` ("ipythontb"). Pygments has these
+only as plugins, and Sphinx looks up a lexer it holds no class for with ``get_lexer_by_name``
+for every code block, which searches the installed packages' entry points each time. Here the
+entry points are searched once and the same classes pygments would find are registered with
+Sphinx; a lexer the project registered itself is left alone.
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 __all__ = ["register_notebook_lexers"]
 
-#: the names Python kernels put in ``language_info.pygments_lexer``, and the classes that
-#: pygments' plugin entry points name for them (IPython >= 9; IPython.lib.lexers before)
-NOTEBOOK_LEXERS = {"ipython3": "IPython3Lexer", "ipython": "IPythonLexer"}
-_MODULES = ("ipython_pygments_lexers", "IPython.lib.lexers")
+#: the names Python kernels put in ``language_info.pygments_lexer``
+KERNEL_LEXERS = ("ipython3", "ipython")
 
 
 def register_notebook_lexers(app: Any) -> None:
+    from importlib.metadata import entry_points
+
+    from pygments.lexers import LEXERS
     from sphinx.highlighting import lexer_classes
 
-    missing = [name for name in NOTEBOOK_LEXERS if name not in lexer_classes]
-    if not missing:
-        return
-    for module_name in _MODULES:  # imported directly: a plugin lookup scans every package
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
+    config = app.config
+    wanted = {
+        *KERNEL_LEXERS,
+        getattr(config, "nb_render_text_lexer", "myst-ansi"),
+        getattr(config, "nb_render_error_lexer", "ipythontb"),
+    }
+    builtin = {alias for _, _, aliases, _, _ in LEXERS.values() for alias in aliases}
+    missing = {name for name in wanted if name not in lexer_classes and name not in builtin}
+    # in entry-point order, the first class with the alias: what get_lexer_by_name would find
+    for entry in entry_points(group="pygments.lexers"):
+        if not missing:
+            break
+        if entry.name not in missing:  # load only the plugins named like what we look for
             continue
-        for name in missing:
-            lexer = getattr(module, NOTEBOOK_LEXERS[name], None)
-            if lexer is not None:
-                app.add_lexer(name, lexer)
-        return
+        try:
+            lexer = entry.load()
+        except Exception:  # a broken plugin: Sphinx reports it when it meets the name
+            continue
+        for alias in missing & set(getattr(lexer, "aliases", ())):
+            app.add_lexer(alias, lexer)
+        missing -= set(getattr(lexer, "aliases", ()))
