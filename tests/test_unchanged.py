@@ -81,9 +81,25 @@ def test_a_result_stored_from_outside_is_shown_by_the_next_build(project_factory
     assert "output of p1" in project.html("p1")
 
 
-def test_a_deleted_cache_folder_is_noticed(project_factory) -> None:  # type: ignore[no-untyped-def]
+def test_a_lost_token_or_cache_folder_is_noticed(project_factory) -> None:  # type: ignore[no-untyped-def]
     project = project_factory("reliability")
+    cache = project.src / ".nbcache"
     assert project.build().executed == PAGES
+    used = _last_used(cache)
+
+    (cache / "generation").unlink()  # no token: the next build looks, and makes a new one
+    looked = project.build()
+    assert looked.total == 0
+    assert _last_used(cache) != used  # it planned against the database (marked results used)
+    assert (cache / "generation").read_text()
+    # Sphinx saves no environment when it read no page, so the new token is kept by the next
+    # build that reads one; from then on, no-op builds leave the cache alone again
+    project.edit("p3.md", "# Page p3", "# Page p3, edited")
+    assert project.build().total == 0
+    used = _last_used(cache)
+    assert project.build().total == 0
+    assert _last_used(cache) == used
+
     project.clear_cache()
     again = project.build()
     assert again.executed == PAGES
