@@ -52,6 +52,42 @@ def test_no_op_build_leaves_the_cache_alone(project_factory) -> None:  # type: i
     assert _last_used(cache) == used  # settled again after executing
 
 
+def test_prose_edits_are_planned_without_the_database(project_factory) -> None:  # type: ignore[no-untyped-def]
+    project = project_factory("reliability")
+    cache = project.src / ".nbcache"
+    assert project.build().executed == PAGES
+    used = _last_used(cache)
+
+    project.edit("p1.md", "# Page p1", "# Page p1, retitled")
+    prose = project.build()
+    assert prose.total == 0
+    html = project.html("p1")
+    assert "retitled" in html
+    assert "output of p1" in html
+    assert _last_used(cache) == used  # the outputs came from the blob; nothing was looked up
+    assert project.build().total == 0
+    assert _last_used(cache) == used
+
+    # a result removed behind the cache's back (as by a concurrent prune, after this build
+    # read the token): the page's blob is gone, the database is asked, the page runs again
+    key = Store(cache).page_keys()["p2"]
+    with sqlite3.connect(cache / "nbcache.db") as conn:
+        (blob,) = conn.execute("SELECT blob FROM results WHERE key = ?", (key,)).fetchone()
+        conn.execute("DELETE FROM results WHERE key = ?", (key,))
+    conn.close()
+    (cache / "blobs" / blob[:2] / f"{blob}.json").unlink()
+    project.edit("p2.md", "# Page p2", "# Page p2, retitled")
+    rerun = project.build()
+    assert rerun.executed == Counter({"p2": 1})
+    assert "damaged" not in rerun.warnings
+    assert "output of p2" in project.html("p2")
+
+    # a code edit is not a prose edit: executed, through the database
+    project.edit("p3.md", 'print("output of p3")', 'print("output of p3, new")')
+    assert project.build().executed == Counter({"p3": 1})
+    assert "output of p3, new" in project.html("p3")
+
+
 def test_a_result_stored_from_outside_is_shown_by_the_next_build(project_factory) -> None:  # type: ignore[no-untyped-def]
     project = project_factory("reliability")
     cache = project.src / ".nbcache"

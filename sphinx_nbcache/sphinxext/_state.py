@@ -8,7 +8,6 @@ from the cache), merges it, and reports failures as located warnings.
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,11 +18,21 @@ from sphinx.util import logging
 from sphinx.util.display import status_iterator
 
 from ..config import Options
-from ..errors import CorruptCacheError, NotebookReadError
+from ..errors import CorruptCacheError
 from ..hashing import notebook_key
-from ..plan import Memo, Page, PageState, execution_order, job_for, plan_pages, still_valid
+from ..plan import (
+    Memo,
+    Page,
+    PageState,
+    execution_order,
+    job_for,
+    plan_pages,
+    still_valid,
+)
 from ..readers import is_notebook
-from ..store import read_token
+from ..store import load_blob, read_token
+from ._memory import files_unchanged, not_a_notebook, plan_from_memory, shown
+from ._warnings import warn_failure, warn_read_error
 
 if TYPE_CHECKING:  # loaded on first use: a build with nothing changed needs none of them
     from ..records import Record
@@ -34,15 +43,9 @@ __all__ = ["BuildState", "NotebookExecutionError", "Rendered"]
 
 logger = logging.getLogger("sphinx_nbcache")
 
-_TB_LINE = re.compile(r"^Cell In\[\d*\], line (\d+)", re.MULTILINE)
-_SUBTYPES = {
-    "cell": "failed",
-    "timeout": "timeout",
-    "dead_kernel": "kernel",
-    "no_kernel": "kernel",
-    "read": "read",
-    "internal": "internal",
-}
+#: at most this many changed pages are planned without the database (each is parsed; more
+#: are cheaper through the database's table of file contents already read)
+_FROM_MEMORY_LIMIT = 8
 
 
 class NotebookExecutionError(SphinxError):
@@ -58,6 +61,8 @@ class Rendered:
     key: str | None
     status: str
     blob: str | None
+    created: float = 0.0  # of the result shown (0: not known)
+    runtime: float = 0.0
 
 
 @dataclass
@@ -80,6 +85,7 @@ class BuildState:
         self._token: str | None = None  # the cache's change token when planning began
         self._store: Store | None = None
         self._runner: Runner | None = None
+        self._from_memory: set[str] = set()  # planned from the environment, not the database
 
     @property
     def store(self) -> Store:
@@ -116,11 +122,18 @@ class BuildState:
             memos.pop(docname, None)
         self._token = read_token(self.options.cache_path)  # before anything is looked up
         same_token = self._token is not None and self._token == env.nbcache_token
-        if not to_read and same_token and _files_unchanged(env, memos):
+        if not to_read and same_token and files_unchanged(env, memos):
             self.unchanged = True  # every verdict of the last build still holds
             self.stats.plan_seconds = time.perf_counter() - begin
             logger.debug("nbcache: nothing changed since the last build; cache not opened")
             return set()
+        if same_token and len(to_read) <= _FROM_MEMORY_LIMIT:
+            states = plan_from_memory(env, memos, rendered, to_read, self.options, self.md_config)
+            if states is not None:  # prose edits: the cache has not changed, nor their code
+                self.planned.update((state.page.name, state) for state in states)
+                self._from_memory.update(state.page.name for state in states)
+                self.stats.plan_seconds = time.perf_counter() - begin
+                return set()
         env.nbcache_token = None  # until settle() finds the pages agree with the cache again
         pages = []
         for docname in sorted(env.found_docs):
@@ -130,7 +143,7 @@ class BuildState:
                 continue  # known not to be a notebook
             unknown = memo is None or memo.key is None or not still_valid(memo, path)
             if unknown and not is_notebook(path, self.options):
-                memos[docname] = _not_a_notebook(path)
+                memos[docname] = not_a_notebook(path)
                 continue
             pages.append(Page(docname, path))
         states = plan_pages(
@@ -152,7 +165,7 @@ class BuildState:
         for state in states:
             name = state.page.name
             self.planned[name] = state
-            if not _shown(state, rendered.get(name)):
+            if not shown(state, rendered.get(name)):
                 again.add(name)
         stale = [s for s in states if s.stale]
         ordered = execution_order(stale, self.store) if stale else []
@@ -186,7 +199,7 @@ class BuildState:
             ]
             states = plan_pages(pages, self.options, self.store, memos, md_config=self.md_config)
         rendered: dict[str, Rendered] = env.nbcache_rendered
-        if all(_shown(state, rendered.get(state.page.name)) for state in states):
+        if all(shown(state, rendered.get(state.page.name)) for state in states):
             env.nbcache_token = token
 
     def read_order(self, docnames: list[str]) -> list[str]:
@@ -235,9 +248,14 @@ class BuildState:
             return notebook, None
         key = planned.key if planned is not None and planned.key else notebook_key(notebook, own)
         record, merged = self._result_for(docname, key, notebook, own, path)
-        env_rendered[docname] = Rendered(key, record.status, record.blob)
+        env_rendered[docname] = Rendered(
+            key, record.status, record.blob, record.created, record.runtime
+        )
         if record.failure is not None:
-            self._warn_failure(docname, path, notebook, record, planned)
+            cached = planned is not None and planned.verdict == "failed"  # not re-executed
+            self._warn_failure(
+                docname, path, notebook, record, cached and record.status == "failed"
+            )
         return merged, {
             "mtime": record.created,
             "runtime": record.runtime,
@@ -252,6 +270,17 @@ class BuildState:
     ) -> tuple[Record, Any]:
         """Wait for, or look up, or (last resort) execute the result for ``key``; returns it
         with ``notebook`` merged (in place: ``merge_outputs`` checks before it changes)."""
+        if docname in self._from_memory:
+            self._from_memory.discard(docname)
+            planned = self.planned[docname]
+            assert planned.record is not None
+            from ..merge import merge_outputs
+
+            try:
+                stored = load_blob(self.options.cache_path, planned.record.blob)
+                return planned.record, merge_outputs(notebook, stored)
+            except CorruptCacheError:  # removed since planning, or damaged: ask the database
+                planned.record = None
         for attempt in range(3):  # cached -> (damaged) submitted -> waited for
             if self._runner is not None and self._runner.pending(key):
                 begin = time.perf_counter()
@@ -303,56 +332,18 @@ class BuildState:
         return planned.record
 
     def _warn_failure(
-        self,
-        docname: str,
-        path: Path | None,
-        notebook: Any,
-        record: Record,
-        planned: PageState | None,
+        self, docname: str, path: Path | None, notebook: Any, record: Record, cached: bool
     ) -> None:
-        failure = record.failure
-        assert failure is not None
-        line = None
-        if failure.cell_index is not None and path is not None:
-            from ..locate import cell_lines
-
-            try:
-                text = path.read_text(encoding="utf-8")
-                line = cell_lines(notebook, text, is_json=path.suffix == ".ipynb")[
-                    failure.cell_index
-                ]
-            except (OSError, UnicodeDecodeError, IndexError):
-                line = None
-            in_cell = _TB_LINE.search(failure.traceback)
-            if line and in_cell:  # point at the failing line inside the cell
-                line += int(in_cell.group(1)) - 1
-        where = "the kernel"
-        if failure.cell_index is not None:  # counted like the run times: code cells only
-            cells = notebook.cells[: failure.cell_index + 1]
-            where = f"code cell {sum(1 for c in cells if c.get('cell_type') == 'code')}"
-        message = f"notebook execution failed in {where}: {failure.summary()}"
-        if record.status == "failed" and planned is not None and planned.verdict == "failed":
-            message += (
-                " (cached failure, not re-executed: change the code or set"
-                " nbcache_retry_failed = True to retry)"
-            )
-        if self.options.show_traceback and failure.traceback:
-            message += "\n" + failure.traceback.rstrip()
-        logger.warning(
-            message,
-            location=(docname, line) if line else docname,
-            type="nbcache",
-            subtype=_SUBTYPES.get(failure.kind, "failed"),
-        )
-        if self.options.raise_on_error:
-            raise NotebookExecutionError(f"{docname}: {failure.summary()}")
+        warn_failure(docname, path, notebook, record, cached, self.options.show_traceback)
+        if self.options.raise_on_error and record.failure is not None:
+            raise NotebookExecutionError(f"{docname}: {record.failure.summary()}")
 
     def warn_unreadable(self, docname: str) -> bool:
         """Warn about a page that cannot be read; True if it was unreadable."""
         state = self.planned.get(docname)
         if state is None or state.verdict != "unreadable" or state.error is None:
             return False
-        _warn_read_error(docname, state.error)
+        warn_read_error(docname, state.error)
         return True
 
     # -- reporting ----------------------------------------------------------------------------
@@ -389,36 +380,3 @@ class BuildState:
             )
         if self._store is not None:
             self._store.close()
-
-
-def _warn_read_error(docname: str, error: NotebookReadError) -> None:
-    logger.warning(
-        f"cannot read this notebook: {error.reason}; it is shown without execution",
-        location=docname,
-        type="nbcache",
-        subtype="read",
-    )
-
-
-def _shown(state: PageState, seen: Rendered | None) -> bool:
-    """Can the page's doctree (``seen`` when it was read) stay as it is? Failed pages are read
-    again in every build, so that their warnings (and ``-W``) do not depend on what changed."""
-    if state.verdict in ("excluded", "off", "as-is"):
-        return True  # rendered from the page alone
-    if state.verdict != "cached" or state.record is None:
-        return False  # stale, failed or unreadable: read (and executed) again
-    return seen is not None and seen.blob == state.record.blob
-
-
-def _files_unchanged(env: Any, memos: dict[str, Memo]) -> bool:
-    """Does every page still have the size and modification time it was last read with?"""
-    for docname in env.found_docs:
-        memo = memos.get(docname)
-        if memo is None or not still_valid(memo, Path(env.doc2path(docname))):
-            return False
-    return True
-
-
-def _not_a_notebook(path: Path) -> Memo:
-    stat = path.stat()
-    return Memo(stat.st_mtime_ns, stat.st_size, None, "", False, False)

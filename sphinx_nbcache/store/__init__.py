@@ -22,15 +22,24 @@ in the last :data:`GRACE_SECONDS`, so it is safe while other builds run on the s
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._layout import DB_NAME
+from ._blobs import BlobStore, read_outputs
+from ._layout import BLOBS_DIR, DB_NAME
 from ._token import read_token
 
 if TYPE_CHECKING:  # imported on first use: a no-op build never loads SQLAlchemy's dialect
+    from ..records import Outputs
     from ._store import GRACE_SECONDS, Store
 
-__all__ = ["DB_NAME", "GRACE_SECONDS", "Store", "read_token"]
+__all__ = ["DB_NAME", "GRACE_SECONDS", "Store", "load_blob", "read_token"]
+
+
+def load_blob(root: Path, blob_id: str | None) -> Outputs:
+    """Outputs straight from a cache folder's blob, without opening the database
+    (:class:`CorruptCacheError` if the blob is missing or damaged)."""
+    return read_outputs(BlobStore(Path(root) / BLOBS_DIR), blob_id)
 
 
 def __getattr__(name: str) -> Any:

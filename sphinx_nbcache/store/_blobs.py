@@ -8,17 +8,22 @@ removes. Reads verify the hash, so a truncated or altered blob is detected, neve
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import suppress
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import CorruptCacheError
 from ..hashing import KEY_PATTERN
 
-__all__ = ["BlobStore"]
+if TYPE_CHECKING:
+    from ..records import Outputs
+
+__all__ = ["BlobStore", "read_outputs"]
 
 
 def _umask() -> int:
@@ -130,3 +135,16 @@ class BlobStore:
             except FileNotFoundError:
                 pass
         return removed
+
+
+def read_outputs(blobs: BlobStore, blob_id: str | None) -> Outputs:
+    """The outputs stored in a blob; :class:`CorruptCacheError` if it is missing or bad."""
+    from ..records import Outputs
+
+    if blob_id is None:
+        return Outputs(())
+    data = blobs.get(blob_id)
+    try:
+        return Outputs.from_json(json.loads(data))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CorruptCacheError(str(blobs.path(blob_id)), str(exc)) from None

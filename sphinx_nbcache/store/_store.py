@@ -15,10 +15,10 @@ from sqlalchemy import Connection, Engine, delete, insert, or_, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DatabaseError, OperationalError
 
-from ..errors import CorruptCacheError, StoreError
+from ..errors import StoreError
 from ..hashing import KEY_PATTERN
 from ..records import Failure, Outputs, Record
-from ._blobs import BlobStore
+from ._blobs import BlobStore, read_outputs
 from ._layout import BLOBS_DIR, DB_NAME
 from ._schema import SCHEMA_VERSION, ensure_schema, make_engine, pages, results, sources
 from ._token import bump_token, read_token
@@ -215,13 +215,7 @@ class Store:
 
     def load_outputs(self, record: Record) -> Outputs:
         """The outputs of a record; :class:`CorruptCacheError` if its blob is bad."""
-        if record.blob is None:
-            return Outputs(())
-        data = self.blobs.get(record.blob)
-        try:
-            return Outputs.from_json(json.loads(data))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise CorruptCacheError(str(self.blobs.path(record.blob)), str(exc)) from None
+        return read_outputs(self.blobs, record.blob)
 
     def touch(self, keys: Iterable[str], pages_by_key: Mapping[str, str] | None = None) -> None:
         """Mark records as used now (for LRU eviction) and remember which page uses which."""
