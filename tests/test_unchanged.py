@@ -70,7 +70,9 @@ def test_prose_edits_are_planned_without_the_database(project_factory) -> None: 
 
     # a result removed behind the cache's back (as by a concurrent prune, after this build
     # read the token): the page's blob is gone, the database is asked, the page runs again
-    key = Store(cache).page_keys()["p2"]
+    store = Store(cache)
+    key = store.page_keys()["p2"]
+    store.close()
     with sqlite3.connect(cache / "nbcache.db") as conn:
         (blob,) = conn.execute("SELECT blob FROM results WHERE key = ?", (key,)).fetchone()
         conn.execute("DELETE FROM results WHERE key = ?", (key,))

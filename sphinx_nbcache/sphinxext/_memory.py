@@ -2,9 +2,9 @@
 
 After reading, the build keeps the cache's change token in the environment if every notebook
 page's doctree shows what the cache holds (``shown``). While the token is unchanged, a build
-with no changed page needs nothing from the cache, and one whose changed pages kept their code
-(prose edits) is planned from the environment alone (``plan_from_memory``): the outputs those
-pages show are read from their blobs, without opening the database.
+whose changed pages (if any) kept their code is planned from the environment alone
+(``plan_from_memory``): with no changed page it needs nothing from the cache; after prose
+edits, the outputs those pages show are read from their blobs, without opening the database.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from ..readers import is_notebook
 if TYPE_CHECKING:
     from ._state import Rendered
 
-__all__ = ["files_unchanged", "not_a_notebook", "plan_from_memory", "shown"]
+__all__ = ["not_a_notebook", "plan_from_memory", "shown"]
 
 
 def plan_from_memory(
@@ -31,9 +31,10 @@ def plan_from_memory(
     options: Options,
     md_config: Any = None,
 ) -> list[PageState] | None:
-    """Plan without the database when the cache is unchanged since the doctrees agreed
-    with it and each page to read still has the code of the result it shows (a prose
-    edit); None when that does not hold, or cannot be known without looking."""
+    """Plan without the database, given that the cache is unchanged since the doctrees agreed
+    with it: every other page must still have the size and modification time it was read
+    with, and each page to read the code of the result it shows (a prose edit). None when
+    that does not hold, or cannot be known without looking."""
     from ..records import Record
 
     found = env.found_docs
@@ -71,15 +72,6 @@ def shown(state: PageState, seen: Rendered | None) -> bool:
     if state.verdict != "cached" or state.record is None:
         return False  # stale, failed or unreadable: read (and executed) again
     return seen is not None and seen.blob == state.record.blob
-
-
-def files_unchanged(env: Any, memos: dict[str, Memo]) -> bool:
-    """Does every page still have the size and modification time it was last read with?"""
-    for docname in env.found_docs:
-        memo = memos.get(docname)
-        if memo is None or not still_valid(memo, Path(env.doc2path(docname))):
-            return False
-    return True
 
 
 def not_a_notebook(path: Path) -> Memo:

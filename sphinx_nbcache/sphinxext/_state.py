@@ -31,7 +31,7 @@ from ..plan import (
 )
 from ..readers import is_notebook
 from ..store import load_blob, read_token
-from ._memory import files_unchanged, not_a_notebook, plan_from_memory, shown
+from ._memory import not_a_notebook, plan_from_memory, shown
 from ._warnings import warn_failure, warn_read_error
 
 if TYPE_CHECKING:  # loaded on first use: a build with nothing changed needs none of them
@@ -81,7 +81,7 @@ class BuildState:
         self.planned: dict[str, PageState] = {}
         self.order: list[str] = []  # stale pages, in the order they execute
         self.stats = Stats()
-        self.unchanged = False  # planning found nothing changed and never opened the cache
+        self.unchanged = False  # nothing changed since the last build: nothing is read
         self._token: str | None = None  # the cache's change token when planning began
         self._store: Store | None = None
         self._runner: Runner | None = None
@@ -122,17 +122,14 @@ class BuildState:
             memos.pop(docname, None)
         self._token = read_token(self.options.cache_path)  # before anything is looked up
         same_token = self._token is not None and self._token == env.nbcache_token
-        if not to_read and same_token and files_unchanged(env, memos):
-            self.unchanged = True  # every verdict of the last build still holds
-            self.stats.plan_seconds = time.perf_counter() - begin
-            logger.debug("nbcache: nothing changed since the last build; cache not opened")
-            return set()
         if same_token and len(to_read) <= _FROM_MEMORY_LIMIT:
             states = plan_from_memory(env, memos, rendered, to_read, self.options, self.md_config)
-            if states is not None:  # prose edits: the cache has not changed, nor their code
+            if states is not None:  # the cache has not changed, nor the code of any page
+                self.unchanged = not to_read  # every verdict of the last build still holds
                 self.planned.update((state.page.name, state) for state in states)
                 self._from_memory.update(state.page.name for state in states)
                 self.stats.plan_seconds = time.perf_counter() - begin
+                logger.debug("nbcache: planned from the environment; cache not opened")
                 return set()
         env.nbcache_token = None  # until settle() finds the pages agree with the cache again
         pages = []
