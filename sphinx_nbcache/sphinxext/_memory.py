@@ -35,8 +35,6 @@ def plan_from_memory(
     with it: every other page must still have the size and modification time it was read
     with, and each page to read the code of the result it shows (a prose edit). None when
     that does not hold, or cannot be known without looking."""
-    from ..records import Record
-
     found = env.found_docs
     others = (name for name in found if name not in to_read)
     for docname in others:
@@ -59,6 +57,8 @@ def plan_from_memory(
         if memo.key != seen.key or memo.mode != "cache" or memo.excluded:
             return None
         memos[docname] = memo
+        from ..records import Record  # here: a build with nothing changed never needs it
+
         record = Record(seen.key, "ok", seen.blob, runtime=seen.runtime, created=seen.created)
         states.append(PageState(Page(docname, path), "cached", key=memo.key, record=record))
     return states
