@@ -31,8 +31,11 @@ def register_notebook_lexers(app: Any) -> None:
         getattr(config, "nb_render_text_lexer", "myst-ansi"),
         getattr(config, "nb_render_error_lexer", "ipythontb"),
     }
-    builtin = {alias for _, _, aliases, _, _ in LEXERS.values() for alias in aliases}
-    missing = {name for name in wanted if name not in lexer_classes and name not in builtin}
+    missing = {name for name in wanted if name not in lexer_classes}
+    if missing:  # pygments' own lexers are found without a search
+        missing -= {alias for _, _, aliases, _, _ in LEXERS.values() for alias in aliases}
+    if not missing:  # registered by an earlier build of this process, or by the project
+        return
     # in entry-point order, the first class with the alias: what get_lexer_by_name would find
     for entry in entry_points(group="pygments.lexers"):
         if not missing:
