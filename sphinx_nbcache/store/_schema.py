@@ -8,6 +8,8 @@ layout is migrated step by step, a newer one is refused with a message saying wh
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from typing import Any
 
 from sqlalchemy import (
@@ -106,9 +108,9 @@ def make_engine(db_path: str, busy_timeout_s: float = 60.0) -> Engine:
         # let us issue BEGIN ourselves (pysqlite's implicit transactions fight WAL + IMMEDIATE)
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+        _enter_wal(cursor, busy_timeout_s)
+        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -116,6 +118,28 @@ def make_engine(db_path: str, busy_timeout_s: float = 60.0) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if connection.info.get("write") else "BEGIN")
 
     return engine
+
+
+def _enter_wal(cursor: Any, within_s: float) -> None:
+    """Switch the database to WAL mode (persistent: a no-op once done).
+
+    The switch needs the database to itself, and SQLite answers "database is locked" at once
+    instead of calling the busy handler when another connection holds it, which happens when
+    builds race to create a new cache. So retry, backing off, until ``within_s`` has passed.
+    """
+    deadline = time.monotonic() + within_s
+    pause = 0.001
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)  # SQLite offers no event to wait on for this lock
+        pause = min(pause * 2, 0.1)
 
 
 def ensure_schema(connection: Connection) -> tuple[int, int, bool]:
