@@ -19,8 +19,10 @@ from .errors import ConfigError
 
 __all__ = ["DEFAULT_CACHE_DIR", "MODES", "OPTION_DEFAULTS", "CustomFormat", "Mode", "Options"]
 
-Mode = Literal["cache", "auto", "force", "off"]
-MODES: tuple[Mode, ...] = ("cache", "auto", "force", "off")
+Mode = Literal["cache", "auto", "force", "off", "inline"]
+#: ``inline`` is myst-nb's live-kernel mode (``{eval}`` roles read variables from the kernel
+#: while the page renders): those pages are left to myst-nb, executed and not cached.
+MODES: tuple[Mode, ...] = ("cache", "auto", "force", "off", "inline")
 DEFAULT_CACHE_DIR = ".nbcache"
 
 #: Our own options and their defaults (the Sphinx glue registers exactly these).
@@ -83,8 +85,6 @@ class Options:
             return default if value is None else value
 
         mode = str(get("nb_execution_mode", "cache"))
-        if mode == "inline":
-            mode = "cache"  # inline evaluation is myst-nb's own; we cache the execution
         if mode not in MODES:
             raise ConfigError("nb_execution_mode", f"{mode!r} is not one of {', '.join(MODES)}")
         cache = get("nbcache_path") or get("nb_execution_cache_path") or DEFAULT_CACHE_DIR
@@ -124,9 +124,8 @@ class Options:
         changes: dict[str, Any] = {}
         own = metadata.get(self.metadata_key)
         if isinstance(own, Mapping):
-            if own.get("execution_mode") in (*MODES, "inline"):
-                mode = own["execution_mode"]
-                changes["mode"] = "cache" if mode == "inline" else mode
+            if own.get("execution_mode") in MODES:
+                changes["mode"] = own["execution_mode"]
             if "execution_timeout" in own:
                 changes["timeout"] = _timeout(own["execution_timeout"], "execution_timeout")
             if "execution_allow_errors" in own:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 import sphinx
@@ -64,3 +65,21 @@ def test_off_mode_runs_nothing(project_factory) -> None:  # type: ignore[no-unty
     assert build.total == 0
     assert "stored output" in project.html("auto_has_outputs")
     assert not (project.src / ".nbcache" / "blobs").exists()
+
+
+def test_inline_mode_is_left_to_myst_nb(project_factory) -> None:  # type: ignore[no-untyped-def]
+    # inline pages execute in myst-nb's live kernel as they render ({eval} reads its
+    # variables), every time they are read; a page set to cache mode in the same project is
+    # executed and cached by sphinx-nbcache
+    project = project_factory("inline")
+    first = project.build()
+    assert first.executed == Counter({"live": 1, "cached": 1}), first.status
+    assert "WARNING" not in first.warnings, first.warnings
+    assert re.search(r"answer is <span[^>]*>42</span>", project.html("live"))
+    assert "output of cached" in project.html("cached")
+    project.edit("live.md", "# live", "# live, edited prose")
+    project.edit("cached.md", "# cached", "# cached, edited prose")
+    second = project.build()
+    assert second.executed == Counter({"live": 1}), second.status
+    assert re.search(r"answer is <span[^>]*>42</span>", project.html("live"))
+    assert "output of cached" in project.html("cached")

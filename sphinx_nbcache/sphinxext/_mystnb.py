@@ -68,6 +68,9 @@ def create_client(
     state = state_for_env(env) if env is not None else None
     if state is None:
         return _ORIGINAL_CREATE(notebook, source, nb_config, logger, read_fmt)
+    if getattr(nb_config, "execution_mode", None) == "inline":  # needs myst-nb's live kernel
+        state.leave_to_mystnb(env)
+        return _ORIGINAL_CREATE(notebook, source, nb_config, logger, read_fmt)
     path = Path(source) if source and Path(source).is_file() else None
     return NbcacheClient(notebook, path, nb_config, logger, state=state, env=env)
 

@@ -225,6 +225,10 @@ class BuildState:
 
     # -- the myst-nb seam ---------------------------------------------------------------------
 
+    def leave_to_mystnb(self, env: Any) -> None:
+        """The page being read is myst-nb's to execute (inline mode): nothing cached."""
+        env.nbcache_rendered[env.docname] = Rendered(None, "off", None)
+
     def resolve(
         self, env: Any, path: Path | None, notebook: Any, mode: str
     ) -> tuple[Any, dict[str, Any] | None]:
