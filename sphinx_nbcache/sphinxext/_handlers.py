@@ -81,8 +81,17 @@ def on_builder_inited(app: Any) -> None:
             setattr(env, name, {})
     if not hasattr(env, "nbcache_token"):
         env.nbcache_token = None  # the cache's change token the doctrees agree with
-    state = BuildState(options_of(app), md_config=getattr(env, "myst_config", None))
+    options = options_of(app)
+    state = BuildState(options, md_config=getattr(env, "myst_config", None))
     _mystnb.register(app, state)
+    # myst-nb has just printed "Using jupyter-cache at ...": say who executes instead
+    if options.mode in ("cache", "auto", "force"):
+        logger.info(
+            "sphinx-nbcache: notebooks execute through the cache at %s (%d at a time); "
+            "myst-nb's jupyter-cache is not used",
+            options.cache_path,
+            options.jobs,
+        )
 
 
 def _state(app: Any) -> BuildState | None:
