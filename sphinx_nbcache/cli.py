@@ -1,8 +1,9 @@
 """The ``nbcache`` command: the cache of a docs folder, from a terminal or a CI script.
 
 Every command takes ``--cache PATH`` (default: ``nbcache_path`` of the docs folder's
-``conf.py``, else ``.nbcache``), ``--docs DIR`` (default: the nearest folder holding a
-``conf.py``, or ``./docs``), ``--json`` (machine-readable output) and ``--verbose`` (tracebacks
+``conf.py`` or jupyter-book ``_config.yml``, else ``.nbcache``), ``--docs DIR`` (default: the
+nearest folder holding a ``conf.py`` or a jupyter-book ``_config.yml`` + ``_toc.yml``, or
+``./docs``), ``--json`` (machine-readable output) and ``--verbose`` (tracebacks
 of our own errors). Exit status: 0 fine, 1 something to look at (a failed notebook, a stale page
 under ``status --check``, a rejected import), 2 an error (a one-line message says what to do).
 """
@@ -310,7 +311,9 @@ def _print_import(report: ImportReport, args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--cache", metavar="PATH", help="the cache folder (default: from conf.py)")
-    common.add_argument("--docs", metavar="DIR", help="the docs folder holding conf.py")
+    common.add_argument(
+        "--docs", metavar="DIR", help="the docs folder (conf.py, or a jupyter-book _config.yml)"
+    )
     common.add_argument("--json", action="store_true", help="print JSON for scripts")
     common.add_argument("-v", "--verbose", action="store_true", help="show tracebacks")
     parser = argparse.ArgumentParser(

@@ -1,7 +1,9 @@
 """A docs folder as the CLI and the Python API see it: its options and its notebook pages.
 
-Sphinx is never imported. The options come from running the folder's ``conf.py`` the way
-Sphinx does (``__file__`` and ``tags`` set, in the folder), then :meth:`Options.from_mapping`;
+Sphinx is never imported for a Sphinx project. The options come from running the folder's
+``conf.py`` the way Sphinx does (``__file__`` and ``tags`` set, in the folder), or, for a
+jupyter-book 1 folder without one, from its ``_config.yml`` (see ``_book``), then
+:meth:`Options.from_mapping`;
 pages are the notebooks :func:`~sphinx_nbcache.plan.pages_under` finds, minus Sphinx's
 ``exclude_patterns``, named like Sphinx docnames (the path relative to the folder, without
 its suffix), so the CLI and a build agree on every page's name and key.
@@ -20,6 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from ._book import BOOK_CONFIG, is_book, load_book_config, toc_docnames
 from .config import Options
 from .errors import ConfFileError, ConfigError
 from .plan import Page, pages_under
@@ -88,12 +91,13 @@ def load_conf(conf: str | Path) -> dict[str, Any]:
 
 
 def find_docs_dir(start: str | Path) -> Path | None:
-    """The nearest folder at or above ``start`` holding a ``conf.py`` (not past a ``.git``)."""
+    """The nearest folder at or above ``start`` holding a ``conf.py`` or a jupyter-book
+    ``_config.yml`` with its ``_toc.yml`` (not past a ``.git``)."""
     folder = Path(start).resolve()
     if folder.is_file():
         folder = folder.parent
     for candidate in (folder, *folder.parents):
-        if (candidate / CONF_NAME).is_file():
+        if (candidate / CONF_NAME).is_file() or is_book(candidate):
             return candidate
         if (candidate / ".git").exists():
             return None
@@ -134,16 +138,22 @@ class Project:
     exclude: tuple[str, ...] = ()
     md_config: Any = None
     conf: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    only: frozenset[str] | None = None  # docnames a jupyter-book table of contents restricts to
 
     @classmethod
     def load(
         cls, root: str | Path | None, cache: str | Path | None = None, read_conf: bool = True
     ) -> Project:
-        """The project in ``root``: options from its ``conf.py`` (if any), ``cache`` wins."""
+        """The project in ``root``: options from its ``conf.py`` (or jupyter-book
+        ``_config.yml``), if any; ``cache`` wins."""
         folder = Path(root).resolve() if root is not None else None
         values: dict[str, Any] = {}
+        only = None
         if folder is not None and read_conf and (folder / CONF_NAME).is_file():
             values = load_conf(folder / CONF_NAME)
+        elif folder is not None and read_conf and (folder / BOOK_CONFIG).is_file():
+            values = load_book_config(folder)
+            only = toc_docnames(folder, values)
         if cache is not None:
             values["nbcache_path"] = str(Path(cache).resolve())
         try:
@@ -159,7 +169,7 @@ class Project:
             *_strings(values.get("html_static_path")),
             *_strings(values.get("html_extra_path")),
         ]
-        return cls(folder, options, tuple(exclude), _md_config(values), values)
+        return cls(folder, options, tuple(exclude), _md_config(values), values, only)
 
     def name_of(self, path: Path) -> str:
         """The Sphinx docname of a file (its path relative to the project, no suffix)."""
@@ -189,7 +199,14 @@ class Project:
         if self.root is None:
             return []
         found = pages_under(self.root, self.options)
-        return [Page(self.name_of(p.path), p.path) for p in found if not self.is_excluded(p.path)]
+        pages = [Page(self.name_of(p.path), p.path) for p in found if not self.is_excluded(p.path)]
+        if self.only is not None:  # a jupyter-book built from its table of contents only
+            in_toc = self.only
+            pages = [p for p in pages if p.name in in_toc or self._with_suffix(p) in in_toc]
+        return pages
+
+    def _with_suffix(self, page: Page) -> str:
+        return f"{page.name}{page.path.suffix}"
 
     def page(self, path: str | Path) -> Page:
         """The page for one file."""
