@@ -142,3 +142,19 @@ def test_a_lost_token_or_cache_folder_is_noticed(project_factory) -> None:  # ty
     again = project.build()
     assert again.executed == PAGES
     assert "output of p3" in project.html("p3")
+
+
+def test_a_token_changed_elsewhere_is_settled_by_one_build(project_factory) -> None:  # type: ignore[no-untyped-def]
+    project = project_factory("reliability")
+    cache = project.src / ".nbcache"
+    assert project.build().executed == PAGES
+    store = Store(cache)
+    store.remove(["0" * 64])  # another project, the CLI or an import wrote to the cache
+    store.close()
+    looked = project.build()  # the token changed: this build asks the database, reads nothing
+    assert looked.total == 0
+    used = _last_used(cache)
+    again = project.build()  # ... and kept the new token: this one does not open the cache
+    assert again.total == 0
+    assert _last_used(cache) == used
+    assert "output of p1" in project.html("p1")

@@ -118,6 +118,7 @@ def on_env_before_read_docs(app: Any, env: Any, docnames: list[str]) -> None:
     if state is None:
         return
     docnames[:] = state.read_order(docnames)
+    state.reading = len(docnames)
     for docname in docnames:  # Sphinx itself aborts on undecodable text: say which and why
         planned = state.planned.get(docname)
         if planned is not None and planned.verdict == "unreadable":
@@ -147,10 +148,16 @@ def on_source_read(app: Any, docname: str, source: list[str]) -> None:
 def on_env_updated(app: Any, env: Any) -> list[str]:
     """After reading, before writing (in this process, so forked writers inherit it)."""
     state = _state(app)
-    if state is not None:
-        state.settle(env)
-        if not state.unchanged:  # pages with outputs are about to be written
-            register_notebook_lexers(app)
+    if state is None:
+        return []
+    kept = state.settle(env)
+    if not state.unchanged:  # pages with outputs are about to be written
+        register_notebook_lexers(app)
+    root = app.config.root_doc
+    if kept and not state.reading and root in env.all_docs:
+        # Sphinx saves the environment only when a page was read or is to be written: name
+        # the root page, so that the token is kept and the next build skips the cache
+        return [root]
     return []
 
 

@@ -82,6 +82,7 @@ class BuildState:
         self.order: list[str] = []  # stale pages, in the order they execute
         self.stats = Stats()
         self.unchanged = False  # nothing changed since the last build: nothing is read
+        self.reading = 0  # pages Sphinx reads in this build (env-before-read-docs)
         self._token: str | None = None  # the cache's change token when planning began
         self._store: Store | None = None
         self._runner: Runner | None = None
@@ -175,15 +176,16 @@ class BuildState:
         )
         return (again - to_read) & set(env.found_docs)
 
-    def settle(self, env: Any) -> None:
+    def settle(self, env: Any) -> bool:
         """After reading (``env-updated``): if every notebook page's doctree shows what the
         cache holds, keep the cache's change token in the environment; the next build that
-        finds it unchanged, and no page changed, then never opens the cache."""
+        finds it unchanged, and no page changed, then never opens the cache. True if the
+        environment now keeps a token it did not have (it must be saved to count)."""
         if self.unchanged:
-            return  # the token kept in the environment still holds
+            return False  # the token kept in the environment still holds
         token = read_token(self.options.cache_path)
-        if token is None:
-            return
+        if token is None or token == env.nbcache_token:
+            return False
         if token == self._token:  # no result changed since planning: the verdicts hold
             states = list(self.planned.values())
         else:  # results were stored or removed meanwhile: look again (no file is re-read)
@@ -198,6 +200,8 @@ class BuildState:
         rendered: dict[str, Rendered] = env.nbcache_rendered
         if all(shown(state, rendered.get(state.page.name)) for state in states):
             env.nbcache_token = token
+            return True
+        return False
 
     def read_order(self, docnames: list[str]) -> list[str]:
         """Pages that need no execution first, then stale ones in the order they execute."""
