@@ -201,12 +201,9 @@ class Project:
         found = pages_under(self.root, self.options)
         pages = [Page(self.name_of(p.path), p.path) for p in found if not self.is_excluded(p.path)]
         if self.only is not None:  # a jupyter-book built from its table of contents only
-            in_toc = self.only
-            pages = [p for p in pages if p.name in in_toc or self._with_suffix(p) in in_toc]
+            toc = self.only  # lists docnames, with or without their suffix
+            pages = [p for p in pages if p.name in toc or f"{p.name}{p.path.suffix}" in toc]
         return pages
-
-    def _with_suffix(self, page: Page) -> str:
-        return f"{page.name}{page.path.suffix}"
 
     def page(self, path: str | Path) -> Page:
         """The page for one file."""

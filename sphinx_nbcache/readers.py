@@ -55,12 +55,12 @@ def _load_yaml(text: str) -> Any:
     runs for every MyST file read); None if the text is not YAML."""
     import yaml  # a dependency of myst-parser and jupytext
 
-    loader = getattr(yaml, "CSafeLoader", None)
-    for each in (loader, yaml.SafeLoader) if loader is not None else (yaml.SafeLoader,):
+    loaders = [getattr(yaml, "CSafeLoader", yaml.SafeLoader), yaml.SafeLoader]
+    for loader in dict.fromkeys(loaders):  # libyaml may refuse what the pure loader reads
         try:
-            return yaml.load(text, Loader=each)  # each is a safe loader
+            return yaml.load(text, Loader=loader)  # both are safe loaders
         except yaml.YAMLError:
-            continue  # libyaml may refuse what the pure loader reads: ask it too
+            continue
     return None
 
 
