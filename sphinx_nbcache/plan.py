@@ -8,8 +8,11 @@ file's size and modification time), computes its key, and looks every key up in 
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import os
 import re
+import sys
+import threading
 from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +43,10 @@ __all__ = [
 ]
 
 Verdict = Literal["cached", "failed", "stale", "excluded", "off", "as-is", "unreadable"]
+
+#: New files to parse before forked workers are worth starting: below this, starting them costs
+#: more than parsing in parallel saves (a MyST or percent file takes ~2 ms to parse).
+PARALLEL_PARSE_MIN = 64
 
 
 @dataclass(frozen=True)
@@ -124,17 +131,23 @@ def plan_pages(
     fresh_names = {p.name for p in fresh} | must_read
     contents = _contents([p for p in pages if p.name in fresh_names], options, md_config)
     known = store.sources(digest for _, digest in contents.values()) if contents else {}
+    new = [(p, contents[p.name][0]) for p in pages if p.name in contents]
+    new = [(p, raw) for p, raw in new if contents[p.name][1] not in known]
+    parsed = _inspect_all(new, options, md_config)  # these exact bytes were never read before
     learned: list[dict[str, Any]] = []
     states: list[PageState] = []
     for page in pages:
         notebook = own = None
         if page.name in contents:
-            raw, digest = contents[page.name]
+            digest = contents[page.name][1]
             try:
                 if digest in known:  # these exact bytes were read before: no parsing
                     memos[page.name] = _memo_from_source(page, options, known[digest])
                 else:
-                    notebook, own, memos[page.name] = inspect_page(page, options, md_config, raw)
+                    found = parsed[page.name]
+                    if isinstance(found, Exception):
+                        raise found
+                    notebook, own, memos[page.name] = found
                     learned.append(_source_row(digest, memos[page.name]))
             except (NotebookReadError, OSError) as exc:
                 error = (
@@ -163,6 +176,57 @@ def plan_pages(
         forced = name in force or (memo.mode == "force" and name in must_read)
         _decide(state, memo, options, forced=forced)
     return states
+
+
+Inspected = tuple[nbformat.NotebookNode, Options, Memo]
+_SHARED: tuple[Options, Any] | None = None  # what forked parsing workers read it with
+
+
+def _inspect_all(
+    items: list[tuple[Page, bytes]], options: Options, md_config: Any
+) -> dict[str, Inspected | NotebookReadError | OSError]:
+    """``inspect_page`` on each (page, bytes); many pages are parsed in forked workers."""
+    global _SHARED
+    workers = min(os.cpu_count() or 1, 4, len(items) // (PARALLEL_PARSE_MIN // 2))
+    if workers < 2 or not _can_fork():
+        return {page.name: _inspect_one(page, raw, options, md_config) for page, raw in items}
+    # one page of each kind here first: the workers inherit the readers' imports
+    first = {}
+    for page, raw in items:
+        kind = options.format_for(page.path) or page.path.suffix
+        if kind not in first:
+            first[kind] = (page, _inspect_one(page, raw, options, md_config))
+    done = {page.name: result for page, result in first.values()}
+    rest = [(page, raw) for page, raw in items if page.name not in done]
+    _SHARED = (options, md_config)
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            chunk = max(1, len(rest) // (workers * 4))
+            found = pool.map(_inspect_in_worker, rest, chunksize=chunk)
+    finally:
+        _SHARED = None
+    done.update((page.name, result) for (page, _), result in zip(rest, found, strict=True))
+    return done
+
+
+def _inspect_one(
+    page: Page, raw: bytes, options: Options, md_config: Any
+) -> Inspected | NotebookReadError | OSError:
+    try:
+        return inspect_page(page, options, md_config, raw)
+    except (NotebookReadError, OSError) as exc:  # reported by the caller, page by page
+        return exc
+
+
+def _inspect_in_worker(item: tuple[Page, bytes]) -> Inspected | NotebookReadError | OSError:
+    assert _SHARED is not None
+    return _inspect_one(item[0], item[1], *_SHARED)
+
+
+def _can_fork() -> bool:
+    """Forking is safe only with no other thread (one could hold a lock the child needs);
+    Linux only (macOS system libraries do not survive a fork)."""
+    return sys.platform.startswith("linux") and threading.active_count() == 1
 
 
 def execution_order(stale: list[PageState], store: Store) -> list[PageState]:

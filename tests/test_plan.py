@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import nbformat
 import pytest
 
+from sphinx_nbcache import plan
 from sphinx_nbcache.config import Options
 from sphinx_nbcache.plan import Memo, Page, PageState, execution_order, plan_pages
 from sphinx_nbcache.records import Failure, Outputs, Record
@@ -131,3 +133,49 @@ def test_a_fresh_checkout_is_planned_without_parsing(setup, monkeypatch) -> None
     other = Options(cache_path=options.cache_path, timeout=10, allow_errors=True)
     with pytest.raises(AssertionError, match="parsed a file"):
         plan_pages(pages, other, store, {})
+
+
+def test_many_new_files_are_parsed_in_workers_with_the_same_verdicts(  # type: ignore[no-untyped-def]
+    setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    options, store, folder = setup
+    options = Options(
+        cache_path=options.cache_path,
+        custom_formats=Options.from_mapping(
+            {"nb_custom_formats": {".py": ["jupytext.reads", {"fmt": "py:percent"}]}}, folder
+        ).custom_formats,
+    )
+    pages = [write(folder, f"nb{i}", f"x = {i}") for i in range(12)]
+    for i in range(12):
+        path = folder / f"py{i}.py"
+        path.write_text(f"# %%\ny = {i}\n\n# %% [markdown]\n# prose {i}\n")
+        pages.append(Page(path.stem, path))
+    broken = folder / "broken.ipynb"
+    broken.write_text("{not json")
+    pages.append(Page("broken", broken))
+
+    serial = plan_pages(pages, options, Store(folder / "serial-cache"))
+    monkeypatch.setattr(plan, "PARALLEL_PARSE_MIN", 4)  # 25 new files: two workers
+    readers = folder / "readers.log"  # the process of every parse, from any process
+    inspect = plan.inspect_page
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        with readers.open("a") as log:
+            log.write(f"{os.getpid()}\n")
+        return inspect(*args, **kwargs)
+
+    monkeypatch.setattr(plan, "inspect_page", spy)
+    assert threading.active_count() == 1, threading.enumerate()  # else no worker is forked
+    parallel = plan_pages(pages, options, store)
+    pids = readers.read_text().split()
+    assert len(pids) == 25
+    assert pids.count(str(os.getpid())) == 2  # one of each kind here, for the imports
+    assert len(set(pids) - {str(os.getpid())}) == 2  # the rest in two forked workers
+    assert [(s.page, s.verdict, s.key, s.reason) for s in parallel] == [
+        (s.page, s.verdict, s.key, s.reason) for s in serial
+    ]
+    by_name = {s.page.name: s for s in parallel}
+    assert by_name["broken"].verdict == "unreadable"
+    assert "invalid JSON" in str(by_name["broken"].error)
+    assert by_name["py3"].notebook is not None  # kept for executing, as a serial read keeps it
+    assert by_name["py3"].notebook.cells[0].source == "y = 3"
