@@ -6,9 +6,11 @@ processes, so this thread only moves messages). Two limits apply:
 * at most ``jobs`` notebooks execute at the same time (a slot is held until the outcome has
   been handed to ``on_outcome``, i.e. stored: with ``jobs=1`` the next notebook starts only
   once the previous result is safe);
-* at most ``jobs + prestart`` kernels exist at the same time: while ``jobs`` notebooks run,
-  up to ``prestart`` more kernels are already starting for the next notebooks in the queue,
-  hiding the ~1 s a kernel takes to start. A kernel is never reused for a second notebook.
+* at most ``jobs + prestart`` kernels are starting or running at the same time: while
+  ``jobs`` notebooks run, up to ``prestart`` more kernels are already starting for the next
+  notebooks in the queue, hiding the ~1 s a kernel takes to start. A kernel whose notebook is
+  done gives its place up at once and exits on its own (a polite shutdown takes ~0.2 s).
+  A kernel is never reused for a second notebook.
 
 Jobs start in the order they were submitted. A job's future resolves as soon as its outcome
 has been handed to ``on_outcome`` (before its kernel is shut down).
@@ -127,6 +129,15 @@ class LocalExecutor:
             loop.close()
 
     async def _run(self, job: Job) -> Outcome:
+        stopping: list[asyncio.Future[None]] = []
+        try:
+            return await self._run_in_kernel(job, stopping)
+        finally:
+            # the kernel's permit is free already: the next kernel starts while this one exits
+            for task in stopping:
+                await asyncio.shield(task)
+
+    async def _run_in_kernel(self, job: Job, stopping: list[asyncio.Future[None]]) -> Outcome:
         assert self._kernels is not None and self._slots is not None
         async with self._kernels:
             started = await start_kernel(job)
@@ -146,11 +157,11 @@ class LocalExecutor:
                         self._running -= 1
             finally:
                 # a task of its own that cancelling this job cannot interrupt; shutdown waits
-                stopping = asyncio.ensure_future(stop_kernel(started))
-                self._stopping.add(stopping)
-                stopping.add_done_callback(self._stopping.discard)
+                task = asyncio.ensure_future(stop_kernel(started))
+                self._stopping.add(task)
+                task.add_done_callback(self._stopping.discard)
                 self._handles.discard(started)
-                await asyncio.shield(stopping)
+                stopping.append(task)
 
     async def _deliver(self, outcome: Outcome) -> Outcome:
         if self._on_outcome is not None:
