@@ -9,8 +9,9 @@ processes, so this thread only moves messages). Two limits apply:
 * at most ``jobs + prestart`` kernels are starting or running at the same time: while
   ``jobs`` notebooks run, up to ``prestart`` more kernels are already starting for the next
   notebooks in the queue, hiding the ~1 s a kernel takes to start. A kernel whose notebook is
-  done gives its place up at once and exits on its own (a polite shutdown takes ~0.2 s).
-  A kernel is never reused for a second notebook.
+  done gives its place up at once and exits on its own (a polite shutdown takes ~0.2 s); at
+  most ``jobs`` kernels are exiting at a time, so no more than ``2 * jobs + prestart`` kernel
+  processes ever exist. A kernel is never reused for a second notebook.
 
 Jobs start in the order they were submitted. A job's future resolves as soon as its outcome
 has been handed to ``on_outcome`` (before its kernel is shut down).
@@ -59,6 +60,7 @@ class LocalExecutor:
         self._handles: set[KernelHandle] = set()
         self._running = 0
         self.peak_kernels = 0  # most kernels alive at once (bounded by jobs + prestart)
+        self.peak_processes = 0  # ... counting those exiting (bounded by 2 * jobs + prestart)
         self.peak_running = 0  # most notebooks executing at once (bounded by jobs)
         self._stopping: set[asyncio.Future[None]] = set()
         self._futures: list[concurrent.futures.Future[Outcome]] = []
@@ -145,6 +147,8 @@ class LocalExecutor:
                 return await self._deliver(error_outcome(job, started))
             self._handles.add(started)
             self.peak_kernels = max(self.peak_kernels, len(self._handles))
+            alive = len(self._handles) + len(self._stopping)
+            self.peak_processes = max(self.peak_processes, alive)
             try:
                 await connect(started, job)  # kernel answers before the job takes a slot
                 async with self._slots:  # held until stored: "done" means "in the store"
@@ -162,6 +166,8 @@ class LocalExecutor:
                 task.add_done_callback(self._stopping.discard)
                 self._handles.discard(started)
                 stopping.append(task)
+                if len(self._stopping) > self.jobs:  # enough are exiting: keep the place
+                    await asyncio.shield(task)
 
     async def _deliver(self, outcome: Outcome) -> Outcome:
         if self._on_outcome is not None:
