@@ -13,8 +13,9 @@ processes, so this thread only moves messages). Two limits apply:
   most ``jobs`` kernels are exiting at a time, so no more than ``2 * jobs + prestart`` kernel
   processes ever exist. A kernel is never reused for a second notebook.
 
-Jobs start in the order they were submitted. A job's future resolves as soon as its outcome
-has been handed to ``on_outcome`` (before its kernel is shut down).
+Jobs start in the order they were submitted. A job's outcome is handed to ``on_outcome`` as
+soon as it is known (that is how readers learn of it); its future resolves once its kernel
+has exited too.
 """
 
 from __future__ import annotations
