@@ -304,14 +304,13 @@ def _memo_from_source(page: Page, options: Options, row: Mapping[str, Any]) -> M
 
 def job_for(state: PageState, options: Options, md_config: Any = None) -> Job:
     """The job that executes a stale page (reads the page again if it was not kept)."""
-    from .execute import Job
+    from .execute import Job, ProjectFiles
 
     notebook, own = state.notebook, state.options
     if notebook is None or own is None:
         notebook, own, _ = inspect_page(state.page, options, md_config)
         state.notebook, state.options = notebook, own
     assert state.key is not None
-    cwd = None if own.in_temp else str(state.page.path.parent.resolve())
     bare = nbformat.from_dict(notebook)
     for cell in bare.cells:
         if cell.get("cell_type") == "code":
@@ -321,7 +320,9 @@ def job_for(state: PageState, options: Options, md_config: Any = None) -> Job:
         key=state.key,
         notebook=bare,
         page=state.page.name,
-        cwd=cwd,
+        folder="",
+        files=ProjectFiles(str(state.page.path.parent.resolve())),
+        in_temp=own.in_temp,
         kernel=kernel_name(notebook, own),
         timeout=own.timeout,
         allow_errors=own.allow_errors,

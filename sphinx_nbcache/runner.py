@@ -1,7 +1,8 @@
 """Execute stale pages and store their results; let readers wait for them.
 
 The runner joins the executor to the store: every outcome is stored (blob, then row, one
-transaction) the moment it arrives, then waiters are woken. Waiters in this process wait on the
+transaction) by the runner's storing thread the moment its future resolves, then waiters are
+woken. Waiters in this process wait on the
 job's future; waiters in processes forked after :meth:`Runner.start` (``sphinx-build -j``
 readers) poll the store for the key, backing off up to 0.1 s (a process-shared condition
 would hang the build if a reader died while waiting on it).
@@ -10,7 +11,9 @@ would hang the build if a reader died while waiting on it).
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
+import functools
 import os
 import queue
 import threading
@@ -37,7 +40,7 @@ class Runner:
         on_stored: Callable[[Record], Any] | None = None,
     ) -> None:
         self.store = store
-        self._executor = executor or LocalExecutor(jobs, prestart, on_outcome=self._store)
+        self._executor = executor or LocalExecutor(jobs, prestart)
         self._owner = os.getpid()
         self._started = time.time()
         self._futures: dict[str, concurrent.futures.Future[Outcome]] = {}
@@ -46,6 +49,12 @@ class Runner:
         self._local = threading.Condition()
         self.executed: list[Record] = []
         self._done: dict[str, Outcome] = {}
+        self._stored: dict[str, concurrent.futures.Future[Outcome]] = {}
+        self._inbox: queue.SimpleQueue[tuple[str, concurrent.futures.Future[Outcome]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._storer: threading.Thread | None = None
+        self._cancelling = False  # interrupted: a failure now may be the interruption's doing
 
     # -- submitting ---------------------------------------------------------------------------
 
@@ -60,9 +69,16 @@ class Runner:
             self.store.put(outcome.record, outcome.outputs)
             return
         if job.key not in self._futures:
+            if self._storer is None:
+                self._storer = threading.Thread(target=self._store_all, name="nbcache-store")
+                self._storer.daemon = True
+                self._storer.start()
             future = self._executor.submit(job)
-            future.add_done_callback(lambda _: self._wake())
-            self._futures[job.key] = future
+            if not self._futures:  # after the executor's own: runs before it at exit
+                atexit.register(self.close, cancel=True)
+            stored: concurrent.futures.Future[Outcome] = concurrent.futures.Future()
+            self._futures[job.key] = stored
+            future.add_done_callback(functools.partial(self._arrived, job.key))
 
     def submit_all(self, jobs: Iterable[Job]) -> None:
         for job in jobs:
@@ -116,20 +132,49 @@ class Runner:
         self._drain(on_record)
 
     def close(self, cancel: bool = False) -> None:
-        """Finish (or cancel) all work and stop the kernels."""
-        if os.getpid() == self._owner:
-            self._executor.shutdown(cancel=cancel)
+        """Finish (or cancel) all work, stop the kernels, store what came back."""
+        if os.getpid() != self._owner:
+            return
+        self._cancelling = self._cancelling or cancel
+        atexit.unregister(self.close)
+        self._executor.shutdown(cancel=cancel)
+        if self._storer is not None:
+            self._inbox.put(None)
+            self._storer.join()
+            self._storer = None
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _store(self, outcome: Outcome) -> None:
-        """Runs in the executor's thread for every outcome."""
-        record = self.store.put(outcome.record, outcome.outputs)
-        self.executed.append(record)
-        self._messages.put(record)
-        with self._local:
-            self._done[record.key] = Outcome(record, outcome.outputs)
-            self._local.notify_all()
+    def _arrived(self, key: str, future: concurrent.futures.Future[Outcome]) -> None:
+        self._inbox.put((key, future))  # in whatever thread resolved it: store elsewhere
+
+    def _store_all(self) -> None:
+        """The storing thread: each finished job's outcome goes to the store, in turn."""
+        while True:
+            item = self._inbox.get()
+            if item is None:
+                return
+            key, future = item
+            stored = self._futures[key]
+            try:
+                outcome = future.result()
+                if self._cancelling and not outcome.record.ok:  # its kernel was stopped
+                    raise concurrent.futures.CancelledError
+                record = self.store.put(outcome.record, outcome.outputs)
+                done = Outcome(record, outcome.outputs)
+            except BaseException as exc:  # cancelled, or the executor or the store broke
+                if isinstance(exc, concurrent.futures.CancelledError):
+                    stored.cancel()
+                else:
+                    stored.set_exception(exc)
+                self._wake()
+                continue
+            self.executed.append(record)
+            self._messages.put(record)
+            with self._local:
+                self._done[record.key] = done
+                self._local.notify_all()
+            stored.set_result(done)
 
     def _wake(self) -> None:
         with self._local:

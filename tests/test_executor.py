@@ -19,7 +19,7 @@ CODE = "import os, time\ntime.sleep(0.3)\nos.getpid()"
 
 def job(number: int) -> Job:
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(CODE)])
-    return Job(key=f"{number:064x}", notebook=nb, page=f"page{number}", cwd=None)
+    return Job(key=f"{number:064x}", notebook=nb, page=f"page{number}")
 
 
 def test_kernels_stay_within_jobs_plus_prestart_and_are_never_reused() -> None:

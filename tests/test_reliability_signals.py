@@ -102,7 +102,7 @@ def test_sigint_stops_promptly_and_leaves_no_kernel(tmp_path: Path) -> None:
     finally:
         stored.close()
     # the interrupted page is not cached as a failure; whatever finished is whole
-    assert all(r.ok for r in records), [r.failure for r in records]
+    assert all(r.ok for r in records), [(r.page, r.failure) for r in records]
     assert "p1" not in {r.page for r in records}
 
     code, output = build.run("-W", "--keep-going")

@@ -1,26 +1,48 @@
-"""Run notebooks: one (:func:`run_notebook`) or many (:class:`LocalExecutor`).
+"""Run notebooks: one (:func:`run_notebook`) or many (an :class:`Executor`).
 
-This package never touches the store: it turns :class:`Job` s into :class:`Outcome` s. Any
-executor offers ``submit(job) -> Future[Outcome]`` and ``shutdown(cancel)``; the local one runs
-fresh kernels on this machine, others (a Dask cluster, a kernel gateway) can slot in behind
-the same two methods.
+This package never touches the store: it turns :class:`Job` s into :class:`Outcome` s. An
+executor is two methods, ``submit(job) -> Future[Outcome]`` and ``shutdown(cancel)``; the
+engine (:mod:`sphinx_nbcache.engine`) stores, orders, reports and warns about whatever comes
+back, the same way for every executor. :func:`load_executor` picks one by name: ``local``
+(fresh kernels on this machine, the default), ``dask``, ``jupyter``, a name registered in the
+entry-point group ``sphinx_nbcache.executors``, or ``"package.module:factory"``.
+
+A plug-in executor can be a few lines::
+
+    import asyncio, concurrent.futures
+    from sphinx_nbcache.execute import run_notebook
+
+    class ThreadExecutor:
+        def __init__(self, jobs=1, **settings):
+            self.pool = concurrent.futures.ThreadPoolExecutor(jobs)
+
+        def submit(self, job):
+            return self.pool.submit(asyncio.run, run_notebook(job))
+
+        def shutdown(self, cancel=False):
+            self.pool.shutdown(cancel_futures=cancel)
 """
 
 from __future__ import annotations
 
-import concurrent.futures
-from typing import Protocol
-
-from ._job import Job, Outcome
+from ._interface import Executor, ExecutorFactory
+from ._job import DEFAULT_IGNORE, EnvironmentScope, Job, Outcome, ProjectFiles, unpack_files
 from ._kernel import run_notebook
 from ._local import LocalExecutor
+from ._registry import BUILTIN_EXECUTORS, ENTRY_POINT_GROUP, load_executor
 
-__all__ = ["Executor", "Job", "LocalExecutor", "Outcome", "run_notebook"]
-
-
-class Executor(Protocol):
-    """What the runner needs from an execution engine."""
-
-    def submit(self, job: Job) -> concurrent.futures.Future[Outcome]: ...
-
-    def shutdown(self, cancel: bool = False) -> None: ...
+__all__ = [
+    "BUILTIN_EXECUTORS",
+    "DEFAULT_IGNORE",
+    "ENTRY_POINT_GROUP",
+    "EnvironmentScope",
+    "Executor",
+    "ExecutorFactory",
+    "Job",
+    "LocalExecutor",
+    "Outcome",
+    "ProjectFiles",
+    "load_executor",
+    "run_notebook",
+    "unpack_files",
+]

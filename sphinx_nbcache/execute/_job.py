@@ -1,13 +1,123 @@
-"""What an executor is given (:class:`Job`) and what it gives back (:class:`Outcome`)."""
+"""What an executor is given (:class:`Job`) and what it gives back (:class:`Outcome`).
+
+A job carries everything another machine needs to run the notebook: the notebook itself, the
+kernel's name, the limits, the page's folder *relative to the project*, and a
+:class:`ProjectFiles` that says where the project is on the machine that made the job and can
+pack the files of a folder for shipping. No absolute local path is assumed: an executor on
+this machine runs the kernel in :meth:`Job.local_folder`; a remote one ships
+:meth:`ProjectFiles.pack` and unpacks it with :func:`unpack_files` where the kernel runs.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+import fnmatch
+import io
+import os
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
 
 from ..records import Outputs, Record
 
-__all__ = ["Job", "Outcome"]
+__all__ = [
+    "DEFAULT_IGNORE",
+    "EnvironmentScope",
+    "Job",
+    "Outcome",
+    "ProjectFiles",
+    "unpack_files",
+]
+
+#: Never shipped with a job, nor captured as an artifact: caches, build output, VCS folders.
+DEFAULT_IGNORE: tuple[str, ...] = (
+    "__pycache__",
+    "*.pyc",
+    ".ipynb_checkpoints",
+    ".git",
+    ".hg",
+    ".nox",
+    ".tox",
+    ".venv",
+    "_build",
+    ".nbcache",
+    ".jupyter_cache",
+)
+
+#: What a run records about the environment it ran in (``nbcache_environment``):
+#: ``packages``: Python version, kernel spec and the versions of the distributions imported;
+#: ``kernel``: Python version and kernel spec only; ``off``: nothing.
+EnvironmentScope = Literal["packages", "kernel", "off"]
+
+
+@dataclass(frozen=True)
+class ProjectFiles:
+    """Where a project's files are, and how to ship a folder of them to another machine."""
+
+    root: str  # the project folder on the machine that made the job (absolute)
+    ignore: tuple[str, ...] = DEFAULT_IGNORE  # glob patterns on names, never shipped
+    limit: int = 50_000_000  # bytes packed at most per job; bigger files are left out
+
+    def local(self, folder: str) -> Path | None:
+        """``folder`` (relative to the project) on this machine, if it exists here."""
+        path = Path(self.root, *PurePosixPath(folder).parts)
+        return path if path.is_dir() else None
+
+    def files(self, folder: str) -> Iterator[tuple[str, Path]]:
+        """(path relative to ``folder``, local path) of every file shipped with ``folder``."""
+        base = self.local(folder)
+        if base is None:
+            return
+        for dirpath, dirnames, filenames in os.walk(base):
+            dirnames[:] = sorted(d for d in dirnames if not self.ignored(d))
+            for name in sorted(filenames):
+                if not self.ignored(name):
+                    path = Path(dirpath, name)
+                    yield path.relative_to(base).as_posix(), path
+
+    def ignored(self, name: str) -> bool:
+        return any(fnmatch.fnmatchcase(name, pattern) for pattern in self.ignore)
+
+    def pack(self, folder: str) -> tuple[bytes, list[str]]:
+        """The files of ``folder`` as a ``.tar.gz`` (at most :attr:`limit` bytes of content),
+        and the relative paths left out because the limit was reached."""
+        buffer = io.BytesIO()
+        left_out: list[str] = []
+        total = 0
+        with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+            for relative, path in self.files(folder):
+                try:
+                    size = path.stat().st_size
+                    if total + size > self.limit:
+                        left_out.append(relative)
+                        continue
+                    tar.add(str(path), arcname=relative, recursive=False)
+                except OSError:
+                    continue  # vanished or unreadable: the notebook will say what it misses
+                total += size
+        return buffer.getvalue(), left_out
+
+
+def unpack_files(data: bytes, target: str | Path) -> list[str]:
+    """Unpack :meth:`ProjectFiles.pack` output into ``target``; returns the paths written.
+
+    Only regular files with relative names that stay inside ``target`` are written."""
+    target = Path(target)
+    written = []
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        for member in tar:
+            name = PurePosixPath(member.name)
+            if not member.isfile() or name.is_absolute() or ".." in name.parts:
+                continue
+            handle = tar.extractfile(member)
+            if handle is None:
+                continue
+            destination = target.joinpath(*name.parts)
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            destination.write_bytes(handle.read())
+            written.append(name.as_posix())
+    return written
 
 
 @dataclass(frozen=True)
@@ -16,12 +126,23 @@ class Job:
 
     key: str  # the cache key the result is stored under
     notebook: dict[str, Any]  # nbformat 4 JSON (outputs are ignored and replaced)
-    page: str  # how to name it to the user: the path relative to the project
-    cwd: str | None  # working directory of the kernel; None: a fresh temporary folder
+    page: str  # how to name it to the user: the page's name in the project
+    folder: str = ""  # the page's folder relative to the project root, POSIX ("" = the root)
+    files: ProjectFiles | None = None  # the project's files; None: no folder (run in temp)
+    in_temp: bool = False  # run in a fresh empty folder instead of the page's folder
     kernel: str = "python3"
     timeout: float | None = 30.0  # seconds per cell; None: no limit
     allow_errors: bool = False
     output_limit: int = 1_000_000  # bytes of stream text kept per cell; 0: no limit
+    environment: EnvironmentScope = "packages"  # what the run records of its environment
+    #: environment variables set for the kernel (a remote executor passes only these)
+    env: tuple[tuple[str, str], ...] = field(default=())
+
+    def local_folder(self) -> Path | None:
+        """The folder to run the kernel in on this machine; None: a fresh empty folder."""
+        if self.in_temp or self.files is None:
+            return None
+        return self.files.local(self.folder)
 
 
 @dataclass(frozen=True)

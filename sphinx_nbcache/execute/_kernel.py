@@ -43,10 +43,11 @@ def strip_ansi(text: str) -> str:
 class KernelHandle:
     """A started kernel plus the private folder its sockets (and maybe its cwd) live in."""
 
-    def __init__(self, manager: AsyncKernelManager, folder: str, started: float) -> None:
+    def __init__(self, manager: AsyncKernelManager, folder: str, started: float, cwd: str) -> None:
         self.manager = manager
         self.folder = folder
         self.started = started
+        self.cwd = cwd  # the kernel's working directory
         self.notebook: nbformat.NotebookNode | None = None  # set by connect()
         self.client: _BoundedClient | None = None
         self.connect_error: Exception | None = None
@@ -58,7 +59,8 @@ async def start_kernel(job: Job) -> KernelHandle | Failure:
     folder = tempfile.mkdtemp(prefix=_FOLDER_PREFIX)
     with open(os.path.join(folder, "owner"), "w") as owner:  # for sweep_orphan_folders()
         owner.write(str(os.getpid()))
-    cwd = job.cwd or os.path.join(folder, "cwd")
+    local = job.local_folder()
+    cwd = str(local) if local is not None else os.path.join(folder, "cwd")
     os.makedirs(cwd, exist_ok=True)
     manager = AsyncKernelManager(kernel_name=job.kernel, transport="ipc")
     manager.ip = os.path.join(folder, "k")
@@ -82,7 +84,7 @@ async def start_kernel(job: Job) -> KernelHandle | Failure:
         except Exception as exc:  # a broken kernelspec, a launcher that fails, ...
             shutil.rmtree(folder, ignore_errors=True)
             return Failure("no_kernel", type(exc).__name__, f"the kernel failed to start: {exc}")
-    return KernelHandle(manager, folder, started)
+    return KernelHandle(manager, folder, started, cwd)
 
 
 def _extra_arguments(manager: AsyncKernelManager) -> list[str]:
@@ -193,7 +195,7 @@ async def connect(handle: KernelHandle, job: Job) -> None:
         timeout=int(job.timeout) if job.timeout else None,
         allow_errors=job.allow_errors,
         kernel_name=job.kernel,
-        resources={"metadata": {"path": job.cwd}},
+        resources={"metadata": {"path": handle.cwd}},
         record_timing=False,
     )
     client.output_limit = job.output_limit

@@ -3,9 +3,7 @@
 One background thread runs an asyncio loop that drives every kernel (the kernels are separate
 processes, so this thread only moves messages). Two limits apply:
 
-* at most ``jobs`` notebooks execute at the same time (a slot is held until the outcome has
-  been handed to ``on_outcome``, i.e. stored: with ``jobs=1`` the next notebook starts only
-  once the previous result is safe);
+* at most ``jobs`` notebooks execute at the same time;
 * at most ``jobs + prestart`` kernels are starting or running at the same time: while
   ``jobs`` notebooks run, up to ``prestart`` more kernels are already starting for the next
   notebooks in the queue, hiding the ~1 s a kernel takes to start. A kernel whose notebook is
@@ -13,9 +11,8 @@ processes, so this thread only moves messages). Two limits apply:
   most ``jobs`` kernels are exiting at a time, so no more than ``2 * jobs + prestart`` kernel
   processes ever exist. A kernel is never reused for a second notebook.
 
-Jobs start in the order they were submitted. A job's outcome is handed to ``on_outcome`` as
-soon as it is known (that is how readers learn of it); its future resolves once its kernel
-has exited too.
+Jobs start in the order they were submitted. A job's future resolves as soon as its outcome
+is known; its kernel exits in the background (:meth:`LocalExecutor.shutdown` waits for it).
 """
 
 from __future__ import annotations
@@ -25,7 +22,6 @@ import atexit
 import concurrent.futures
 import contextlib
 import threading
-from collections.abc import Callable
 from typing import Any
 
 from ..records import Failure
@@ -46,15 +42,9 @@ __all__ = ["LocalExecutor"]
 class LocalExecutor:
     """Executes jobs in fresh local kernels, ``jobs`` at a time."""
 
-    def __init__(
-        self,
-        jobs: int = 1,
-        prestart: int = 1,
-        on_outcome: Callable[[Outcome], Any] | None = None,
-    ) -> None:
+    def __init__(self, jobs: int = 1, prestart: int = 1, **_settings: Any) -> None:
         self.jobs = max(1, jobs)
         self.prestart = max(0, prestart)
-        self._on_outcome = on_outcome
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -64,7 +54,8 @@ class LocalExecutor:
         self.peak_processes = 0  # ... counting those exiting (bounded by 2 * jobs + prestart)
         self.peak_running = 0  # most notebooks executing at once (bounded by jobs)
         self._stopping: set[asyncio.Future[None]] = set()
-        self._futures: list[concurrent.futures.Future[Outcome]] = []
+        self._tasks: list[concurrent.futures.Future[None]] = []  # one per job, kernel exit too
+        self._outcomes: list[concurrent.futures.Future[Outcome]] = []  # what submit returned
         self._kernels: asyncio.Semaphore | None = None
         self._slots: asyncio.Semaphore | None = None
         self._closed = False
@@ -76,8 +67,9 @@ class LocalExecutor:
         if self._closed:
             raise RuntimeError("this executor has been shut down")
         loop = self._ensure_loop()
-        future = asyncio.run_coroutine_threadsafe(self._run(job), loop)
-        self._futures.append(future)
+        future: concurrent.futures.Future[Outcome] = concurrent.futures.Future()
+        self._tasks.append(asyncio.run_coroutine_threadsafe(self._run(job, future), loop))
+        self._outcomes.append(future)
         return future
 
     def shutdown(self, cancel: bool = False) -> None:
@@ -88,16 +80,19 @@ class LocalExecutor:
         if self._loop is None:
             return
         if cancel:
-            for future in self._futures:
-                future.cancel()
+            for task in self._tasks:
+                task.cancel()
         else:
-            concurrent.futures.wait(self._futures)
+            concurrent.futures.wait(self._tasks)
         stop = asyncio.run_coroutine_threadsafe(self._stop_all(), self._loop)
         with contextlib.suppress(Exception):
             stop.result(timeout=30)
         self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread is not None:
             self._thread.join(timeout=30)
+        for future in self._outcomes:  # cancelled before they started: never resolved
+            if not future.done():
+                future.cancel()
         atexit.unregister(self._atexit)
 
     @property
@@ -131,35 +126,49 @@ class LocalExecutor:
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
 
-    async def _run(self, job: Job) -> Outcome:
+    async def _run(self, job: Job, future: concurrent.futures.Future[Outcome]) -> None:
         stopping: list[asyncio.Future[None]] = []
         try:
-            return await self._run_in_kernel(job, stopping)
+            outcome = await self._run_in_kernel(job, stopping, future)
+            _resolve(future, outcome)
+        except BaseException as exc:
+            if not future.done():
+                if isinstance(exc, asyncio.CancelledError | concurrent.futures.CancelledError):
+                    future.cancel()
+                else:
+                    future.set_exception(exc)
+            raise
         finally:
             # the kernel's permit is free already: the next kernel starts while this one exits
             for task in stopping:
                 await asyncio.shield(task)
 
-    async def _run_in_kernel(self, job: Job, stopping: list[asyncio.Future[None]]) -> Outcome:
+    async def _run_in_kernel(
+        self,
+        job: Job,
+        stopping: list[asyncio.Future[None]],
+        future: concurrent.futures.Future[Outcome],
+    ) -> Outcome:
         assert self._kernels is not None and self._slots is not None
         async with self._kernels:
             started = await start_kernel(job)
             if isinstance(started, Failure):
-                return await self._deliver(error_outcome(job, started))
+                return error_outcome(job, started)
             self._handles.add(started)
             self.peak_kernels = max(self.peak_kernels, len(self._handles))
             alive = len(self._handles) + len(self._stopping)
             self.peak_processes = max(self.peak_processes, alive)
             try:
                 await connect(started, job)  # kernel answers before the job takes a slot
-                async with self._slots:  # held until stored: "done" means "in the store"
+                async with self._slots:
                     self._running += 1
                     self.peak_running = max(self.peak_running, self._running)
                     try:
                         outcome = await execute_in(started, job)
-                        return await self._deliver(outcome)
                     finally:
                         self._running -= 1
+                _resolve(future, outcome)  # known now: the kernel's exit need not delay it
+                return outcome
             finally:
                 # a task of its own that cancelling this job cannot interrupt; shutdown waits
                 task = asyncio.ensure_future(stop_kernel(started))
@@ -169,11 +178,6 @@ class LocalExecutor:
                 stopping.append(task)
                 if len(self._stopping) > self.jobs:  # enough are exiting: keep the place
                     await asyncio.shield(task)
-
-    async def _deliver(self, outcome: Outcome) -> Outcome:
-        if self._on_outcome is not None:
-            await asyncio.to_thread(self._on_outcome, outcome)
-        return outcome
 
     async def _stop_all(self) -> None:
         busy = {asyncio.current_task(), *self._stopping}
@@ -188,3 +192,10 @@ class LocalExecutor:
 
     def _atexit(self) -> None:
         self.shutdown(cancel=True)
+
+
+def _resolve(future: concurrent.futures.Future[Outcome], outcome: Outcome) -> None:
+    """Hand the outcome over (once; a future cancelled meanwhile keeps its state)."""
+    if not future.done():
+        with contextlib.suppress(concurrent.futures.InvalidStateError):
+            future.set_result(outcome)
