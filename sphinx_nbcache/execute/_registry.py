@@ -45,7 +45,8 @@ def resolve_factory(spec: str, option: str = "nbcache_executor") -> ExecutorFact
         raise ConfigError(option, f"{module_name!r} has no attribute {attribute!r}") from None
     if not attribute or not callable(factory):
         raise ConfigError(option, f"{spec!r} does not name a callable factory")
-    return factory
+    result: ExecutorFactory = factory
+    return result
 
 
 def load_executor(spec: str, **settings: Any) -> Executor:
