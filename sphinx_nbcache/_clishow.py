@@ -13,8 +13,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .plan import PageState
 from .records import Record
+from .verdicts import PageState
 
 __all__ = [
     "ID_LENGTH",

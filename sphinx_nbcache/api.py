@@ -1,4 +1,4 @@
-"""The Python API: everything the ``nbcache`` command does, on the core Sphinx uses.
+"""The Python API: everything the ``nbcache`` command does, on the engine Sphinx uses.
 
 ::
 
@@ -10,17 +10,15 @@
             print(record.page, record.failure.traceback)
         cache.prune(max_entries=200)
 
-One implementation, two doors: pages are planned by :mod:`~sphinx_nbcache.plan`, executed by
-:class:`~sphinx_nbcache.runner.Runner`, kept by :class:`~sphinx_nbcache.store.Store` and merged
-by :mod:`~sphinx_nbcache.merge`, exactly as in a build, so a page executed here is not executed
-again by ``sphinx-build``. Sphinx is never imported.
+One implementation, two doors: pages are planned, executed, stored and merged by
+:class:`~sphinx_nbcache.engine.Engine` exactly as in a build, so a page executed here is not
+executed again by ``sphinx-build``. Sphinx is never imported.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -29,16 +27,16 @@ import nbformat
 
 from .config import DEFAULT_CACHE_DIR, Options
 from .diff import NotebookDiff, diff_sources
+from .engine import Engine, ExecutionReport
 from .errors import NotebookReadError, NotFoundError
-from .hashing import EXECUTION_TAGS, code_sources, kernel_name
-from .merge import extract_outputs, merge_outputs
-from .plan import Page, PageState, inspect_page, job_for, plan_pages
+from .hashing import EXECUTION_TAGS, code_cells, code_sources, kernel_name, notebook_key
+from .merge import merge_outputs, outputs_of
+from .pages import Page
+from .parse import inspect_page
 from .project import Project, find_docs_dir
 from .records import Failure, Outputs, Record
-from .runner import Runner
-from .store import GRACE_SECONDS, Store
-from .store._archive import ImportReport, export_archive, import_archive
-from .store._jupyter_cache import import_jupyter_cache
+from .store import GRACE_SECONDS, ImportReport, Store, open_store
+from .verdicts import PageState
 
 __all__ = [
     "Cache",
@@ -54,48 +52,59 @@ __all__ = [
 Target = str | Path | Page
 
 
-@dataclass(frozen=True)
-class ExecutionReport:
-    """What :meth:`Cache.execute` did; each failure's traceback is ``record.failure.traceback``."""
-
-    succeeded: tuple[Record, ...]
-    failed: tuple[Record, ...]  # the notebook's code failed (cached like a success)
-    errored: tuple[Record, ...]  # could not run: no kernel, unreadable page (not cached)
-    skipped: tuple[PageState, ...]  # cached already, excluded, or execution off
-
-    @property
-    def cached_failures(self) -> tuple[PageState, ...]:
-        """Pages not run because their cached result is a failure."""
-        return tuple(s for s in self.skipped if s.verdict == "failed")
-
-    @property
-    def ok(self) -> bool:
-        return not (self.failed or self.errored or self.cached_failures)
-
-
-def open_cache(docs_dir: str | Path | None = None, cache: str | Path | None = None) -> Cache:
+def open_cache(
+    docs_dir: str | Path | None = None,
+    cache: str | Path | None = None,
+    *,
+    read_only: bool = False,
+) -> Cache:
     """The cache of a docs folder, with the options of its ``conf.py``.
 
     ``docs_dir`` defaults to the nearest folder holding a ``conf.py`` at or above the current
     one (none: default options, ``.nbcache`` here). ``cache`` overrides ``nbcache_path``.
+    ``read_only`` creates and repairs nothing (a cache that is not there reads as empty).
     """
     root = Path(docs_dir) if docs_dir is not None else find_docs_dir(Path.cwd())
     if root is not None and not root.is_dir():
-        raise NotFoundError(str(root), "no such folder; give the folder holding conf.py")
-    return Cache(project=Project.load(root, cache))
+        raise NotFoundError(
+            f"no folder {str(root)!r}", "give the docs folder (the one holding conf.py)"
+        )
+    return Cache(project=Project.load(root, cache), read_only=read_only)
 
 
 class Cache:
     """A cache folder, and optionally the docs folder whose pages it caches."""
 
     def __init__(
-        self, path: str | Path = DEFAULT_CACHE_DIR, *, project: Project | None = None
+        self,
+        path: str | Path = DEFAULT_CACHE_DIR,
+        *,
+        project: Project | None = None,
+        read_only: bool = False,
     ) -> None:
         if project is None:
             options = Options(cache_path=Path(path).resolve())
             project = Project(None, options)
         self.project = project
-        self.store = Store(project.options.cache_path)
+        o = project.options
+        self.store: Store = open_store(
+            o.cache_path, o.database, o.blobs, o.blobs_options, read_only=read_only
+        )
+
+    def engine(self, options: Options | None = None) -> Engine:
+        """An engine on this cache's store (one per run)."""
+        return Engine(
+            options or self.options,
+            root=self.project.root,
+            md_config=self.project.md_config,
+            store=self.store,
+        )
+
+    def notices(self) -> list[str]:
+        """The store's one-line notices (damage found or repaired, migration), each once."""
+        notices = list(self.store.notices)
+        self.store.notices.clear()
+        return notices
 
     @property
     def options(self) -> Options:
@@ -154,9 +163,7 @@ class Cache:
         """A verdict for each page: cached, failed, stale (with the reason), excluded..."""
         pages = self.pages(targets)
         names = {p.name for p in pages} if force else None
-        return plan_pages(
-            pages, self.options, self.store, force=names, md_config=self.project.md_config
-        )
+        return self.engine().plan(pages, force=names)
 
     def status(self, targets: Iterable[Target] | None = None) -> list[PageState]:
         """Like :meth:`plan`, with stale pages explained by what changed since cached."""
@@ -191,37 +198,24 @@ class Cache:
         options = self.options
         if timeout is not None:
             options = dataclasses.replace(options, timeout=timeout if timeout > 0 else None)
+        if jobs:
+            options = dataclasses.replace(options, jobs=max(1, jobs))
         pages = self.pages(targets)
-        names = {p.name for p in pages} if force else None
-        states = plan_pages(
-            pages, options, self.store, force=names, md_config=self.project.md_config
-        )
-        stale = [s for s in states if s.stale]
-        errored = [_read_error(s) for s in states if s.verdict == "unreadable"]
-        skipped = tuple(s for s in states if not s.stale and s.verdict != "unreadable")
-        workers = max(1, jobs or options.jobs)
+        engine = self.engine(options)
+        states = engine.plan(pages, force={p.name for p in pages} if force else None)
+        engine.mark_used(states)
         if on_start is not None:
-            on_start(len({s.key for s in stale}))
-        runner = Runner(self.store, workers, min(workers, max(0, len(stale) - workers)))
+            on_start(len({s.key for s in states if s.stale}))
         try:
-            runner.submit_all(job_for(s, options, self.project.md_config) for s in stale)
-            for record in runner.as_completed():
+            engine.start(states)
+            for record in engine.as_completed():
                 if on_record is not None:
                     on_record(record)
         except BaseException:
-            runner.close(cancel=True)  # interrupted: stop the kernels
+            engine.finish(cancel=True, evict=False)  # interrupted: stop the kernels
             raise
-        runner.close()
-        used = {s.key: s.page.name for s in skipped if s.key and s.record is not None}
-        self.store.touch(used, used)
-        done = {r.key: r for r in runner.executed}
-        ran = [done[k] for k in dict.fromkeys(s.key for s in stale if s.key) if k in done]
-        return ExecutionReport(
-            succeeded=tuple(r for r in ran if r.status == "ok"),
-            failed=tuple(r for r in ran if r.status == "failed"),
-            errored=(*(r for r in ran if r.status == "error"), *errored),
-            skipped=skipped,
-        )
+        engine.finish()
+        return engine.report(states)
 
     def cache_notebook(self, target: Target, *, check: bool = True) -> Record:
         """Store the outputs of an already-executed notebook file under its key.
@@ -232,10 +226,9 @@ class Cache:
         page = self.page(target)
         notebook, own, memo = inspect_page(page, self.options, self.project.md_config)
         assert memo.key is not None
-        code = [c for c in notebook.cells if c.get("cell_type") == "code"]
         if check:
             for number, (cell, source) in enumerate(
-                zip(code, code_sources(notebook), strict=True), 1
+                zip(code_cells(notebook), code_sources(notebook), strict=True), 1
             ):
                 if source.strip() and cell.get("execution_count") is None:
                     raise NotebookReadError(
@@ -243,17 +236,19 @@ class Cache:
                         f"code cell {number} was not executed (no execution count); execute "
                         "the notebook first, or pass check=False",
                     )
-        failure = None if own.allow_errors else _error_in(notebook)
+        failure = _error_in(notebook)
         record = Record(
             key=memo.key,
-            status="ok" if failure is None else "failed",
+            status="ok" if failure is None or own.allow_errors else "failed",
             blob=None,
             kernel=kernel_name(notebook, own),
             timeout=own.timeout,
-            failure=failure,
+            failure=None if own.allow_errors else failure,
             page=page.name,
+            allow_errors=own.allow_errors,
+            raised=failure is not None,
         )
-        return self.store.put(record, extract_outputs(notebook))
+        return self.store.put(record, outputs_of(notebook))
 
     # -- records ------------------------------------------------------------------------------
 
@@ -308,7 +303,15 @@ class Cache:
                 f"no cached result for the current code of {page.name}",
                 "run `nbcache execute` first (`nbcache diff` shows what changed)",
             )
-        merged: nbformat.NotebookNode = merge_outputs(notebook, self.outputs(record), copy_nb=True)
+        if record.blob is None and record.status == "error":
+            summary = record.failure.summary() if record.failure else "it could not run"
+            raise NotFoundError(
+                f"{page.name} has no outputs: its kernel did not start ({summary})",
+                "fix that (see `nbcache show` for the details), then run `nbcache execute`",
+            )
+        merged: nbformat.NotebookNode = merge_outputs(
+            notebook, self.outputs(record), copy_nb=True, where=f"result {record.id[:10]}"
+        )
         return merged
 
     def diff(self, target: Target) -> NotebookDiff:
@@ -328,10 +331,13 @@ class Cache:
         kernel = kernel_name(notebook, own)
         if record.kernel and record.kernel != kernel:
             settings.append(("kernel", record.kernel, kernel))
-        if record.timeout != own.timeout:
+        if record.allow_errors is not None and record.allow_errors != own.allow_errors:
+            settings.append(("allow_errors", record.allow_errors, own.allow_errors))
+        timed_out = record.failure is not None and record.failure.kind == "timeout"
+        if timed_out and record.timeout != own.timeout:  # the only case the timeout matters
             settings.append(("timeout", record.timeout, own.timeout))
         note = ""
-        if record.key != key and cached is not None and not cells:
+        if record.key != key and cached is not None and not cells and not settings:
             tags = ", ".join(sorted(EXECUTION_TAGS))
             note = f"same code: an execution tag ({tags}) or allow_errors changed"
         return NotebookDiff(
@@ -339,8 +345,8 @@ class Cache:
         )
 
     def remove(self, record_ids: Iterable[str]) -> int:
-        """Delete records by id (unique key prefixes); returns how many."""
-        return self.store.remove([self.get(i).key for i in record_ids])
+        """Delete records by id (unique prefixes); returns how many."""
+        return self.store.remove([self.get(i).id for i in record_ids])
 
     def invalidate(self, targets: Iterable[Target]) -> list[Record]:
         """Forget the results of these pages so they run again next time (jupyter-book#1633)."""
@@ -348,13 +354,13 @@ class Cache:
         for page in self.pages(targets):
             for record in (self.match(page), self._previous(page)):
                 if record is not None:
-                    doomed[record.key] = record
+                    doomed[record.id] = record
         self.store.remove(doomed)
         return list(doomed.values())
 
     def clear(self) -> int:
         """Delete every record and blob; returns how many records."""
-        removed = self.store.remove(r.key for r in self.records())
+        removed = self.store.remove(r.id for r in self.records())
         self.store.forget_pages(self.store.page_keys())
         self.store.collect_garbage(grace=0)
         return removed
@@ -374,7 +380,7 @@ class Cache:
         Records used or stored in the last ``grace`` seconds are kept even over the limits, so
         a build running meanwhile never loses a result it is about to read.
         """
-        before = {r.key: r for r in self.records()}
+        before = {r.id: r for r in self.records()}
         evicted = self.store.evict(max_entries or 0, max_size or 0, grace=grace)
         return [before[k] for k in evicted if k in before]
 
@@ -382,22 +388,26 @@ class Cache:
 
     def export(self, target: str | Path) -> int:
         """Write the cache to a ``.tar.gz``; returns the number of records."""
+        from .store import export_archive
+
         return export_archive(self.store, target)
 
     def import_archive(self, source: str | Path) -> ImportReport:
         """Merge an exported ``.tar.gz`` into this cache (newer results win, nothing unsafe)."""
+        from .store import import_archive
+
         return import_archive(self.store, source)
 
     def import_jupyter_cache(self, path: str | Path) -> ImportReport:
         """Re-key and store every executed notebook of a jupyter-cache folder."""
+        from .jupyter_cache import import_jupyter_cache
+
         return import_jupyter_cache(self.store, path, self.options, self._uri_name)
 
     # -- internals ----------------------------------------------------------------------------
 
     def _key(self, target: Target | nbformat.NotebookNode) -> str:
         if isinstance(target, dict):
-            from .hashing import notebook_key
-
             notebook = nbformat.from_dict(target)
             return notebook_key(notebook, self.options.for_notebook(notebook.get("metadata", {})))
         _notebook, _own, memo = inspect_page(
@@ -417,17 +427,11 @@ class Cache:
         return self.project.name_of(Path(uri))
 
 
-def _read_error(state: PageState) -> Record:
-    reason = state.error.reason if state.error is not None else state.reason
-    failure = Failure("read", "NotebookReadError", reason)
-    return Record("", "error", None, failure=failure, page=state.page.name)
-
-
 def _error_in(notebook: nbformat.NotebookNode) -> Failure | None:
     """The first error output of a cell not tagged ``raises-exception``."""
     for index, cell in enumerate(notebook.cells):
         if cell.get("cell_type") != "code":
-            continue
+            continue  # indices count every cell: the failure's cell_index does
         if "raises-exception" in (cell.get("metadata", {}).get("tags") or ()):
             continue
         for output in cell.get("outputs", ()):

@@ -17,24 +17,97 @@ from typing import Any, Literal
 
 from .errors import ConfigError
 
-__all__ = ["DEFAULT_CACHE_DIR", "MODES", "OPTION_DEFAULTS", "CustomFormat", "Mode", "Options"]
+__all__ = [
+    "DEFAULT_CACHE_DIR",
+    "ENVIRONMENT_SCOPES",
+    "MODES",
+    "MYSTNB_OPTIONS",
+    "OPTIONS",
+    "OPTION_DEFAULTS",
+    "CustomFormat",
+    "EnvironmentScope",
+    "Mode",
+    "OptionSpec",
+    "Options",
+]
 
 Mode = Literal["cache", "auto", "force", "off", "inline"]
+#: What a run records about the environment it ran in (``nbcache_environment``):
+#: ``packages``: Python version, kernel spec and the versions of the distributions imported;
+#: ``kernel``: Python version and kernel spec only; ``off``: nothing.
+EnvironmentScope = Literal["packages", "kernel", "off"]
+ENVIRONMENT_SCOPES: tuple[EnvironmentScope, ...] = ("packages", "kernel", "off")
 #: ``inline`` is myst-nb's live-kernel mode (``{eval}`` roles read variables from the kernel
 #: while the page renders): those pages are left to myst-nb, executed and not cached.
 MODES: tuple[Mode, ...] = ("cache", "auto", "force", "off", "inline")
 DEFAULT_CACHE_DIR = ".nbcache"
 
-#: Our own options and their defaults (the Sphinx glue registers exactly these).
-OPTION_DEFAULTS: dict[str, Any] = {
-    "nbcache_path": None,  # cache folder; None: nb_execution_cache_path, else <confdir>/.nbcache
-    "nbcache_jobs": 0,  # notebooks executing at once; 0: one per CPU
-    "nbcache_prestart": None,  # kernels started ahead of need; None: as many as nbcache_jobs
-    "nbcache_retry_failed": False,  # re-execute notebooks whose cached result is a failure
-    "nbcache_show_traceback": True,  # put the kernel traceback into failure warnings
-    "nbcache_output_limit": 1_000_000,  # bytes of text kept per output; the rest is cut
-    "nbcache_max_entries": 0,  # results kept in the cache (least recently used go); 0: no limit
-    "nbcache_max_size": 0,  # bytes of stored outputs kept (least recently used go); 0: no limit
+_STR, _INT, _BOOL, _NONE = (str,), (int,), (bool,), (type(None),)
+_DICT, _LIST = (dict,), (list, tuple)
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One of our ``conf.py`` options: its default, the types Sphinx accepts, and whether
+    changing it makes Sphinx read every page again (``"env"``) or not (``""``)."""
+
+    default: Any
+    types: tuple[type, ...]
+    rebuild: Literal["", "env"] = ""
+
+
+#: Our own options (the Sphinx glue registers exactly these; the CLI reads them from conf.py).
+OPTIONS: dict[str, OptionSpec] = {
+    # cache folder; None: nb_execution_cache_path, else <confdir>/.nbcache
+    "nbcache_path": OptionSpec(None, _STR + _NONE),
+    # records: any SQLAlchemy URL; None: SQLite in nbcache_path (env NBCACHE_DATABASE wins)
+    "nbcache_database": OptionSpec(None, _STR + _NONE),
+    # outputs and artifacts: any fsspec URL or folder; None: <nbcache_path>/blobs
+    # (env NBCACHE_BLOBS wins)
+    "nbcache_blobs": OptionSpec(None, _STR + _NONE),
+    "nbcache_blobs_options": OptionSpec({}, _DICT),  # fsspec storage options (endpoint, keys)
+    # who runs notebooks: "local", "dask", "jupyter", an entry-point name, or "module:factory"
+    "nbcache_executor": OptionSpec("local", _STR),
+    "nbcache_executor_url": OptionSpec(None, _STR + _NONE),  # the cluster or server
+    # token of a Jupyter server (env NBCACHE_JUPYTER_TOKEN if None)
+    "nbcache_executor_token": OptionSpec(None, _STR + _NONE),
+    "nbcache_executor_env": OptionSpec([], _LIST),  # names of env variables passed to kernels
+    "nbcache_executor_options": OptionSpec({}, _DICT),  # more keyword settings for the factory
+    "nbcache_files_limit": OptionSpec(50_000_000, _INT),  # bytes of a folder shipped per job
+    "nbcache_jobs": OptionSpec(0, _INT),  # notebooks executing at once; 0: one per CPU
+    # kernels started ahead of need; None: as many as nbcache_jobs
+    "nbcache_prestart": OptionSpec(None, _INT + _NONE),
+    # re-execute notebooks whose cached result is a failure
+    "nbcache_retry_failed": OptionSpec(False, _BOOL, "env"),
+    "nbcache_show_traceback": OptionSpec(True, _BOOL, "env"),  # tracebacks in failure warnings
+    "nbcache_output_limit": OptionSpec(1_000_000, _INT),  # bytes of text kept per output
+    # results kept in the cache (least recently used go); 0: no limit
+    "nbcache_max_entries": OptionSpec(0, _INT),
+    # bytes of stored outputs kept (least recently used go); 0: no limit
+    "nbcache_max_size": OptionSpec(0, _INT),
+    # what a result depends on besides its files: "packages", "kernel" or "off"
+    "nbcache_environment": OptionSpec("packages", _STR),
+}
+OPTION_DEFAULTS: dict[str, Any] = {name: spec.default for name, spec in OPTIONS.items()}
+
+#: myst-nb's options that we honour (same names, same meaning; myst-nb registers them).
+MYSTNB_OPTIONS: tuple[str, ...] = (
+    "nb_execution_mode",
+    "nb_execution_cache_path",
+    "nb_execution_excludepatterns",
+    "nb_execution_timeout",
+    "nb_execution_allow_errors",
+    "nb_execution_raise_on_error",
+    "nb_execution_show_tb",
+    "nb_execution_in_temp",
+    "nb_kernel_rgx_aliases",
+    "nb_custom_formats",
+)
+
+#: Environment variables that win over conf.py (for secrets kept out of the repository).
+ENV_OVERRIDES = {
+    "NBCACHE_DATABASE": "nbcache_database",
+    "NBCACHE_BLOBS": "nbcache_blobs",
 }
 
 
@@ -69,6 +142,16 @@ class Options:
     max_entries: int = 0
     max_size: int = 0
     metadata_key: str = "mystnb"
+    database: str | None = None  # SQLAlchemy URL; None: SQLite in cache_path
+    blobs: str | None = None  # fsspec URL or folder; None: <cache_path>/blobs
+    blobs_options: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    executor: str = "local"
+    executor_url: str | None = None
+    executor_token: str | None = field(default=None, repr=False)  # a secret: never shown
+    executor_env: tuple[str, ...] = ()
+    executor_options: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    files_limit: int = 50_000_000
+    environment: EnvironmentScope = "packages"
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     # -- construction -------------------------------------------------------------------------
@@ -84,6 +167,10 @@ class Options:
             value = values.get(name, default)
             return default if value is None else value
 
+        for variable, name in ENV_OVERRIDES.items():
+            if os.environ.get(variable):
+                values = {**values, name: os.environ[variable]}
+
         mode = str(get("nb_execution_mode", "cache"))
         if mode not in MODES:
             raise ConfigError("nb_execution_mode", f"{mode!r} is not one of {', '.join(MODES)}")
@@ -93,6 +180,13 @@ class Options:
         prestart_raw = get("nbcache_prestart")
         prestart = jobs if prestart_raw is None else _int(prestart_raw, "nbcache_prestart", 0)
         timeout_raw = get("nb_execution_timeout", 30)
+        environment = str(get("nbcache_environment", "packages"))
+        if environment not in ENVIRONMENT_SCOPES:
+            raise ConfigError(
+                "nbcache_environment",
+                f"{environment!r} is not one of {', '.join(ENVIRONMENT_SCOPES)}",
+            )
+        token = get("nbcache_executor_token") or os.environ.get("NBCACHE_JUPYTER_TOKEN")
         return cls(
             cache_path=cache_path,
             mode=mode,  # checked against MODES above
@@ -111,6 +205,18 @@ class Options:
             output_limit=_int(get("nbcache_output_limit", 1_000_000), "nbcache_output_limit", 0),
             max_entries=_int(get("nbcache_max_entries", 0), "nbcache_max_entries", 0),
             max_size=_int(get("nbcache_max_size", 0), "nbcache_max_size", 0),
+            database=_optional_str(get("nbcache_database"), "nbcache_database"),
+            blobs=_optional_str(get("nbcache_blobs"), "nbcache_blobs"),
+            blobs_options=_mapping(get("nbcache_blobs_options", {}), "nbcache_blobs_options"),
+            executor=str(get("nbcache_executor", "local")),
+            executor_url=_optional_str(get("nbcache_executor_url"), "nbcache_executor_url"),
+            executor_token=None if token is None else str(token),
+            executor_env=_names(get("nbcache_executor_env", ()), "nbcache_executor_env"),
+            executor_options=_mapping(
+                get("nbcache_executor_options", {}), "nbcache_executor_options"
+            ),
+            files_limit=_int(get("nbcache_files_limit", 50_000_000), "nbcache_files_limit", 0),
+            environment=environment,  # checked against ENVIRONMENT_SCOPES above
         )
 
     # -- per notebook -------------------------------------------------------------------------
@@ -176,6 +282,28 @@ def _int(value: Any, name: str, minimum: int = 0) -> int:
     if number < minimum:
         raise ConfigError(name, f"must be at least {minimum}, got {number}")
     return number
+
+
+def _optional_str(value: Any, name: str) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(name, f"expected a string (a URL), got {type(value).__name__}")
+    return value
+
+
+def _mapping(value: Any, name: str) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(name, f"expected a dict, got {type(value).__name__}")
+    return {str(k): v for k, v in value.items()}
+
+
+def _names(value: Any, name: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(name, "expected a list of environment variable names")
+    return tuple(value)
 
 
 def _timeout(value: Any, name: str) -> float | None:

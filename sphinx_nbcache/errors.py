@@ -11,7 +11,11 @@ what to do about it. All of them pickle (they cross process boundaries under
     │   └── ConfFileError             a docs folder's conf.py cannot be run (CLI, API)
     ├── NotebookReadError(ValueError) a page cannot be read as a notebook
     ├── NotFoundError(LookupError)    no record, page or file matches what was asked (CLI, API)
-    └── StoreError                    the cache folder cannot be used
+    ├── NotebookExecutionError        a notebook failed and the caller asked for an error
+    │                                 (nb_execution_raise_on_error), or no result could be had
+    ├── ExecutorError                 the executor cannot be used (cluster or server unreachable,
+    │                                 token refused)
+    └── StoreError                    the cache cannot be used
         ├── CorruptCacheError         a record or blob failed validation (key mismatch,
         │                             truncated file, unreadable database)
         └── ArchiveError              an archive or a jupyter-cache folder cannot be imported
@@ -24,8 +28,10 @@ __all__ = [
     "ConfFileError",
     "ConfigError",
     "CorruptCacheError",
+    "ExecutorError",
     "NbcacheError",
     "NotFoundError",
+    "NotebookExecutionError",
     "NotebookReadError",
     "StoreError",
 ]
@@ -76,6 +82,34 @@ class NotebookReadError(NbcacheError, ValueError):
 
     def __str__(self) -> str:
         return f"cannot read {self.path} as a notebook: {self.reason}"
+
+
+class NotebookExecutionError(NbcacheError):
+    """A notebook failed where failing is an error (``nb_execution_raise_on_error``), or no
+    result could be obtained for it."""
+
+    #: how Sphinx titles it when it stops a build
+    category = "Notebook execution failed"
+
+    def __init__(self, page: str, message: str) -> None:
+        super().__init__(page, message)
+        self.page = page
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.page}: {self.message}"
+
+
+class ExecutorError(NbcacheError):
+    """The executor cannot be used: say which one, and what to do."""
+
+    def __init__(self, executor: str, reason: str) -> None:
+        super().__init__(executor, reason)
+        self.executor = executor
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"executor {self.executor}: {self.reason}"
 
 
 class StoreError(NbcacheError):

@@ -5,13 +5,16 @@ The key covers exactly what can change a notebook's outputs:
 * the source of every code cell, in order (line endings normalised, trailing newlines dropped);
 * the execution tags of each code cell (:data:`EXECUTION_TAGS`);
 * the kernel name, after ``nb_kernel_rgx_aliases``;
-* the effective ``allow_errors`` (it decides whether execution stops at the first error).
+* the effective ``allow_errors`` (it decides whether execution stops at the first error);
+* the parameters injected when the notebook is called as a function (none for a page).
 
 Markdown and raw cells, outputs, execution counts, cell ids, presentational tags and metadata
 (``hide-input``, ``remove-output``, ``mystnb`` render options) and the file's name or folder
 are *not* in the key: editing them never re-executes. The per-cell timeout is not in the key
-either; a result that failed on a timeout is retried when the timeout is raised (see
-:mod:`sphinx_nbcache.plan`).
+either; a result that failed on a timeout is retried when the timeout is raised, and a result
+that raised nothing is valid whatever ``allow_errors`` says (see
+:mod:`sphinx_nbcache.verdicts`). What a notebook reads, imports and runs on is recorded while
+it runs and checked after the key matched (:class:`~sphinx_nbcache.records.Dependencies`).
 
 Bump :data:`HASH_VERSION` whenever this scheme changes: old results then simply stop matching.
 """
@@ -26,7 +29,15 @@ from typing import Any
 
 from .config import Options
 
-__all__ = ["EXECUTION_TAGS", "HASH_VERSION", "KEY_PATTERN", "code_sources", "notebook_key"]
+__all__ = [
+    "EXECUTION_TAGS",
+    "HASH_VERSION",
+    "KEY_PATTERN",
+    "code_cells",
+    "code_sources",
+    "kernel_name",
+    "notebook_key",
+]
 
 HASH_VERSION = 1
 EXECUTION_TAGS = frozenset({"skip-execution", "raises-exception"})
@@ -34,15 +45,19 @@ EXECUTION_TAGS = frozenset({"skip-execution", "raises-exception"})
 KEY_PATTERN = re.compile(r"[0-9a-f]{64}")
 
 
+def code_cells(notebook: Mapping[str, Any]) -> list[Any]:
+    """The code cells of a notebook, in order (the cells a result has outputs for)."""
+    return [cell for cell in notebook.get("cells", ()) if cell.get("cell_type") == "code"]
+
+
 def code_sources(notebook: Mapping[str, Any]) -> list[str]:
     """The normalised source of each code cell, in order."""
     sources = []
-    for cell in notebook.get("cells", ()):
-        if cell.get("cell_type") == "code":
-            source = cell.get("source", "")
-            if isinstance(source, list):
-                source = "".join(source)
-            sources.append(source.replace("\r\n", "\n").rstrip("\n"))
+    for cell in code_cells(notebook):
+        source = cell.get("source", "")
+        if isinstance(source, list):
+            source = "".join(source)
+        sources.append(source.replace("\r\n", "\n").rstrip("\n"))
     return sources
 
 
@@ -53,21 +68,27 @@ def kernel_name(notebook: Mapping[str, Any], options: Options) -> str:
     return options.kernel_alias(str(name)) if name else "python3"
 
 
-def notebook_key(notebook: Mapping[str, Any], options: Options) -> str:
-    """The cache key of ``notebook`` run with ``options`` (already made per-notebook)."""
+def notebook_key(
+    notebook: Mapping[str, Any],
+    options: Options,
+    parameters: Mapping[str, Any] | None = None,
+    *,
+    allow_errors: bool | None = None,
+) -> str:
+    """The cache key of ``notebook`` run with ``options`` (already made per-notebook) and
+    ``parameters``; ``allow_errors`` overrides the options' (for the key of the same code
+    run with the other setting)."""
     cells = []
-    for source, cell in zip(code_sources(notebook), _code_cells(notebook), strict=True):
+    for source, cell in zip(code_sources(notebook), code_cells(notebook), strict=True):
         tags = cell.get("metadata", {}).get("tags") or ()
         cells.append([source, sorted(EXECUTION_TAGS.intersection(tags))])
-    payload = {
+    payload: dict[str, Any] = {
         "v": HASH_VERSION,
         "kernel": kernel_name(notebook, options),
-        "allow_errors": options.allow_errors,
+        "allow_errors": options.allow_errors if allow_errors is None else allow_errors,
         "cells": cells,
     }
+    if parameters:  # absent for pages as written: their keys stay what they always were
+        payload["parameters"] = dict(parameters)
     text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _code_cells(notebook: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    return [c for c in notebook.get("cells", ()) if c.get("cell_type") == "code"]

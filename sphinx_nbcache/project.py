@@ -25,7 +25,7 @@ from typing import Any
 from ._book import BOOK_CONFIG, is_book, load_book_config, toc_docnames
 from .config import Options
 from .errors import ConfFileError, ConfigError
-from .plan import Page, pages_under
+from .pages import Page, pages_under
 
 __all__ = ["CONF_NAME", "Project", "find_docs_dir", "load_conf", "sphinx_pattern"]
 

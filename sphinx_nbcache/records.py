@@ -6,11 +6,24 @@ Nothing here does I/O; everything is immutable, JSON-serialisable through ``to_j
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-__all__ = ["Failure", "FailureKind", "Outputs", "Record", "Status"]
+__all__ = [
+    "Artifact",
+    "Dependencies",
+    "Failure",
+    "FailureKind",
+    "Outputs",
+    "Record",
+    "Status",
+    "canonical_json",
+    "result_id",
+]
 
 Status = Literal["ok", "failed", "error"]
 """``ok``: ran to the end. ``failed``: the notebook's code failed (a cell raised, timed out or
@@ -29,6 +42,7 @@ class Failure:
     evalue: str
     traceback: str = ""  # plain text, kernel-side frames only, no ANSI colour codes
     cell_index: int | None = None  # index among all cells of the notebook
+    code_cell: int | None = None  # which code cell, counted from 1 (what users are told)
 
     def summary(self) -> str:
         """One line: ``ZeroDivisionError: division by zero``."""
@@ -39,7 +53,8 @@ class Failure:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Failure:
-        return cls(**data)
+        known = {"kind", "ename", "evalue", "traceback", "cell_index", "code_cell"}
+        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 @dataclass(frozen=True)
@@ -74,9 +89,97 @@ class Outputs:
         )
 
 
+def canonical_json(value: Any) -> str:
+    """One spelling of a JSON value: sorted keys, no spaces (for hashing and comparing)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    """What a result depended on besides its code, recorded while it ran.
+
+    Paths are POSIX and relative to the page's folder (``../data/x.csv`` for a file elsewhere
+    in the project), so a copy of a page elsewhere matches only where the same relative files
+    have the same content. ``files`` maps each file read or module imported from the project
+    to the SHA-256 of its content; ``packages`` maps each distribution imported to its
+    version; ``environment`` holds the Python version and the kernel spec.
+    """
+
+    files: tuple[tuple[str, str], ...] = ()  # (relative path, sha256), sorted
+    packages: tuple[tuple[str, str], ...] = ()  # (distribution, version), sorted
+    environment: tuple[tuple[str, str], ...] = ()  # (name, value): python, kernelspec
+    #: for each file, the code cells (1-based) that first read or imported it
+    cells: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not (self.files or self.packages or self.environment)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "files": dict(self.files),
+            "packages": dict(self.packages),
+            "environment": dict(self.environment),
+            "cells": dict(self.cells),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Dependencies:
+        def pairs(name: str, kind: type) -> tuple[tuple[str, Any], ...]:
+            value = data.get(name) or {}
+            if not isinstance(value, Mapping):
+                raise ValueError(f"dependencies: {name!r} must be an object")
+            return tuple(sorted((str(k), kind(v)) for k, v in value.items()))
+
+        return cls(
+            pairs("files", str),
+            pairs("packages", str),
+            pairs("environment", str),
+            pairs("cells", int),
+        )
+
+    def fingerprint(self) -> str:
+        """What identifies these dependencies (cells are where, not what: left out)."""
+        return canonical_json([dict(self.files), dict(self.packages), dict(self.environment)])
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A file the notebook wrote inside the project, kept with its result."""
+
+    path: str  # POSIX, relative to the page's folder
+    blob: str  # id of the stored bytes
+    size: int
+    mtime: float  # when the run wrote it
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Artifact:
+        return cls(str(data["path"]), str(data["blob"]), int(data["size"]), float(data["mtime"]))
+
+
+def result_id(key: str, dependencies: Dependencies | None) -> str:
+    """A result's identity: its cache key, plus what it depended on when it ran.
+
+    A result with no recorded dependencies is identified by its key alone (so results stored
+    before dependencies were recorded keep their identity)."""
+    if dependencies is None or dependencies.empty:
+        return key
+    text = f"{key}\0{dependencies.fingerprint()}"
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 @dataclass(frozen=True)
 class Record:
-    """One stored execution result, addressed by the notebook's cache key."""
+    """One stored execution result.
+
+    ``key`` is the cache key of what ran (code, execution options, parameters: see
+    :mod:`~sphinx_nbcache.hashing`); ``id`` adds the dependencies recorded while it ran, so one
+    key may have several results (the same code run against different data), and one page
+    several keys (variants run with different parameters).
+    """
 
     key: str
     status: Status
@@ -89,15 +192,45 @@ class Record:
     page: str = ""  # the page (path relative to the project) that produced it
     created: float = field(default_factory=time.time)
     last_used: float = field(default_factory=time.time)
+    allow_errors: bool | None = None  # what it ran with (None: not recorded)
+    parameters: Mapping[str, Any] | None = None  # injected parameters (None: as written)
+    dependencies: Dependencies | None = None  # None: not recorded
+    artifacts: tuple[Artifact, ...] = ()
+    #: True if a cell raised (allowed or tagged ``raises-exception``); None: not recorded
+    raised: bool | None = None
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
 
+    @property
+    def id(self) -> str:
+        """The result's identity (see :func:`result_id`)."""
+        return result_id(self.key, self.dependencies)
+
+    @property
+    def failed_code_cell(self) -> int | None:
+        """The failing code cell, counted from 1 among code cells (None: not in a cell)."""
+        failure = self.failure
+        if failure is None or failure.cell_index is None:
+            return None
+        if failure.code_cell is not None:
+            return failure.code_cell
+        ran = sum(1 for t in self.cell_times if t is not None)  # results stored before 0.2
+        return ran or None
+
+    def where(self) -> str:
+        """Where it failed, the way every message says it: ``code cell 2`` or ``the kernel``."""
+        cell = self.failed_code_cell
+        return f"code cell {cell}" if cell is not None else "the kernel"
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["cell_times"] = list(self.cell_times)
         data["failure"] = self.failure.to_json() if self.failure else None
+        data["parameters"] = None if self.parameters is None else dict(self.parameters)
+        data["dependencies"] = self.dependencies.to_json() if self.dependencies else None
+        data["artifacts"] = [a.to_json() for a in self.artifacts]
         return data
 
     @classmethod
@@ -109,6 +242,10 @@ class Record:
             raise ValueError(f"unknown status {data.get('status')!r}")
         failure = data.get("failure")
         timeout = data.get("timeout")
+        parameters = data.get("parameters")
+        dependencies = data.get("dependencies")
+        allow_errors = data.get("allow_errors")
+        raised = data.get("raised")
         return cls(
             key=str(data["key"]),
             status=data["status"],
@@ -121,4 +258,11 @@ class Record:
             page=str(data.get("page") or ""),
             created=float(data["created"]),
             last_used=float(data.get("last_used") or data["created"]),
+            allow_errors=None if allow_errors is None else bool(allow_errors),
+            parameters=dict(parameters) if isinstance(parameters, dict) else None,
+            dependencies=(
+                Dependencies.from_json(dependencies) if isinstance(dependencies, dict) else None
+            ),
+            artifacts=tuple(Artifact.from_json(a) for a in data.get("artifacts") or ()),
+            raised=None if raised is None else bool(raised),
         )

@@ -1,16 +1,16 @@
-"""Execute stale pages and store their results; let readers wait for them.
+"""Execute jobs on an executor and store their outcomes; let readers wait for them.
 
-The runner joins the executor to the store: every outcome is stored (blob, then row, one
-transaction) by the runner's storing thread the moment its future resolves, then waiters are
-woken. Waiters in this process wait on the
-job's future; waiters in processes forked after :meth:`Runner.start` (``sphinx-build -j``
-readers) poll the store for the key, backing off up to 0.1 s (a process-shared condition
-would hang the build if a reader died while waiting on it).
+The runner joins any :class:`~sphinx_nbcache.execute.Executor` to the store: when a job's
+future resolves, the runner's storing thread stores the outcome (blob, then row, one
+transaction), then wakes whoever waits. Waiters in this process wait on the stored future;
+waiters in processes forked after the runner started (``sphinx-build -j`` readers) poll the
+store for the key, backing off up to 0.1 s (a process-shared condition would hang the build if
+a reader died while waiting on it). A forked reader that must execute something itself makes
+an executor of its own from the same factory.
 """
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import concurrent.futures
 import functools
@@ -18,39 +18,34 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from .execute import Executor, Job, LocalExecutor, Outcome, run_notebook
-from .records import Record
+from .execute import Executor, Job, Outcome
+from .records import Failure, Record
 from .store import Store
 
 __all__ = ["Runner"]
+
+ExecutorMaker = Callable[[int], Executor]  # prestart -> a new executor
 
 
 class Runner:
     """Runs jobs on an executor, stores outcomes, and answers "is key K done?"."""
 
-    def __init__(
-        self,
-        store: Store,
-        jobs: int,
-        prestart: int,
-        executor: Executor | None = None,
-        on_stored: Callable[[Record], Any] | None = None,
-    ) -> None:
+    def __init__(self, store: Store, make_executor: ExecutorMaker, prestart: int = 0) -> None:
         self.store = store
-        self._executor = executor or LocalExecutor(jobs, prestart)
+        self._make_executor = make_executor
+        self._executor: Executor | None = None
+        self._prestart = prestart
         self._owner = os.getpid()
         self._started = time.time()
-        self._futures: dict[str, concurrent.futures.Future[Outcome]] = {}
+        self._futures: dict[str, concurrent.futures.Future[Outcome]] = {}  # stored outcomes
         self._messages: queue.SimpleQueue[Record] = queue.SimpleQueue()
-        self._on_stored = on_stored
         self._local = threading.Condition()
         self.executed: list[Record] = []
         self._done: dict[str, Outcome] = {}
-        self._stored: dict[str, concurrent.futures.Future[Outcome]] = {}
-        self._inbox: queue.SimpleQueue[tuple[str, concurrent.futures.Future[Outcome]] | None] = (
+        self._inbox: queue.SimpleQueue[tuple[Job, concurrent.futures.Future[Outcome]] | None] = (
             queue.SimpleQueue()
         )
         self._storer: threading.Thread | None = None
@@ -61,28 +56,32 @@ class Runner:
     def submit(self, job: Job) -> None:
         """Queue a job unless its key is already queued in this run.
 
-        In a process forked from the one that made the runner, the job runs right here (the
-        executor's thread does not exist after a fork) and its result is stored.
+        In a process forked from the one that made the runner, the job runs right here, on an
+        executor of this process's own, and its result is stored before this returns.
         """
         if os.getpid() != self._owner:
-            outcome = asyncio.run(run_notebook(job))
-            self.store.put(outcome.record, outcome.outputs)
+            self._run_here(job)
             return
-        if job.key not in self._futures:
-            if self._storer is None:
-                self._storer = threading.Thread(target=self._store_all, name="nbcache-store")
-                self._storer.daemon = True
-                self._storer.start()
-            future = self._executor.submit(job)
-            if not self._futures:  # after the executor's own: runs before it at exit
-                atexit.register(self.close, cancel=True)
-            stored: concurrent.futures.Future[Outcome] = concurrent.futures.Future()
-            self._futures[job.key] = stored
-            future.add_done_callback(functools.partial(self._arrived, job.key))
+        if job.key in self._futures:
+            return
+        if self._executor is None:
+            self._executor = self._make_executor(self._prestart)
+            self._storer = threading.Thread(target=self._store_all, name="nbcache-store")
+            self._storer.daemon = True
+            self._storer.start()
+        future = self._executor.submit(job)
+        if not self._futures:  # after the executor's own: runs before it at exit
+            atexit.register(self.close, cancel=True)
+        self._futures[job.key] = concurrent.futures.Future()
+        future.add_done_callback(functools.partial(self._arrived, job))
 
-    def submit_all(self, jobs: Iterable[Job]) -> None:
-        for job in jobs:
-            self.submit(job)
+    def _run_here(self, job: Job) -> None:
+        executor = self._make_executor(0)
+        try:
+            outcome = _outcome_of(job, executor.submit(job))
+        finally:
+            executor.shutdown()
+        self.store.put(outcome.record, outcome.outputs)
 
     def pending(self, key: str) -> bool:
         """True if ``key`` was submitted in this run (whether or not it has finished)."""
@@ -99,16 +98,14 @@ class Runner:
         """The outcome produced for ``key`` in this run, waiting for it if needed.
 
         ``on_record`` is called (in the calling thread) for every record stored meanwhile, in
-        any order: the Sphinx glue logs them. Returns None if the key was never submitted. In a
-        forked reader the outcome's outputs are None: load them from the store.
+        any order. Returns None if the key was never submitted. In a forked reader the
+        outcome's outputs are None: load them from the store.
         """
         if os.getpid() != self._owner:
             if not self.pending(key):
                 return None
             record = self._wait_forked(key)
             return None if record is None else Outcome(record, None)
-        if key not in self._futures:
-            return None
         future = self._futures.get(key)
         if future is None:
             return None
@@ -123,7 +120,7 @@ class Runner:
                 self._local.wait(timeout=5.0)
 
     def as_completed(self) -> Iterator[Record]:
-        """Every submitted job's record, as each finishes (its kernel stopped too)."""
+        """Every submitted job's record, as each is stored."""
         for future in concurrent.futures.as_completed(list(self._futures.values())):
             yield future.result().record
 
@@ -137,7 +134,8 @@ class Runner:
             return
         self._cancelling = self._cancelling or cancel
         atexit.unregister(self.close)
-        self._executor.shutdown(cancel=cancel)
+        if self._executor is not None:
+            self._executor.shutdown(cancel=cancel)
         if self._storer is not None:
             self._inbox.put(None)
             self._storer.join()
@@ -145,8 +143,8 @@ class Runner:
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _arrived(self, key: str, future: concurrent.futures.Future[Outcome]) -> None:
-        self._inbox.put((key, future))  # in whatever thread resolved it: store elsewhere
+    def _arrived(self, job: Job, future: concurrent.futures.Future[Outcome]) -> None:
+        self._inbox.put((job, future))  # in whatever thread resolved it: store elsewhere
 
     def _store_all(self) -> None:
         """The storing thread: each finished job's outcome goes to the store, in turn."""
@@ -154,15 +152,17 @@ class Runner:
             item = self._inbox.get()
             if item is None:
                 return
-            key, future = item
-            stored = self._futures[key]
+            job, future = item
+            stored = self._futures[job.key]
             try:
-                outcome = future.result()
+                if future.cancelled():
+                    raise concurrent.futures.CancelledError
+                outcome = _outcome_of(job, future)
                 if self._cancelling and not outcome.record.ok:  # its kernel was stopped
                     raise concurrent.futures.CancelledError
                 record = self.store.put(outcome.record, outcome.outputs)
                 done = Outcome(record, outcome.outputs)
-            except BaseException as exc:  # cancelled, or the executor or the store broke
+            except BaseException as exc:  # cancelled, or the store broke
                 if isinstance(exc, concurrent.futures.CancelledError):
                     stored.cancel()
                 else:
@@ -205,5 +205,31 @@ class Runner:
                 return record
             if os.getppid() != parent:  # the build process is gone
                 return None
-            time.sleep(delay)
+            time.sleep(delay)  # another process stores it: no event crosses processes
             delay = min(delay * 2, 0.1)
+
+
+def _outcome_of(job: Job, future: concurrent.futures.Future[Outcome]) -> Outcome:
+    """The job's outcome; an executor that broke instead gives an ``internal`` error outcome
+    (reported like any failure, retried next build), so a plug-in bug never hangs a build."""
+    try:
+        outcome = future.result()
+    except concurrent.futures.CancelledError:
+        raise
+    except Exception as exc:
+        failure = Failure(
+            "internal",
+            type(exc).__name__,
+            f"the executor failed to run this notebook: {exc}",
+        )
+        record = Record(job.key, "error", None, kernel=job.kernel, failure=failure, page=job.page)
+        return Outcome(record, None)
+    if not isinstance(outcome, Outcome) or outcome.record.key != job.key:
+        failure = Failure(
+            "internal",
+            "ExecutorError",
+            "the executor returned something else than this job's Outcome",
+        )
+        record = Record(job.key, "error", None, kernel=job.kernel, failure=failure, page=job.page)
+        return Outcome(record, None)
+    return outcome

@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 import sphinx
 
-from sphinx_nbcache.sphinxext._state import NotebookExecutionError
+from sphinx_nbcache.errors import NotebookExecutionError
 
 
 def line_of(project, name: str, text: str) -> int:  # type: ignore[no-untyped-def]

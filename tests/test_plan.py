@@ -9,9 +9,12 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from sphinx_nbcache import plan
+from sphinx_nbcache import parse as parsing
 from sphinx_nbcache.config import Options
-from sphinx_nbcache.plan import Memo, Page, PageState, execution_order, plan_pages
+from sphinx_nbcache.pages import Page
+from sphinx_nbcache.parse import Memo
+from sphinx_nbcache.plan import execution_order, plan_pages
+from sphinx_nbcache.verdicts import PageState
 from sphinx_nbcache.records import Failure, Outputs, Record
 from sphinx_nbcache.store import Store
 
@@ -125,7 +128,7 @@ def test_a_fresh_checkout_is_planned_without_parsing(setup, monkeypatch) -> None
     def parse(*args: object, **kwargs: object) -> None:
         raise AssertionError("parsed a file whose exact bytes were read before")
 
-    monkeypatch.setattr("sphinx_nbcache.plan.read_notebook", parse)
+    monkeypatch.setattr("sphinx_nbcache.parse.read_notebook", parse)
     again = plan_pages(pages, options, store, {})
     assert [s.verdict for s in again] == ["cached", "cached"]
     assert [s.key for s in again] == [s.key for s in first]
@@ -155,16 +158,16 @@ def test_many_new_files_are_parsed_in_workers_with_the_same_verdicts(  # type: i
     pages.append(Page("broken", broken))
 
     serial = plan_pages(pages, options, Store(folder / "serial-cache"))
-    monkeypatch.setattr(plan, "PARALLEL_PARSE_MIN", 4)  # 25 new files: two workers
+    monkeypatch.setattr(parsing, "PARALLEL_PARSE_MIN", 4)  # 25 new files: two workers
     readers = folder / "readers.log"  # the process of every parse, from any process
-    inspect = plan.inspect_page
+    inspect = parsing.inspect_page
 
     def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
         with readers.open("a") as log:
             log.write(f"{os.getpid()}\n")
         return inspect(*args, **kwargs)
 
-    monkeypatch.setattr(plan, "inspect_page", spy)
+    monkeypatch.setattr(parsing, "inspect_page", spy)
     assert threading.active_count() == 1, threading.enumerate()  # else no worker is forked
     parallel = plan_pages(pages, options, store)
     pids = readers.read_text().split()

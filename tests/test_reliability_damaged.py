@@ -116,24 +116,54 @@ def test_newer_schema_is_one_clear_error(project_factory) -> None:  # type: igno
         project.build()
 
 
-def test_older_schema_is_migrated(tmp_path: Path) -> None:
-    store = Store(tmp_path)
-    store.put(Record("a" * 64, "ok", None, page="p1"), None)
-    store.close()
-    # make it a schema-1 database: no sources table, version 1
-    with sqlite3.connect(tmp_path / "nbcache.db") as conn:
-        conn.execute("DROP TABLE sources")
-        conn.execute("UPDATE meta SET value = '1' WHERE name = 'schema_version'")
+def _schema2_cache(folder: Path, version: int = 2) -> None:
+    """A cache folder as sphinx-nbcache 0.1.0 left it (schema 2; ``version`` 1: without the
+    table schema 2 added), holding one result, its page and one remembered source."""
+    folder.mkdir(parents=True, exist_ok=True)
+    sql = (Path(__file__).parent / "data" / "schema2.sql").read_text()
+    with sqlite3.connect(folder / "nbcache.db") as conn:
+        conn.executescript(sql)
+        conn.execute(
+            "INSERT INTO results VALUES (?, 'ok', NULL, 0, 1.5, '[1.5]', 'python3', 30.0, "
+            "NULL, 'p1', 100.0, 200.0)",
+            ("a" * 64,),
+        )
+        conn.execute("INSERT INTO pages VALUES ('p1', ?, 150.0)", ("a" * 64,))
+        conn.execute(
+            "INSERT INTO sources VALUES (?, ?, 'cache', 0, 30.0, 120.0)", ("d" * 64, "a" * 64)
+        )
+        if version == 1:
+            conn.execute("DROP TABLE sources")
+            conn.execute("UPDATE meta SET value = '1' WHERE name = 'schema_version'")
     conn.close()
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_older_schema_is_migrated_losing_nothing(tmp_path: Path, version: int) -> None:
+    _schema2_cache(tmp_path, version)
     upgraded = Store(tmp_path)
-    assert [r.key for r in upgraded.records()] == ["a" * 64]
-    assert upgraded.notices == [f"migrated the cache database from schema 1 to {SCHEMA_VERSION}"]
+    [record] = upgraded.records()
+    assert (record.key, record.id, record.page, record.runtime) == ("a" * 64, "a" * 64, "p1", 1.5)
+    assert (record.created, record.last_used, record.cell_times) == (100.0, 200.0, (1.5,))
+    assert upgraded.get("a" * 64) == record
+    assert upgraded.page_keys() == {"p1": "a" * 64}
+    assert upgraded.page_results() == {"p1": "a" * 64}
+    if version == 2:
+        assert upgraded.sources(["d" * 64])["d" * 64]["key"] == "a" * 64
+    assert upgraded.notices == [f"migrated the cache database from schema {version} to 3"]
     upgraded.close()
     with sqlite3.connect(tmp_path / "nbcache.db") as conn:
-        assert conn.execute("SELECT value FROM meta").fetchone() == (str(SCHEMA_VERSION),)
+        assert conn.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone() == (
+            str(SCHEMA_VERSION),
+        )
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
-        assert "sources" in tables
+        assert {"sources", "leases", "results", "pages"} <= tables
+        assert not {t for t in tables if t.startswith("old_")}
     conn.close()
+    again = Store(tmp_path)  # a second open finds it current: no notice, same rows
+    assert [r.id for r in again.records()] == ["a" * 64]
+    assert again.notices == []
+    again.close()
 
 
 def test_a_migration_step_runs_its_statements(
@@ -145,7 +175,7 @@ def test_a_migration_step_runs_its_statements(
     # pretend the next release adds a column
     future = SCHEMA_VERSION + 1
     monkeypatch.setattr(_schema, "SCHEMA_VERSION", future)
-    monkeypatch.setattr("sphinx_nbcache.store._store.SCHEMA_VERSION", future)
+    monkeypatch.setattr("sphinx_nbcache.store._database.SCHEMA_VERSION", future)
     steps = {**_schema.MIGRATIONS, SCHEMA_VERSION: ["ALTER TABLE results ADD COLUMN note TEXT"]}
     monkeypatch.setattr(_schema, "MIGRATIONS", steps)
     upgraded = Store(tmp_path)
@@ -155,6 +185,7 @@ def test_a_migration_step_runs_its_statements(
     ]
     upgraded.close()
     with sqlite3.connect(tmp_path / "nbcache.db") as conn:
-        assert conn.execute("SELECT value FROM meta").fetchone() == (str(future),)
+        version = conn.execute("SELECT value FROM meta WHERE name = 'schema_version'")
+        assert version.fetchone() == (str(future),)
         assert "note" in [row[1] for row in conn.execute("PRAGMA table_info(results)")]
     conn.close()

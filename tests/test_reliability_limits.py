@@ -76,7 +76,7 @@ def test_prune_forgets_deleted_pages_and_old_versions(tmp_path: Path) -> None:
 
 def _age_rows(store: Store, age: float) -> None:
     then = time.time() - age
-    with sqlite3.connect(store.db_path) as conn:
+    with sqlite3.connect(store.db.path) as conn:
         conn.execute("UPDATE results SET last_used = ?, created = ?", (then, then))
     conn.close()
 

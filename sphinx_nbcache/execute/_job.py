@@ -17,8 +17,9 @@ import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import Any
 
+from ..config import EnvironmentScope
 from ..records import Outputs, Record
 
 __all__ = [
@@ -44,11 +45,6 @@ DEFAULT_IGNORE: tuple[str, ...] = (
     ".nbcache",
     ".jupyter_cache",
 )
-
-#: What a run records about the environment it ran in (``nbcache_environment``):
-#: ``packages``: Python version, kernel spec and the versions of the distributions imported;
-#: ``kernel``: Python version and kernel spec only; ``off``: nothing.
-EnvironmentScope = Literal["packages", "kernel", "off"]
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ exception except cancellation.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import re
 import shutil
@@ -26,8 +27,8 @@ from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
-from ..hashing import code_sources
-from ..records import Failure, Outputs, Record
+from ..merge import outputs_of
+from ..records import Failure, Record
 from ._job import Job, Outcome
 
 __all__ = ["KernelHandle", "connect", "execute_in", "run_notebook", "start_kernel", "stop_kernel"]
@@ -263,6 +264,10 @@ async def execute_in(handle: KernelHandle, job: Job) -> Outcome:
             with suppress(Exception):
                 client.kc.stop_channels()
     _note_truncation(client, notebook)
+    if failure is not None and failure.cell_index is not None:
+        failure = dataclasses.replace(
+            failure, code_cell=sum(1 for t in cell_times if t is not None)
+        )
     return Outcome(
         Record(
             key=job.key,
@@ -275,7 +280,7 @@ async def execute_in(handle: KernelHandle, job: Job) -> Outcome:
             failure=failure,
             page=job.page,
         ),
-        _outputs_of(notebook),
+        outputs_of(notebook),
     )
 
 
@@ -327,13 +332,3 @@ def _note_truncation(client: _BoundedClient, notebook: nbformat.NotebookNode) ->
                 f"the limit is nbcache_output_limit = {client.output_limit:,}]\n",
             )
         )
-
-
-def _outputs_of(notebook: nbformat.NotebookNode) -> Outputs:
-    cells = tuple(
-        {"execution_count": c.get("execution_count"), "outputs": list(c.get("outputs", ()))}
-        for c in notebook.cells
-        if c.cell_type == "code"
-    )
-    keep = {k: notebook.metadata[k] for k in ("language_info", "widgets") if k in notebook.metadata}
-    return Outputs(cells, nbformat.from_dict(keep), tuple(code_sources(notebook)))

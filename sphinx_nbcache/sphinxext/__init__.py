@@ -10,35 +10,25 @@ cache).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import __version__
-from ..config import OPTION_DEFAULTS
+from ..config import OPTIONS
 from . import _handlers
+
+if TYPE_CHECKING:
+    from sphinx.application import Sphinx
 
 __all__ = ["ENV_VERSION", "setup"]
 
 #: Bump when the layout of our environment data changes (Sphinx then re-reads everything).
-ENV_VERSION = 1
-
-_TYPES: dict[str, Any] = {
-    "nbcache_path": (str, type(None)),
-    "nbcache_jobs": (int,),
-    "nbcache_prestart": (int, type(None)),
-    "nbcache_retry_failed": (bool,),
-    "nbcache_show_traceback": (bool,),
-    "nbcache_output_limit": (int,),
-    "nbcache_max_entries": (int,),
-    "nbcache_max_size": (int,),
-}
+ENV_VERSION = 2
 
 
-def setup(app: Any) -> dict[str, Any]:
+def setup(app: Sphinx) -> dict[str, Any]:
     app.setup_extension("myst_nb")
-    for name, default in OPTION_DEFAULTS.items():
-        # jobs / prestart / paths do not change outputs: no re-read when they change
-        rebuild = "env" if name in ("nbcache_retry_failed", "nbcache_show_traceback") else ""
-        app.add_config_value(name, default, rebuild, types=_TYPES[name])
+    for name, spec in OPTIONS.items():
+        app.add_config_value(name, spec.default, spec.rebuild, types=spec.types)
     app.connect("config-inited", _handlers.on_config_inited)
     app.connect("builder-inited", _handlers.on_builder_inited, priority=600)
     app.connect("env-get-outdated", _handlers.on_env_get_outdated)

@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sphinx.errors import ConfigError as SphinxConfigError
 from sphinx.errors import SphinxError
 from sphinx.util import logging
 
-from ..config import OPTION_DEFAULTS, Options
+from ..config import MYSTNB_OPTIONS, OPTIONS, Options
 from ..errors import ConfigError, StoreError
 from . import _mystnb
 from ._highlight import register_notebook_lexers
-from ._state import BuildState, Rendered
+from ._memory import env_memos, env_rendered, env_token, set_env_token
+from ._state import BuildState
+
+if TYPE_CHECKING:
+    from sphinx.application import Sphinx
+    from sphinx.config import Config
+    from sphinx.environment import BuildEnvironment
 
 __all__ = [
     "on_build_finished",
@@ -30,19 +36,6 @@ __all__ = [
 
 logger = logging.getLogger("sphinx_nbcache")
 
-_MYSTNB_OPTIONS = (
-    "nb_execution_mode",
-    "nb_execution_cache_path",
-    "nb_execution_excludepatterns",
-    "nb_execution_timeout",
-    "nb_execution_allow_errors",
-    "nb_execution_raise_on_error",
-    "nb_execution_show_tb",
-    "nb_execution_in_temp",
-    "nb_kernel_rgx_aliases",
-    "nb_custom_formats",
-)
-
 #: A notebook that shows why the real one could not be read (replaces unreadable .ipynb text).
 _PLACEHOLDER = {
     "nbformat": 4,
@@ -52,16 +45,16 @@ _PLACEHOLDER = {
 }
 
 
-def options_of(app: Any) -> Options:
+def options_of(app: Sphinx) -> Options:
     config = app.config
-    values = {name: getattr(config, name, None) for name in (*OPTION_DEFAULTS, *_MYSTNB_OPTIONS)}
+    values = {name: getattr(config, name, None) for name in (*OPTIONS, *MYSTNB_OPTIONS)}
     try:
         return Options.from_mapping(values, base_dir=app.confdir or app.srcdir)
     except ConfigError as exc:
         raise SphinxConfigError(f"sphinx-nbcache: {exc}") from None
 
 
-def on_config_inited(app: Any, config: Any) -> None:
+def on_config_inited(app: Sphinx, config: Config) -> None:
     """Validate the options early; keep the cache folder out of Sphinx's sources."""
     options = options_of(app)
     try:
@@ -73,16 +66,14 @@ def on_config_inited(app: Any, config: Any) -> None:
         config.exclude_patterns = [*config.exclude_patterns, pattern]
 
 
-def on_builder_inited(app: Any) -> None:
+def on_builder_inited(app: Sphinx) -> None:
     _mystnb.install()
     env = app.env
-    for name in ("nbcache_memos", "nbcache_rendered"):
-        if not hasattr(env, name):
-            setattr(env, name, {})
-    if not hasattr(env, "nbcache_token"):
-        env.nbcache_token = None  # the cache's change token the doctrees agree with
+    env_memos(env)  # created if missing
+    env_rendered(env)
+    set_env_token(env, env_token(env))
     options = options_of(app)
-    state = BuildState(options, md_config=getattr(env, "myst_config", None))
+    state = BuildState(options, root=Path(app.srcdir), md_config=getattr(env, "myst_config", None))
     _mystnb.register(app, state)
     # myst-nb has just printed "Using jupyter-cache at ...": say who executes instead
     if options.mode in ("cache", "auto", "force"):
@@ -94,24 +85,24 @@ def on_builder_inited(app: Any) -> None:
         )
 
 
-def _state(app: Any) -> BuildState | None:
+def _state(app: Sphinx) -> BuildState | None:
     return _mystnb.state_for_env(app.env)
 
 
 def on_env_get_outdated(
-    app: Any, env: Any, added: set[str], changed: set[str], removed: set[str]
+    app: Sphinx, env: BuildEnvironment, added: set[str], changed: set[str], removed: set[str]
 ) -> list[str]:
     state = _state(app)
     if state is None:
         return []
     try:  # the cache is opened here, unless nothing changed since the last build
-        again = state.plan(env, env.nbcache_memos, env.nbcache_rendered, added | changed, removed)
-    except StoreError as exc:
+        again = state.plan(env, added | changed, removed)
+    except (StoreError, ConfigError) as exc:
         raise SphinxConfigError(f"sphinx-nbcache: {exc}") from None
     return sorted(again)
 
 
-def on_env_before_read_docs(app: Any, env: Any, docnames: list[str]) -> None:
+def on_env_before_read_docs(app: Sphinx, env: BuildEnvironment, docnames: list[str]) -> None:
     """Read cheap pages first; under ``-j``, finish executing before Sphinx forks readers
     (a fork while the executor thread starts a kernel would inherit its pipes)."""
     state = _state(app)
@@ -136,7 +127,7 @@ def on_env_before_read_docs(app: Any, env: Any, docnames: list[str]) -> None:
         state.execute_all(app.verbosity)
 
 
-def on_source_read(app: Any, docname: str, source: list[str]) -> None:
+def on_source_read(app: Sphinx, docname: str, source: list[str]) -> None:
     """Unreadable notebooks: warn at the page and hand myst-nb something it can render."""
     state = _state(app)
     if state is None or not state.warn_unreadable(docname):
@@ -145,7 +136,7 @@ def on_source_read(app: Any, docname: str, source: list[str]) -> None:
     source[0] = json.dumps(_PLACEHOLDER) if path.endswith(".ipynb") else ""
 
 
-def on_env_updated(app: Any, env: Any) -> list[str]:
+def on_env_updated(app: Sphinx, env: BuildEnvironment) -> list[str]:
     """After reading, before writing (in this process, so forked writers inherit it)."""
     state = _state(app)
     if state is None:
@@ -161,19 +152,20 @@ def on_env_updated(app: Any, env: Any) -> list[str]:
     return []
 
 
-def on_env_purge_doc(app: Any, env: Any, docname: str) -> None:
-    getattr(env, "nbcache_rendered", {}).pop(docname, None)
+def on_env_purge_doc(app: Sphinx, env: BuildEnvironment, docname: str) -> None:
+    env_rendered(env).pop(docname, None)
 
 
-def on_env_merge_info(app: Any, env: Any, docnames: list[str], other: Any) -> None:
-    ours: dict[str, Rendered] = env.nbcache_rendered
-    theirs: dict[str, Rendered] = getattr(other, "nbcache_rendered", {})
+def on_env_merge_info(
+    app: Sphinx, env: BuildEnvironment, docnames: list[str], other: BuildEnvironment
+) -> None:
+    ours, theirs = env_rendered(env), env_rendered(other)
     for docname in docnames:
         if docname in theirs:
             ours[docname] = theirs[docname]
 
 
-def on_build_finished(app: Any, exception: BaseException | None) -> None:
+def on_build_finished(app: Sphinx, exception: BaseException | None) -> None:
     state = _state(app)
     if state is None:
         return

@@ -11,7 +11,10 @@ Sphinx; a lexer the project registered itself is left alone.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sphinx.application import Sphinx
 
 __all__ = ["register_notebook_lexers"]
 
@@ -19,7 +22,7 @@ __all__ = ["register_notebook_lexers"]
 KERNEL_LEXERS = ("ipython3", "ipython")
 
 
-def register_notebook_lexers(app: Any) -> None:
+def register_notebook_lexers(app: Sphinx) -> None:
     from importlib.metadata import entry_points
 
     from pygments.lexers import LEXERS

@@ -1,32 +1,56 @@
 """What the environment remembers of the cache, and when that is enough to plan a build.
 
-After reading, the build keeps the cache's change token in the environment if every notebook
-page's doctree shows what the cache holds (``shown``). While the token is unchanged, a build
-whose changed pages (if any) kept their code is planned from the environment alone
-(``plan_from_memory``): with no changed page it needs nothing from the cache; after prose
-edits, the outputs those pages show are read from their blobs, without opening the database.
+Per-page data lives in the environment (pickled with it): ``nbcache_memos`` (what reading each
+file found), ``nbcache_rendered`` (what each doctree was built from) and ``nbcache_token`` (the
+cache's change token the doctrees agree with). After reading, the build keeps the token if
+every notebook page's doctree shows what the cache holds (``shown``). While the token is
+unchanged, a build whose changed pages (if any) kept their code is planned from the
+environment alone (``plan_from_memory``): with no changed page it needs nothing from the
+cache; after prose edits, the outputs those pages show are read from their blobs, without
+opening the database.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ..config import Options
 from ..errors import NotebookReadError
-from ..plan import Memo, Page, PageState, inspect_page, still_valid
+from ..pages import Page
+from ..parse import Memo, inspect_page, not_a_notebook, still_valid
 from ..readers import is_notebook
+from ..verdicts import PageState
 
 if TYPE_CHECKING:
+    from sphinx.environment import BuildEnvironment
+
     from ._state import Rendered
 
-__all__ = ["not_a_notebook", "plan_from_memory", "shown"]
+__all__ = ["env_memos", "env_rendered", "env_token", "plan_from_memory", "set_env_token", "shown"]
+
+
+def env_memos(env: BuildEnvironment) -> dict[str, Memo]:
+    """Page -> what reading its file found."""
+    return cast("dict[str, Memo]", env.__dict__.setdefault("nbcache_memos", {}))
+
+
+def env_rendered(env: BuildEnvironment) -> dict[str, Rendered]:
+    """Page -> what its doctree was built from."""
+    return cast("dict[str, Rendered]", env.__dict__.setdefault("nbcache_rendered", {}))
+
+
+def env_token(env: BuildEnvironment) -> str | None:
+    """The cache's change token the doctrees agree with (None: not known to agree)."""
+    return cast("str | None", env.__dict__.get("nbcache_token"))
+
+
+def set_env_token(env: BuildEnvironment, token: str | None) -> None:
+    env.__dict__["nbcache_token"] = token
 
 
 def plan_from_memory(
-    env: Any,
-    memos: dict[str, Memo],
-    rendered: dict[str, Rendered],
+    env: BuildEnvironment,
     to_read: set[str],
     options: Options,
     md_config: Any = None,
@@ -35,6 +59,7 @@ def plan_from_memory(
     with it: every other page must still have the size and modification time it was read
     with, and each page to read the code of the result it shows (a prose edit). None when
     that does not hold, or cannot be known without looking."""
+    memos, rendered = env_memos(env), env_rendered(env)
     found = env.found_docs
     others = (name for name in found if name not in to_read)
     for docname in others:
@@ -50,6 +75,8 @@ def plan_from_memory(
         seen = rendered.get(docname)
         if seen is None or seen.status != "ok" or not seen.key or not seen.created:
             return None
+        if seen.id is not None and seen.id != seen.key:
+            return None  # it depends on files: let the engine check them
         try:
             _, _, memo = inspect_page(Page(docname, path), options, md_config)
         except (NotebookReadError, OSError):
@@ -72,8 +99,3 @@ def shown(state: PageState, seen: Rendered | None) -> bool:
     if state.verdict != "cached" or state.record is None:
         return False  # stale, failed or unreadable: read (and executed) again
     return seen is not None and seen.blob == state.record.blob
-
-
-def not_a_notebook(path: Path) -> Memo:
-    stat = path.stat()
-    return Memo(stat.st_mtime_ns, stat.st_size, None, "", False, False)

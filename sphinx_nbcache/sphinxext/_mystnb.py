@@ -18,25 +18,34 @@ import myst_nb.sphinx_ as mystnb_sphinx
 from myst_nb.core.execute import NotebookClientBase
 
 if TYPE_CHECKING:
+    from docutils import nodes
+    from myst_nb.core.config import NbParserConfig
+    from nbformat import NotebookNode
+    from sphinx.application import Sphinx
+    from sphinx.environment import BuildEnvironment
+    from sphinx.util.logging import SphinxLoggerAdapter
+
     from ._state import BuildState
 
 __all__ = ["NbcacheClient", "install", "register", "unregister"]
 
-_ENV: contextvars.ContextVar[Any] = contextvars.ContextVar("nbcache_env", default=None)
+_ENV: contextvars.ContextVar[BuildEnvironment | None] = contextvars.ContextVar(
+    "nbcache_env", default=None
+)
 _STATES: dict[int, BuildState] = {}
 _ORIGINAL_CREATE = mystnb_sphinx.create_client
 _ORIGINAL_PARSE = mystnb_sphinx.Parser.parse
 
 
-def register(app: Any, state: BuildState) -> None:
+def register(app: Sphinx, state: BuildState) -> None:
     _STATES[id(app)] = state
 
 
-def unregister(app: Any) -> None:
+def unregister(app: Sphinx) -> None:
     _STATES.pop(id(app), None)
 
 
-def state_for_env(env: Any) -> BuildState | None:
+def state_for_env(env: BuildEnvironment) -> BuildState | None:
     app = getattr(env, "_app", None) or getattr(env, "app", None)
     return _STATES.get(id(app)) if app is not None else None
 
@@ -47,7 +56,7 @@ def install() -> None:
         return
 
     @functools.wraps(_ORIGINAL_PARSE)
-    def parse(self: Any, inputstring: str, document: Any) -> None:
+    def parse(self: Any, inputstring: str, document: nodes.document) -> None:
         env = getattr(document.settings, "env", None) or getattr(self, "env", None)
         token = _ENV.set(env)
         try:
@@ -61,12 +70,16 @@ def install() -> None:
 
 
 def create_client(
-    notebook: Any, source: str, nb_config: Any, logger: Any, read_fmt: dict[str, Any] | None = None
+    notebook: NotebookNode,
+    source: str,
+    nb_config: NbParserConfig,
+    logger: SphinxLoggerAdapter,
+    read_fmt: dict[str, Any] | None = None,
 ) -> NotebookClientBase:
     """myst-nb's ``create_client`` signature; ours when sphinx-nbcache runs this build."""
     env = _ENV.get()
     state = state_for_env(env) if env is not None else None
-    if state is None:
+    if env is None or state is None:
         return _ORIGINAL_CREATE(notebook, source, nb_config, logger, read_fmt)
     if getattr(nb_config, "execution_mode", None) == "inline":  # needs myst-nb's live kernel
         state.leave_to_mystnb(env)

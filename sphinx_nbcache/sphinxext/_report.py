@@ -10,17 +10,23 @@ table is never older than the other pages.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, cast
 
 from docutils import nodes
 from sphinx.errors import NoUri
 from sphinx.util.docutils import SphinxDirective
 
+from ._memory import env_rendered
 from ._mystnb import state_for_env
 
 if TYPE_CHECKING:
+    from docutils.nodes import NodeVisitor
+    from sphinx.application import Sphinx
+    from sphinx.environment import BuildEnvironment
+
     from ..records import Record
+    from ._state import Rendered
 
 __all__ = ["NbcacheReport", "ReportDirective", "build_table", "setup", "setup_report"]
 
@@ -44,12 +50,10 @@ class ReportDirective(SphinxDirective):
         return [NbcacheReport()]
 
 
-def setup_report(app: Any) -> None:
+def setup_report(app: Sphinx) -> None:
     """Register the directive and its handlers (called by the extension's ``setup``)."""
-    app.add_node(
-        NbcacheReport,
-        **dict.fromkeys(("html", "latex", "text", "man", "texinfo"), (_skip, None)),
-    )
+    skip = (_skip, None)
+    app.add_node(NbcacheReport, html=skip, latex=skip, text=skip, man=skip, texinfo=skip)
     app.add_directive("nbcache-report", ReportDirective)
     app.connect("env-get-outdated", on_env_get_outdated)
     app.connect("env-purge-doc", on_env_purge_doc)
@@ -58,22 +62,24 @@ def setup_report(app: Any) -> None:
 
 
 def on_env_get_outdated(
-    app: Any, env: Any, added: set[str], changed: set[str], removed: set[str]
+    app: Sphinx, env: BuildEnvironment, added: set[str], changed: set[str], removed: set[str]
 ) -> list[str]:
     """Report pages are always read again: other pages may have changed status."""
     return sorted((_report_pages(env) & set(env.found_docs)) - removed - changed - added)
 
 
-def on_env_purge_doc(app: Any, env: Any, docname: str) -> None:
+def on_env_purge_doc(app: Sphinx, env: BuildEnvironment, docname: str) -> None:
     _report_pages(env).discard(docname)
 
 
-def on_env_merge_info(app: Any, env: Any, docnames: list[str], other: Any) -> None:
-    theirs: set[str] = getattr(other, _PAGES_ATTR, set())
+def on_env_merge_info(
+    app: Sphinx, env: BuildEnvironment, docnames: list[str], other: BuildEnvironment
+) -> None:
+    theirs = _report_pages(other)
     _report_pages(env).update(d for d in docnames if d in theirs)
 
 
-def on_doctree_resolved(app: Any, doctree: nodes.document, docname: str) -> None:
+def on_doctree_resolved(app: Sphinx, doctree: nodes.document, docname: str) -> None:
     placeholders = list(doctree.findall(NbcacheReport))
     if not placeholders:
         return
@@ -81,12 +87,12 @@ def on_doctree_resolved(app: Any, doctree: nodes.document, docname: str) -> None
         placeholder.replace_self(build_table(app, docname))
 
 
-def build_table(app: Any, fromdocname: str) -> list[nodes.Node]:
+def build_table(app: Sphinx, fromdocname: str) -> list[nodes.Node]:
     """A summary paragraph and a table row per notebook page, linked from ``fromdocname``."""
     env = app.env
-    rendered: dict[str, Any] = getattr(env, "nbcache_rendered", {})
+    rendered = env_rendered(env)
     docnames = sorted(d for d in rendered if d in env.all_docs)
-    records = _records(env, (rendered[d].key for d in docnames if rendered[d].key))
+    records = _records(env, {d: rendered[d] for d in docnames})
     table = nodes.table(classes=["nbcache-report"])
     group = nodes.tgroup(cols=len(_COLUMNS))
     table += group
@@ -101,7 +107,7 @@ def build_table(app: Any, fromdocname: str) -> list[nodes.Node]:
     total = 0.0
     for docname in docnames:
         seen = rendered[docname]
-        record = records.get(seen.key) if seen.key else None
+        record = records.get(docname)
         status = record.status if record is not None else str(seen.status)
         counts[status] = counts.get(status, 0) + 1
         total += record.runtime if record is not None else 0.0
@@ -124,22 +130,26 @@ def build_table(app: Any, fromdocname: str) -> list[nodes.Node]:
     return [intro, table] if docnames else [intro]
 
 
-def _report_pages(env: Any) -> set[str]:
-    pages: set[str] | None = getattr(env, _PAGES_ATTR, None)
-    if pages is None:
-        pages = set()
-        setattr(env, _PAGES_ATTR, pages)
-    return pages
+def _report_pages(env: BuildEnvironment) -> set[str]:
+    return cast("set[str]", env.__dict__.setdefault(_PAGES_ATTR, set()))
 
 
-def _records(env: Any, keys: Iterable[str]) -> dict[str, Record]:
+def _records(env: BuildEnvironment, shown: Mapping[str, Rendered]) -> dict[str, Record]:
+    """Page -> the record its doctree shows."""
     state = state_for_env(env)
     if state is None:
         return {}
     try:
-        return state.store.lookup(keys)
+        found = state.engine.store.lookup(seen.key for seen in shown.values() if seen.key)
     except Exception:  # a report never fails a build
         return {}
+    records = {}
+    for page, seen in shown.items():
+        wanted = seen.id or seen.key
+        match = [r for r in found.get(seen.key or "", ()) if r.id == wanted]
+        if match:
+            records[page] = match[0]
+    return records
 
 
 def _row(cells: list[nodes.Node]) -> nodes.row:
@@ -153,7 +163,7 @@ def _row(cells: list[nodes.Node]) -> nodes.row:
     return row
 
 
-def _link(app: Any, fromdocname: str, docname: str) -> nodes.Node:
+def _link(app: Sphinx, fromdocname: str, docname: str) -> nodes.Node:
     title = app.env.titles.get(docname)
     text = title.astext() if title is not None else docname
     try:
@@ -170,7 +180,7 @@ def _details(record: Record | None) -> nodes.Node:
         return nodes.Text("")
     if record.failure is not None:
         failure = record.failure
-        where = f"cell {failure.cell_index + 1}: " if failure.cell_index is not None else ""
+        where = f"{record.where()}: " if record.failed_code_cell is not None else ""
         return nodes.literal(text=f"{where}{failure.summary()}")
     timed = [(t, i) for i, t in enumerate(record.cell_times, 1) if t is not None]
     if len(timed) > 1:
@@ -183,11 +193,11 @@ def _when(timestamp: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp))
 
 
-def _skip(translator: Any, node: nodes.Node) -> None:
+def _skip(translator: NodeVisitor, node: nodes.Node) -> None:
     raise nodes.SkipNode
 
 
-def setup(app: Any) -> dict[str, Any]:
+def setup(app: Sphinx) -> dict[str, Any]:
     """Loaded by the extension's ``setup`` through ``app.setup_extension``."""
     setup_report(app)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from sphinx.util import logging
 
+from ..hashing import code_cells
+
 if TYPE_CHECKING:
     from ..errors import NotebookReadError
     from ..records import Record
@@ -51,10 +53,9 @@ def warn_failure(
         in_cell = _TB_LINE.search(failure.traceback)
         if line and in_cell:  # point at the failing line inside the cell
             line += int(in_cell.group(1)) - 1
-    where = "the kernel"
-    if failure.cell_index is not None:  # counted like the run times: code cells only
-        cells = notebook.cells[: failure.cell_index + 1]
-        where = f"code cell {sum(1 for c in cells if c.get('cell_type') == 'code')}"
+    where = record.where()
+    if record.failed_code_cell is None and failure.cell_index is not None:  # imported results
+        where = f"code cell {len(code_cells({'cells': notebook.cells[: failure.cell_index + 1]}))}"
     message = f"notebook execution failed in {where}: {failure.summary()}"
     if cached:
         message += (

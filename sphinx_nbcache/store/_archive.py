@@ -26,6 +26,7 @@ from typing import Any
 from ..errors import ArchiveError, CorruptCacheError
 from ..hashing import KEY_PATTERN
 from ..records import Outputs, Record
+from ._blobs import blob_id, outputs_bytes
 from ._store import Store
 
 __all__ = ["ARCHIVE_FORMAT", "ImportReport", "export_archive", "import_archive", "merge_record"]
@@ -65,11 +66,14 @@ def export_archive(store: Store, target: str | Path) -> int:
     for record in store.records():
         if record.status == "error":
             continue  # kept for one build's report only
-        if record.blob is not None and record.blob not in blobs:
-            try:
-                blobs[record.blob] = store.blobs.get(record.blob)
-            except CorruptCacheError:
-                continue  # a damaged entry is not worth moving
+        wanted = [record.blob] if record.blob is not None else []
+        wanted += [artifact.blob for artifact in record.artifacts]
+        try:
+            for stored in wanted:
+                if stored not in blobs:
+                    blobs[stored] = store.blobs.get(stored)
+        except CorruptCacheError:
+            continue  # a damaged entry is not worth moving
         records.append(record.to_json())
     manifest = {
         "format": ARCHIVE_FORMAT,
@@ -107,6 +111,12 @@ def import_archive(store: Store, source: str | Path) -> ImportReport:
         if not KEY_PATTERN.fullmatch(record.key):
             report.rejected.append((record.key[:80], "invalid key"))
             continue
+        missing = [a.blob for a in record.artifacts if a.blob not in blobs]
+        if missing:
+            report.rejected.append((record.key, f"artifact blob {missing[0][:12]} missing"))
+            continue
+        for artifact in record.artifacts:
+            store.blobs.put(blobs[artifact.blob])
         outputs = None
         if record.blob is not None:
             blob = blobs.get(record.blob)
@@ -125,13 +135,13 @@ def import_archive(store: Store, source: str | Path) -> ImportReport:
 def merge_record(
     store: Store, record: Record, outputs: Outputs | None, report: ImportReport
 ) -> None:
-    """Store ``record`` unless the cache holds the same result or a newer one for its key."""
-    existing = store.get(record.key)
+    """Store ``record`` unless the cache holds the same result or a newer one for its id."""
+    existing = store.by_id(record.id)
     if existing is None:
         store.put(record, outputs)
         report.added.append(record.key)
         return
-    same = existing.blob == _blob_id(outputs) and existing.status == record.status
+    same = existing.blob == _blob_of(outputs) and existing.status == record.status
     if same or record.created <= existing.created:
         report.kept.append(record.key)
         return
@@ -139,12 +149,9 @@ def merge_record(
     report.replaced.append(record.key)
 
 
-def _blob_id(outputs: Outputs | None) -> str | None:
-    """The id ``Store.put`` gives these outputs."""
-    if outputs is None:
-        return None
-    data = json.dumps(outputs.to_json(), ensure_ascii=False).encode("utf-8")
-    return hashlib.sha256(data).hexdigest()
+def _blob_of(outputs: Outputs | None) -> str | None:
+    """The blob id ``Store.put`` gives these outputs."""
+    return None if outputs is None else blob_id(outputs_bytes(outputs))
 
 
 def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:

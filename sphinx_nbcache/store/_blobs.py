@@ -1,8 +1,11 @@
-"""Content-addressed files: ``blobs/<id[:2]>/<id>.json`` where ``id`` = sha256 of the bytes.
+"""Content-addressed blobs: ``<root>/<id[:2]>/<id>.json`` where ``id`` = sha256 of the bytes.
 
-Writes go to a temporary file in the same folder and are renamed into place, so a reader sees
-a whole blob or none; a crash leaves at most a stray ``*.tmp`` that :meth:`BlobStore.sweep`
-removes. Reads verify the hash, so a truncated or altered blob is detected, never served.
+:class:`Blobs` is the interface (any place that can hold immutable named bytes);
+:class:`LocalBlobs` is the embedded default, a folder. Writes go to a temporary file in the
+same folder and are renamed into place, so a reader sees a whole blob or none; a crash leaves
+at most a stray ``*.tmp`` that :meth:`LocalBlobs.sweep` removes. Reads verify the hash, so a
+truncated or altered blob is detected, never served. Other places (S3, ...) are reached
+through fsspec (``_fsspec``).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import time
 from collections.abc import Iterator
 from contextlib import suppress
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from ..errors import CorruptCacheError
 from ..hashing import KEY_PATTERN
@@ -23,7 +26,7 @@ from ..hashing import KEY_PATTERN
 if TYPE_CHECKING:
     from ..records import Outputs
 
-__all__ = ["BlobStore", "read_outputs"]
+__all__ = ["Blobs", "LocalBlobs", "blob_id", "outputs_bytes", "read_outputs"]
 
 
 def _umask() -> int:
@@ -40,11 +43,58 @@ def _umask() -> int:
     return mask
 
 
-class BlobStore:
+def blob_id(data: bytes) -> str:
+    """The id of a blob holding ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def outputs_bytes(outputs: Outputs) -> bytes:
+    """How outputs are serialised into a blob (their blob id is ``blob_id`` of this)."""
+    return json.dumps(outputs.to_json(), ensure_ascii=False).encode("utf-8")
+
+
+class Blobs(Protocol):
+    """Immutable content-addressed blobs somewhere (a folder, a bucket, ...)."""
+
+    def describe(self) -> str:
+        """Where the blobs are, safe to print (no credentials)."""
+        ...
+
+    def put(self, data: bytes) -> str:
+        """Store ``data`` (atomically: whole or not at all); returns its id."""
+        ...
+
+    def get(self, blob_id: str) -> bytes:
+        """The bytes; :class:`CorruptCacheError` if missing or not matching the id."""
+        ...
+
+    def age(self, blob_id: str) -> float:
+        """Seconds since written or last re-stored (infinite if missing)."""
+        ...
+
+    def delete(self, blob_id: str) -> None: ...
+
+    def ids(self) -> Iterator[str]:
+        """Every blob id stored."""
+        ...
+
+    def size(self, blob_id: str) -> int:
+        """Bytes (0 if missing)."""
+        ...
+
+    def sweep(self, older_than: float = 3600.0) -> int:
+        """Remove what crashed writers left; returns how many."""
+        ...
+
+
+class LocalBlobs:
     """A folder of immutable, content-addressed files."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
+
+    def describe(self) -> str:
+        return str(self.root)
 
     def path(self, blob_id: str) -> Path:
         """Where a blob lives; refuses ids that are not hex digests (no path tricks)."""
@@ -54,12 +104,12 @@ class BlobStore:
 
     def put(self, data: bytes) -> str:
         """Store ``data``; returns its id. Writing the same bytes twice is harmless."""
-        blob_id = hashlib.sha256(data).hexdigest()
-        target = self.path(blob_id)
-        if self._intact(target, blob_id, len(data)):
+        new_id = blob_id(data)
+        target = self.path(new_id)
+        if self._intact(target, new_id, len(data)):
             with suppress(OSError):
                 os.utime(target)  # fresh again: garbage collection spares recent blobs
-            return blob_id
+            return new_id
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=".tmp")
         try:
@@ -72,7 +122,7 @@ class BlobStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        return blob_id
+        return new_id
 
     def get(self, blob_id: str) -> bytes:
         """The bytes of a blob; :class:`CorruptCacheError` if missing or not matching its id."""
@@ -137,14 +187,14 @@ class BlobStore:
         return removed
 
 
-def read_outputs(blobs: BlobStore, blob_id: str | None) -> Outputs:
+def read_outputs(blobs: Blobs, stored: str | None) -> Outputs:
     """The outputs stored in a blob; :class:`CorruptCacheError` if it is missing or bad."""
     from ..records import Outputs
 
-    if blob_id is None:
+    if stored is None:
         return Outputs(())
-    data = blobs.get(blob_id)
+    data = blobs.get(stored)
     try:
         return Outputs.from_json(json.loads(data))
     except (ValueError, KeyError, TypeError) as exc:
-        raise CorruptCacheError(str(blobs.path(blob_id)), str(exc)) from None
+        raise CorruptCacheError(f"{blobs.describe()}: blob {stored[:12]}", str(exc)) from None

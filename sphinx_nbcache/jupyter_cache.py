@@ -20,13 +20,12 @@ from typing import Any
 
 import nbformat
 
-from ..config import Options
-from ..errors import ArchiveError
-from ..hashing import kernel_name, notebook_key
-from ..merge import extract_outputs
-from ..records import Record
-from ._archive import ImportReport, merge_record
-from ._store import Store
+from .config import Options
+from .errors import ArchiveError
+from .hashing import kernel_name, notebook_key
+from .merge import outputs_of
+from .records import Record
+from .store import ImportReport, Store, merge_record
 
 __all__ = ["find_jupyter_cache", "import_jupyter_cache"]
 
@@ -85,7 +84,7 @@ def import_jupyter_cache(
             created=created,
             last_used=max(created, _timestamp(row["accessed"])),
         )
-        merge_record(store, record, extract_outputs(notebook), report)
+        merge_record(store, record, outputs_of(notebook), report)
     return report
 
 
