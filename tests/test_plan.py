@@ -14,9 +14,9 @@ from sphinx_nbcache.config import Options
 from sphinx_nbcache.pages import Page
 from sphinx_nbcache.parse import Memo
 from sphinx_nbcache.plan import execution_order, plan_pages
-from sphinx_nbcache.verdicts import PageState
 from sphinx_nbcache.records import Failure, Outputs, Record
 from sphinx_nbcache.store import Store
+from sphinx_nbcache.verdicts import PageState
 
 
 def write(folder: Path, name: str, code: str, **metadata: object) -> Page:
