@@ -92,7 +92,7 @@ def parse_size(text: str) -> int:
 
 def record_json(record: Record, size: int | None = None) -> dict[str, Any]:
     data = record.to_json()
-    data["id"] = short_id(record.key)
+    data["id"] = short_id(record.id)
     if size is not None:
         data["size"] = size
     return data
@@ -136,7 +136,7 @@ def records_table(records: Iterable[tuple[Record, int]]) -> Table:
         table.add_column(column, no_wrap=True)
     for record, size in records:
         table.add_row(
-            short_id(record.key),
+            short_id(record.id),
             record.page or "-",
             _status(record.status),
             format_time(record.created),
@@ -155,7 +155,7 @@ def record_panel(record: Record, size: int, traceback: bool) -> list[Any]:
     fields.add_column()
     timeout = "none" if record.timeout is None else f"{record.timeout:g} s per cell"
     for name, value in (
-        ("id", short_id(record.key)),
+        ("id", short_id(record.id)),
         ("key", record.key),
         ("page", record.page or "-"),
         ("status", _status(record.status)),
@@ -171,14 +171,14 @@ def record_panel(record: Record, size: int, traceback: bool) -> list[Any]:
     if record.cell_times:
         parts.append(Text("run time per code cell:"))
         cells = Table(show_edge=False, pad_edge=False)
-        cells.add_column("cell", justify="right")
+        cells.add_column("code cell", justify="right")
         cells.add_column("seconds", justify="right")
         for number, seconds in enumerate(record.cell_times, 1):
             cells.add_row(str(number), "not run" if seconds is None else f"{seconds:.3f}")
         parts.append(cells)
     failure = record.failure
     if failure is not None:
-        where = f" in cell {failure.cell_index + 1}" if failure.cell_index is not None else ""
+        where = f" in {record.where()}" if record.failed_code_cell is not None else ""
         parts.append(Text(f"failure ({failure.kind}){where}: {failure.summary()}", style="red"))
         if traceback and failure.traceback:
             parts.append(Text(failure.traceback))

@@ -186,20 +186,24 @@ class Cache:
         jobs: int | None = None,
         force: bool = False,
         timeout: float | None = None,
+        executor: str | None = None,
         on_record: Callable[[Record], Any] | None = None,
         on_start: Callable[[int], Any] | None = None,
     ) -> ExecutionReport:
         """Execute the stale pages (all pages with ``force``), ``jobs`` at a time.
 
         ``timeout`` (seconds per cell; 0 for none) replaces the configured one; a notebook's
-        own ``metadata.execution.timeout`` still wins. ``on_start(n)`` is told how many will
-        run, ``on_record(record)`` is called as each finishes (from this thread).
+        own ``metadata.execution.timeout`` still wins. ``executor`` replaces
+        ``nbcache_executor``. ``on_start(n)`` is told how many will run, ``on_record(record)``
+        is called as each finishes (from this thread).
         """
         options = self.options
         if timeout is not None:
             options = dataclasses.replace(options, timeout=timeout if timeout > 0 else None)
         if jobs:
             options = dataclasses.replace(options, jobs=max(1, jobs))
+        if executor:
+            options = dataclasses.replace(options, executor=executor)
         pages = self.pages(targets)
         engine = self.engine(options)
         states = engine.plan(pages, force={p.name for p in pages} if force else None)
@@ -261,7 +265,7 @@ class Cache:
         wanted = record_id.strip().lower()
         if len(wanted) < 4:
             raise NotFoundError(f"record id {record_id!r}", "give at least 4 characters of it")
-        matches = [r for r in self.records() if r.key.startswith(wanted)]
+        matches = [r for r in self.records() if r.id.startswith(wanted)]
         if not matches:
             raise NotFoundError(f"no record {record_id!r}", "see `nbcache list` for the ids")
         if len(matches) > 1:

@@ -13,15 +13,17 @@ from __future__ import annotations
 import argparse
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from . import __version__
 from . import _clishow as show
+from ._book import BOOK_CONFIG, BOOK_TOC, is_book
 from .api import Cache, ExecutionReport, ImportReport, open_cache
-from .errors import NbcacheError
-from .project import find_docs_dir
+from .errors import NbcacheError, NotFoundError
+from .project import CONF_NAME, find_docs_dir
 from .records import Record
 from .store import GRACE_SECONDS
 
@@ -52,9 +54,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 # -- opening the cache --------------------------------------------------------------------------
 
 
+def _docs_folder(value: str | Path, how: str) -> Path:
+    """A folder the user named as the docs folder: it must exist and hold a conf.py or a
+    jupyter-book _config.yml (else every notebook below it would be taken for a page)."""
+    path = Path(value)
+    if not path.is_dir():
+        raise NotFoundError(
+            f"no folder {str(value)!r}", f"{how} names the docs folder (the one holding conf.py)"
+        )
+    if not (path / CONF_NAME).is_file() and not is_book(path):
+        raise NotFoundError(
+            f"{value} holds no {CONF_NAME} and no jupyter-book {BOOK_CONFIG} with {BOOK_TOC}",
+            f"{how} names the docs folder: give the folder holding conf.py",
+        )
+    return path
+
+
 def _docs_for(args: argparse.Namespace, hint: str | Path | None = None) -> Path | None:
     if args.docs is not None:
-        return Path(args.docs)
+        return _docs_folder(args.docs, "--docs")
     if hint is not None:
         path = Path(hint)
         if path.is_dir():
@@ -67,16 +85,37 @@ def _docs_for(args: argparse.Namespace, hint: str | Path | None = None) -> Path 
     return found
 
 
-def _open(args: argparse.Namespace, hint: str | Path | None = None) -> Cache:
-    return open_cache(_docs_for(args, hint), args.cache)
+@contextmanager
+def _open(
+    args: argparse.Namespace, hint: str | Path | None = None, *, read_only: bool = False
+) -> Iterator[Cache]:
+    """The cache the command works on; its notices go to stderr when the command ends.
+
+    ``read_only`` commands create nothing (a cache that is not there reads as empty)."""
+    cache = open_cache(_docs_for(args, hint), args.cache, read_only=read_only)
+    try:
+        yield cache
+    finally:
+        _print_notices(cache.notices())
+        cache.close()
+
+
+def _print_notices(notices: list[str]) -> None:
+    err = show.console(stderr=True)
+    for notice in notices:
+        err.print(f"[yellow]notice:[/yellow] {notice}", markup=True, highlight=False)
 
 
 # -- commands -----------------------------------------------------------------------------------
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    with _open(args, args.docs_dir) as cache:
+    if args.docs_dir is not None and args.docs is None:
+        args.docs = args.docs_dir
+    with _open(args, read_only=True) as cache:
         states = cache.status()
+        notices = cache.notices()
+    _print_notices(notices)
     if args.json:
         show.print_json([show.page_json(s) for s in states])
     else:
@@ -92,11 +131,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         show.console(stderr=True).print(
             f"{len(bad)} page(s) stale or failed: run `nbcache execute` (and fix failures)"
         )
-    return 1 if args.check and bad else 0
+    return 1 if args.check and (bad or notices) else 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    with _open(args) as cache:
+    with _open(args, read_only=True) as cache:
         rows = [(r, cache.size_of(r)) for r in cache.records()]
     if args.json:
         show.print_json([show.record_json(r, size) for r, size in rows])
@@ -108,7 +147,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    with _open(args, args.target) as cache:
+    with _open(args, args.target, read_only=True) as cache:
         record = cache.find(args.target)
         size = cache.size_of(record)
     if args.json:
@@ -121,7 +160,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    with _open(args, args.page) as cache:
+    with _open(args, args.page, read_only=True) as cache:
         change = cache.diff(args.page)
     if args.json:
         show.print_json(change.to_json())
@@ -137,7 +176,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 def cmd_merge(args: argparse.Namespace) -> int:
     import nbformat
 
-    with _open(args, args.page) as cache:
+    with _open(args, args.page, read_only=True) as cache:
         merged = cache.merge(args.page)
     target = Path(args.out)
     try:
@@ -162,6 +201,7 @@ def cmd_execute(args: argparse.Namespace) -> int:
             jobs=args.jobs,
             force=args.force,
             timeout=args.timeout,
+            executor=args.executor,
         )
     if args.json:
         show.print_json(
@@ -197,8 +237,14 @@ def _run_with_progress(cache: Cache, targets: list[str] | None, **kwargs: Any) -
             progress.start()
 
     def finished(record: Record) -> None:
-        outcome = "ok" if record.ok else f"[red]{record.status}[/red]"
-        progress.console.print(f"ran {record.page} in {record.runtime:.2f} s ({outcome})")
+        if record.status == "error":  # it never ran: no run time to speak of
+            summary = record.failure.summary() if record.failure else "unknown error"
+            progress.console.print(
+                f"[red]could not run[/red] {record.page}: {summary}", highlight=False
+            )
+        else:
+            outcome = "ok" if record.ok else "[red]failed[/red]"
+            progress.console.print(f"ran {record.page} in {record.runtime:.2f} s ({outcome})")
         progress.advance(task)
 
     try:
@@ -217,11 +263,10 @@ def _print_execution(report: ExecutionReport, verbose: bool) -> None:
             out.print(failure.traceback, markup=False)
     for state in report.cached_failures:
         out.print(f"[red]failed (cached)[/red]: {state.page.name}: {state.reason}")
-    cached = sum(1 for s in report.skipped if s.verdict == "cached")
-    out.print(
-        f"{len(report.succeeded)} executed, {len(report.failed)} failed, "
-        f"{len(report.errored)} could not run, {cached} from cache"
-    )
+    counts = report.counts()
+    always = ("executed", "failed", "could not run", "from cache")
+    parts = [f"{n} {outcome}" for outcome, n in counts.items() if n or outcome in always]
+    out.print(f"{sum(counts.values())} notebook pages: {', '.join(parts) or 'none'}")
     if not report.ok:
         out.print("see `nbcache show PAGE --traceback`; fix the code, then run again")
 
@@ -232,7 +277,7 @@ def cmd_invalidate(args: argparse.Namespace) -> int:
     if args.json:
         show.print_json([show.record_json(r) for r in removed])
     else:
-        pages = ", ".join(sorted({r.page or show.short_id(r.key) for r in removed}))
+        pages = ", ".join(sorted({r.page or show.short_id(r.id) for r in removed}))
         show.console().print(f"invalidated {len(removed)} record(s){': ' + pages if pages else ''}")
     return 0
 
@@ -344,6 +389,12 @@ def build_parser() -> argparse.ArgumentParser:
     execute.add_argument("-j", "--jobs", type=int, default=None, metavar="N")
     execute.add_argument("--force", action="store_true", help="execute even if cached")
     execute.add_argument("--timeout", type=float, default=None, metavar="S", help="per cell")
+    execute.add_argument(
+        "--executor",
+        metavar="NAME",
+        help="who runs the notebooks: local (default), dask, jupyter, a registered name or "
+        "package.module:factory (default: nbcache_executor from conf.py)",
+    )
     invalidate = add("invalidate", cmd_invalidate, "forget pages' results: they run again")
     invalidate.add_argument("pages", nargs="+", metavar="PAGE")
     clear = add("clear", cmd_clear, "delete every record")

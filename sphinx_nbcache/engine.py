@@ -55,6 +55,7 @@ class ExecutionReport:
     failed: tuple[Record, ...]  # the notebook's code failed (cached like a success)
     errored: tuple[Record, ...]  # could not run: no kernel, unreadable page (not cached)
     skipped: tuple[PageState, ...]  # cached already, excluded, or execution off
+    states: tuple[PageState, ...] = ()  # every page planned
 
     @property
     def cached(self) -> tuple[PageState, ...]:
@@ -69,6 +70,36 @@ class ExecutionReport:
     @property
     def ok(self) -> bool:
         return not (self.failed or self.errored or self.cached_failures)
+
+    def counts(self) -> dict[str, int]:
+        """Pages by what happened to them; the numbers add up to the pages planned (two pages
+        with the same code share one execution, and both count)."""
+        by_key = {r.key: r.status for r in (*self.succeeded, *self.failed, *self.errored)}
+        counts = dict.fromkeys(
+            (
+                "executed",
+                "failed",
+                "could not run",
+                "from cache",
+                "cached failures",
+                "not executed",
+            ),
+            0,
+        )
+        for state in self.states:
+            if state.verdict == "stale":
+                status = by_key.get(state.key or "")
+                name = {"ok": "executed", "failed": "failed"}.get(status or "", "could not run")
+            elif state.verdict == "unreadable":
+                name = "could not run"
+            elif state.verdict == "cached":
+                name = "from cache"
+            elif state.verdict == "failed":
+                name = "cached failures"
+            else:  # excluded, off, as-is
+                name = "not executed"
+            counts[name] += 1
+        return counts
 
 
 class Engine:
@@ -121,6 +152,10 @@ class Engine:
     def blobs(self) -> Blobs:
         """The store's blobs, without opening its database."""
         return self._unopened().blobs
+
+    def describe_store(self) -> str:
+        """Where the results are kept (no credentials), without opening the store."""
+        return self._unopened().describe()
 
     def _unopened(self) -> Store:
         if self._store is None:
@@ -257,7 +292,7 @@ class Engine:
     ) -> tuple[Record, nbformat.NotebookNode]:
         """The result for ``key`` and ``notebook`` merged with it (in place): waited for if it
         is running, else looked up, else (a damaged or vanished entry) executed now."""
-        from .merge import merge_outputs
+        from .merge import assume_language, merge_outputs
 
         for attempt in range(3):  # cached -> (damaged) submitted -> waited for
             outputs: Outputs | None = None
@@ -276,7 +311,8 @@ class Engine:
             try:
                 if outputs is None and record.blob is not None:
                     outputs = self.store.load_outputs(record)
-                if outputs is None:
+                if outputs is None:  # it never ran
+                    assume_language(notebook, record.kernel)
                     return record, notebook
                 return record, merge_outputs(notebook, outputs, where=f"result {record.id[:10]}")
             except CorruptCacheError as exc:
@@ -316,6 +352,7 @@ class Engine:
             failed=tuple(r for r in ran if r.status == "failed"),
             errored=(*(r for r in ran if r.status == "error"), *unreadable),
             skipped=tuple(s for s in states if not s.stale and s.verdict != "unreadable"),
+            states=tuple(states),
         )
 
     def finish(self, cancel: bool = False, evict: bool = True) -> list[str]:

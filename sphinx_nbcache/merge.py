@@ -18,7 +18,7 @@ from .errors import CorruptCacheError
 from .hashing import code_cells, code_sources
 from .records import Outputs
 
-__all__ = ["KEPT_METADATA", "merge_outputs", "outputs_of"]
+__all__ = ["KEPT_METADATA", "assume_language", "merge_outputs", "outputs_of"]
 
 #: Notebook metadata that comes from execution and is stored with the outputs.
 KEPT_METADATA = ("language_info", "widgets")
@@ -50,6 +50,19 @@ def merge_outputs(
     for name, value in outputs.metadata.items():
         merged.metadata[name] = nbformat.from_dict(value)
     return merged
+
+
+def assume_language(notebook: nbformat.NotebookNode, kernel: str) -> None:
+    """For a notebook that never ran: name its language (from the kernel spec, or a Python
+    kernel's name) so the renderer can still highlight its cells."""
+    if "language_info" in notebook.metadata:
+        return
+    spec = notebook.metadata.get("kernelspec") or {}
+    language = spec.get("language") if isinstance(spec, dict) else None
+    if not language and kernel.startswith("python"):
+        language = "python"
+    if language:
+        notebook.metadata["language_info"] = nbformat.from_dict({"name": str(language)})
 
 
 def outputs_of(notebook: nbformat.NotebookNode) -> Outputs:

@@ -32,8 +32,9 @@ def test_each_format_executes_once_and_only_when_code_changes(project_factory) -
     assert_outputs(project)
     assert "42" in project.html("index")  # glue from nb_myst, shown on another page
     assert "nbcache: ran nb_percent" in cold.status
-    # after myst-nb's "Using jupyter-cache at ..." line, one saying who executes
+    # myst-nb's "Using jupyter-cache at ..." line is gone (it is not used); ours says who is
     assert "notebooks execute through the cache at " in cold.status
+    assert "Using jupyter-cache" not in cold.status
     assert f"{project.src / '.nbcache'} (" in cold.status
     # executed pages highlight as ipython3: Sphinx knows that lexer by class (no plugin scan)
     assert lexer_classes["ipython3"].__name__ == "IPython3Lexer"

@@ -194,3 +194,61 @@ def test_console_script_runs_without_sphinx(tmp_path: Path) -> None:
     )
     assert usage.returncode == 2
     assert "--max-entries" in usage.stderr
+
+
+def test_a_new_users_mistakes_get_one_clear_answer(project_factory, capsys, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    project = project_factory("failing")
+    src = project.src
+    (src / "julia.md").write_text(
+        "---\njupytext:\n  text_representation:\n    format_name: myst\nkernelspec:\n"
+        "  name: julia-1.9\n  display_name: Julia\n---\n\n# Julia\n\n```{code-cell}\n1 + 1\n```\n"
+    )
+    # a folder that does not exist, or that is not a docs folder: rc 2, saying what is wrong
+    code, _, err = nbcache(capsys, "status", tmp_path / "does-not-exist")
+    assert code == 2
+    assert "no folder" in err
+    assert "does-not-exist" in err
+    (tmp_path / "not-docs").mkdir()
+    for argv in (["status", tmp_path / "not-docs"], ["list", "--docs", tmp_path / "not-docs"]):
+        code, _, err = nbcache(capsys, *argv)
+        assert code == 2
+        assert "holds no conf.py and no jupyter-book _config.yml" in err
+    # looking creates nothing
+    for argv in (["status", src], ["list", "--docs", src], ["show", "fails", "--docs", src]):
+        nbcache(capsys, *argv)
+        assert not (src / ".nbcache").exists(), argv
+
+    code, out, err = nbcache(capsys, "execute", src)
+    assert code == 1
+    # a kernel that never started is not a run: no run time, and the hint fits the kernel
+    assert "could not run julia: NoSuchKernel" in err
+    assert "ran julia" not in out + err
+    assert "ipykernel" not in out + err
+    assert "Traceback" not in out + err
+    assert "'julia-1.9' kernel" in out
+    assert "3 notebook pages: 1 executed, 1 failed, 1 could not run, 0 from cache" in out
+    code, out, _ = nbcache(capsys, "execute", src)  # the failure is cached: counted as such
+    assert "3 notebook pages: 0 executed, 0 failed, 1 could not run, 1 from cache, " in out
+    assert "1 cached failures" in out
+    # one numbering: the second code cell, as the build's warning says
+    code, out, _ = nbcache(capsys, "show", "fails", "--docs", src)
+    assert "in code cell 2: ZeroDivisionError" in out
+    assert "notebook execution failed in code cell 2" in project.build().warnings
+    # merge of a page that never ran says why
+    code, _, err = nbcache(capsys, "merge", src / "julia.md", tmp_path / "j.ipynb")
+    assert code == 2
+    assert "julia has no outputs: its kernel did not start" in err
+    assert "<record>" not in err
+
+    # a damaged database: every command says so on stderr, status --check fails, nothing is
+    # moved aside by looking, and the next build reports (and repairs) the damage
+    (src / ".nbcache" / "nbcache.db").write_bytes(b"\0garbage" * 500)
+    code, out, err = nbcache(capsys, "status", src, "--check")
+    assert code == 1
+    assert "notice:" in err
+    assert "damaged" in err
+    assert not list((src / ".nbcache").glob("nbcache.db.damaged-*"))
+    code, out, err = nbcache(capsys, "list", "--docs", src)
+    assert "damaged" in err
+    build = project.build()
+    assert "was unreadable" in build.warnings

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import os
 import re
 import shutil
@@ -34,6 +35,10 @@ from ._job import Job, Outcome
 __all__ = ["KernelHandle", "connect", "execute_in", "run_notebook", "start_kernel", "stop_kernel"]
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+#: jupyter_client logs a missing kernel with a traceback; we report it as a Failure instead
+_QUIET = logging.getLogger("sphinx_nbcache.kernel")
+_QUIET.addHandler(logging.NullHandler())
+_QUIET.propagate = False
 _SHUTDOWN_WAIT = 3.0
 
 
@@ -63,7 +68,7 @@ async def start_kernel(job: Job) -> KernelHandle | Failure:
     local = job.local_folder()
     cwd = str(local) if local is not None else os.path.join(folder, "cwd")
     os.makedirs(cwd, exist_ok=True)
-    manager = AsyncKernelManager(kernel_name=job.kernel, transport="ipc")
+    manager = AsyncKernelManager(kernel_name=job.kernel, transport="ipc", log=_QUIET)
     manager.ip = os.path.join(folder, "k")
     manager.shutdown_wait_time = _SHUTDOWN_WAIT
     # the kernel's own stdout/stderr (C-level prints, shutdown noise) go to a file, not into
@@ -75,17 +80,29 @@ async def start_kernel(job: Job) -> KernelHandle | Failure:
             )
         except NoSuchKernel:
             shutil.rmtree(folder, ignore_errors=True)
-            return Failure(
-                "no_kernel",
-                "NoSuchKernel",
-                f"no kernel named {job.kernel!r} is installed; install it (e.g. `python -m "
-                "ipykernel install --user --name NAME`) or map the name with "
-                "nb_kernel_rgx_aliases",
-            )
+            return Failure("no_kernel", "NoSuchKernel", missing_kernel_hint(job.kernel))
         except Exception as exc:  # a broken kernelspec, a launcher that fails, ...
             shutil.rmtree(folder, ignore_errors=True)
             return Failure("no_kernel", type(exc).__name__, f"the kernel failed to start: {exc}")
     return KernelHandle(manager, folder, started, cwd)
+
+
+def missing_kernel_hint(name: str) -> str:
+    """What to do when no kernel of this name is installed."""
+    if name.startswith(("python", "ipython")):
+        install = (
+            f"install it into the Python that should run the notebooks (`python -m ipykernel "
+            f"install --sys-prefix --name {name}`)"
+        )
+    else:
+        install = (
+            f"install the {name!r} kernel where the docs are built (`jupyter kernelspec list` "
+            "shows the kernels installed)"
+        )
+    return (
+        f"no kernel named {name!r} is installed; {install}, or map the name to an installed "
+        "kernel with nb_kernel_rgx_aliases"
+    )
 
 
 def _extra_arguments(manager: AsyncKernelManager) -> list[str]:

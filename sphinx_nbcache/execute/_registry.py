@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ExecutorError, NbcacheError
 from ._interface import Executor, ExecutorFactory
 
 __all__ = ["BUILTIN_EXECUTORS", "ENTRY_POINT_GROUP", "load_executor", "resolve_factory"]
@@ -52,7 +52,14 @@ def resolve_factory(spec: str, option: str = "nbcache_executor") -> ExecutorFact
 def load_executor(spec: str, **settings: Any) -> Executor:
     """Make the executor named by ``spec`` with ``settings`` (see :class:`ExecutorFactory`)."""
     factory = resolve_factory(spec)
-    executor = factory(**settings)
+    try:
+        executor = factory(**settings)
+    except NbcacheError:
+        raise  # says what to do already
+    except Exception as exc:
+        raise ExecutorError(
+            spec, f"could not be made ({type(exc).__name__}: {exc}); check its settings"
+        ) from None
     if not isinstance(executor, Executor):
         raise ConfigError(
             "nbcache_executor",

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..config import OPTIONS
-from . import _handlers
+from . import _handlers, _mystnb
 
 if TYPE_CHECKING:
     from sphinx.application import Sphinx
@@ -27,6 +27,7 @@ ENV_VERSION = 2
 
 def setup(app: Sphinx) -> dict[str, Any]:
     app.setup_extension("myst_nb")
+    _mystnb.hide_jupyter_cache_line()  # myst-nb would name a cache that is not used
     for name, spec in OPTIONS.items():
         app.add_config_value(name, spec.default, spec.rebuild, types=spec.types)
     app.connect("config-inited", _handlers.on_config_inited)

@@ -75,12 +75,11 @@ def on_builder_inited(app: Sphinx) -> None:
     options = options_of(app)
     state = BuildState(options, root=Path(app.srcdir), md_config=getattr(env, "myst_config", None))
     _mystnb.register(app, state)
-    # myst-nb has just printed "Using jupyter-cache at ...": say who executes instead
-    if options.mode in ("cache", "auto", "force"):
+    if options.mode in ("cache", "auto", "force"):  # myst-nb's own cache line is hidden
         logger.info(
-            "sphinx-nbcache: notebooks execute through the cache at %s (%d at a time); "
-            "myst-nb's jupyter-cache is not used",
-            options.cache_path,
+            "sphinx-nbcache: notebooks execute through the cache at %s (executor %s, %d at a time)",
+            state.engine.describe_store(),
+            options.executor,
             options.jobs,
         )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 
     from ._state import BuildState
 
-__all__ = ["NbcacheClient", "install", "register", "unregister"]
+__all__ = ["NbcacheClient", "hide_jupyter_cache_line", "install", "register", "unregister"]
 
 _ENV: contextvars.ContextVar[BuildEnvironment | None] = contextvars.ContextVar(
     "nbcache_env", default=None
@@ -48,6 +49,23 @@ def unregister(app: Sphinx) -> None:
 def state_for_env(env: BuildEnvironment) -> BuildState | None:
     app = getattr(env, "_app", None) or getattr(env, "app", None)
     return _STATES.get(id(app)) if app is not None else None
+
+
+class _HideJupyterCacheLine(logging.Filter):
+    """Drops myst-nb's "Using jupyter-cache at: ..." line: with sphinx-nbcache loaded,
+    jupyter-cache is not used (our own line says which cache is)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Using jupyter-cache at")
+
+
+def hide_jupyter_cache_line() -> None:
+    """Install the filter on myst-nb's logger (idempotent)."""
+    import myst_nb.sphinx_ext
+
+    target = myst_nb.sphinx_ext.SPHINX_LOGGER.logger
+    if not any(isinstance(f, _HideJupyterCacheLine) for f in target.filters):
+        target.addFilter(_HideJupyterCacheLine())
 
 
 def install() -> None:
