@@ -27,7 +27,7 @@ import nbformat
 
 from .config import DEFAULT_CACHE_DIR, Options
 from .diff import NotebookDiff, diff_sources
-from .engine import Engine, ExecutionReport
+from .engine import Engine
 from .errors import NotebookReadError, NotFoundError
 from .hashing import EXECUTION_TAGS, code_cells, code_sources, kernel_name, notebook_key
 from .merge import merge_outputs, outputs_of
@@ -35,6 +35,7 @@ from .pages import Page
 from .parse import inspect_page
 from .project import Project, find_docs_dir
 from .records import Failure, Outputs, Record
+from .report import ExecutionReport
 from .store import GRACE_SECONDS, ImportReport, Store, open_store
 from .verdicts import PageState
 
@@ -261,11 +262,13 @@ class Cache:
         return self.store.records()
 
     def get(self, record_id: str) -> Record:
-        """The record whose key starts with ``record_id`` (a unique prefix, like git)."""
+        """The record whose id (or key) starts with ``record_id`` (a unique prefix, like git)."""
         wanted = record_id.strip().lower()
         if len(wanted) < 4:
             raise NotFoundError(f"record id {record_id!r}", "give at least 4 characters of it")
         matches = [r for r in self.records() if r.id.startswith(wanted)]
+        if not matches:  # a key names its results too (one, unless it ran against other data)
+            matches = [r for r in self.records() if r.key.startswith(wanted)]
         if not matches:
             raise NotFoundError(f"no record {record_id!r}", "see `nbcache list` for the ids")
         if len(matches) > 1:

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from .errors import ConfigError
 
@@ -46,8 +46,7 @@ _STR, _INT, _BOOL, _NONE = (str,), (int,), (bool,), (type(None),)
 _DICT, _LIST = (dict,), (list, tuple)
 
 
-@dataclass(frozen=True)
-class OptionSpec:
+class OptionSpec(NamedTuple):
     """One of our ``conf.py`` options: its default, the types Sphinx accepts, and whether
     changing it makes Sphinx read every page again (``"env"``) or not (``""``)."""
 
@@ -87,6 +86,10 @@ OPTIONS: dict[str, OptionSpec] = {
     "nbcache_max_size": OptionSpec(0, _INT),
     # what a result depends on besides its files: "packages", "kernel" or "off"
     "nbcache_environment": OptionSpec("packages", _STR),
+    # {"page glob": ["file glob", ...]}: files pages depend on that tracing cannot see
+    "nbcache_dependencies": OptionSpec({}, _DICT),
+    # bytes of files a notebook writes inside the project kept with its result (per page)
+    "nbcache_artifact_limit": OptionSpec(50_000_000, _INT),
 }
 OPTION_DEFAULTS: dict[str, Any] = {name: spec.default for name, spec in OPTIONS.items()}
 
@@ -152,6 +155,9 @@ class Options:
     executor_options: Mapping[str, Any] = field(default_factory=dict, compare=False)
     files_limit: int = 50_000_000
     environment: EnvironmentScope = "packages"
+    #: (page glob, file globs) pairs from ``nbcache_dependencies``
+    dependencies: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    artifact_limit: int = 50_000_000
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     # -- construction -------------------------------------------------------------------------
@@ -217,6 +223,10 @@ class Options:
             ),
             files_limit=_int(get("nbcache_files_limit", 50_000_000), "nbcache_files_limit", 0),
             environment=environment,  # checked against ENVIRONMENT_SCOPES above
+            dependencies=_declared(get("nbcache_dependencies", {})),
+            artifact_limit=_int(
+                get("nbcache_artifact_limit", 50_000_000), "nbcache_artifact_limit", 0
+            ),
         )
 
     # -- per notebook -------------------------------------------------------------------------
@@ -296,6 +306,19 @@ def _mapping(value: Any, name: str) -> dict[str, Any]:
     if not isinstance(value, Mapping):
         raise ConfigError(name, f"expected a dict, got {type(value).__name__}")
     return {str(k): v for k, v in value.items()}
+
+
+def _declared(value: Any) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    name = "nbcache_dependencies"
+    if not isinstance(value, Mapping):
+        raise ConfigError(name, 'expected a dict {"page glob": ["file glob", ...]}')
+    pairs = []
+    for page, files in value.items():
+        files = [files] if isinstance(files, str) else files
+        if not isinstance(files, list | tuple) or not all(isinstance(f, str) for f in files):
+            raise ConfigError(name, f"{page!r}: expected a list of file globs")
+        pairs.append((str(page), tuple(files)))
+    return tuple(pairs)
 
 
 def _names(value: Any, name: str) -> tuple[str, ...]:

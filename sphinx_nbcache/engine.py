@@ -20,86 +20,33 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .config import Options
 from .errors import CorruptCacheError, NotebookExecutionError
 from .pages import Page
-from .verdicts import PageState
+from .store import StoreLocation
 
 if TYPE_CHECKING:  # loaded on first use: a build with nothing changed needs none of them
     import nbformat
 
     from .execute import Executor, Outcome
-    from .parse import Memo
+    from .freshness import FileMemo, Freshness
+    from .memo import Memo
     from .records import Outputs, Record
+    from .report import ExecutionReport
     from .runner import Runner
     from .store import Store
     from .store._blobs import Blobs
+    from .verdicts import PageState
 
-__all__ = ["Engine", "ExecutionReport", "ExecutorFactory", "Warn"]
+__all__ = ["Engine", "ExecutorFactory", "Warn"]
 
 #: How the engine reports a problem at a page: (page, message, subtype).
 Warn = Callable[[str, str, str], Any]
 #: Makes the executor: given how many kernels to start ahead of need.
 ExecutorFactory = Callable[[int], "Executor"]
-
-
-@dataclass(frozen=True)
-class ExecutionReport:
-    """What a run did; each failure's traceback is ``record.failure.traceback``."""
-
-    succeeded: tuple[Record, ...]
-    failed: tuple[Record, ...]  # the notebook's code failed (cached like a success)
-    errored: tuple[Record, ...]  # could not run: no kernel, unreadable page (not cached)
-    skipped: tuple[PageState, ...]  # cached already, excluded, or execution off
-    states: tuple[PageState, ...] = ()  # every page planned
-
-    @property
-    def cached(self) -> tuple[PageState, ...]:
-        """Pages shown from the cache without running."""
-        return tuple(s for s in self.skipped if s.verdict == "cached")
-
-    @property
-    def cached_failures(self) -> tuple[PageState, ...]:
-        """Pages not run because their cached result is a failure."""
-        return tuple(s for s in self.skipped if s.verdict == "failed")
-
-    @property
-    def ok(self) -> bool:
-        return not (self.failed or self.errored or self.cached_failures)
-
-    def counts(self) -> dict[str, int]:
-        """Pages by what happened to them; the numbers add up to the pages planned (two pages
-        with the same code share one execution, and both count)."""
-        by_key = {r.key: r.status for r in (*self.succeeded, *self.failed, *self.errored)}
-        counts = dict.fromkeys(
-            (
-                "executed",
-                "failed",
-                "could not run",
-                "from cache",
-                "cached failures",
-                "not executed",
-            ),
-            0,
-        )
-        for state in self.states:
-            if state.verdict == "stale":
-                status = by_key.get(state.key or "")
-                name = {"ok": "executed", "failed": "failed"}.get(status or "", "could not run")
-            elif state.verdict == "unreadable":
-                name = "could not run"
-            elif state.verdict == "cached":
-                name = "from cache"
-            elif state.verdict == "failed":
-                name = "cached failures"
-            else:  # excluded, off, as-is
-                name = "not executed"
-            counts[name] += 1
-        return counts
 
 
 class Engine:
@@ -114,6 +61,7 @@ class Engine:
         store: Store | None = None,
         executor: ExecutorFactory | None = None,
         warn: Warn | None = None,
+        files: FileMemo | None = None,
     ) -> None:
         self.options = options
         self.root = root  # the project folder: jobs name page folders relative to it
@@ -124,9 +72,14 @@ class Engine:
         self.plan_seconds = 0.0  # finding stale pages
         self.waited_seconds = 0.0  # waiting for results while merging
         self.started = time.perf_counter()
+        o = options
+        self.location = StoreLocation(o.cache_path, o.database, o.blobs, o.blobs_options)
         self._store = store
+        self._blobs: Blobs | None = None
         self._opened = False
         self._executor_factory = executor or self._default_executor
+        self._files = files  # path -> (mtime, size, sha256) of files results depend on
+        self._freshness: Freshness | None = None
         self._runner: Runner | None = None
 
     # -- the store ----------------------------------------------------------------------------
@@ -135,35 +88,31 @@ class Engine:
     def store(self) -> Store:
         """The store, opened on first use (:class:`StoreError` if it cannot be used)."""
         if self._store is None:
-            from .store import open_store
-
-            o = self.options
-            self._store = open_store(o.cache_path, o.database, o.blobs, o.blobs_options)
+            self._store = self.location.open()
         if not self._opened:
             self._store.open()
             self._opened = True
         return self._store
 
     def token(self) -> str | None:
-        """The store's change token, without opening it when the back-end allows."""
-        return self._unopened().token()
+        """The store's change token; the embedded SQLite store answers without being opened
+        (a no-op build never loads the database layer)."""
+        if self._store is None and self.location.sqlite_folder is not None:
+            return self.location.local_token()
+        return self.store.token()
 
     @property
     def blobs(self) -> Blobs:
         """The store's blobs, without opening its database."""
-        return self._unopened().blobs
+        if self._store is not None:
+            return self._store.blobs
+        if self._blobs is None:
+            self._blobs = self.location.open_blobs()
+        return self._blobs
 
     def describe_store(self) -> str:
         """Where the results are kept (no credentials), without opening the store."""
-        return self._unopened().describe()
-
-    def _unopened(self) -> Store:
-        if self._store is None:
-            from .store import open_store
-
-            o = self.options
-            self._store = open_store(o.cache_path, o.database, o.blobs, o.blobs_options)
-        return self._store
+        return self._store.describe() if self._store is not None else self.location.describe()
 
     def take_notices(self) -> list[str]:
         """The store's one-line notices (damage repaired, migration), each given once."""
@@ -172,6 +121,15 @@ class Engine:
         notices = list(self._store.notices)
         self._store.notices.clear()
         return notices
+
+    @property
+    def freshness(self) -> Freshness:
+        """Checks stored results against the files and environment now."""
+        if self._freshness is None:
+            from .freshness import Freshness
+
+            self._freshness = Freshness(self.options, self.root, self._files)
+        return self._freshness
 
     # -- plan ---------------------------------------------------------------------------------
 
@@ -187,11 +145,57 @@ class Engine:
 
         begin = time.perf_counter()
         states = plan_pages(
-            pages, self.options, self.store, memos, must_read, force, self.md_config
+            pages,
+            self.options,
+            self.store,
+            memos,
+            must_read,
+            force,
+            self.md_config,
+            self.freshness,
         )
         self.planned.update((state.page.name, state) for state in states)
+        if self.restore([s for s in states if s.verdict in ("cached", "failed")]):
+            # files other pages read may be back: look at the stale ones again (no re-reading)
+            again = {s.page.name for s in states if s.stale and s.record is not None}
+            if again:
+                redone = {
+                    s.page.name: s
+                    for s in plan_pages(
+                        [s.page for s in states if s.page.name in again],
+                        self.options,
+                        self.store,
+                        memos,
+                        None,
+                        force,
+                        self.md_config,
+                        self.freshness,
+                    )
+                }
+                states = [redone.get(s.page.name, s) for s in states]
+                self.planned.update(redone)
         self.plan_seconds += time.perf_counter() - begin
         return states
+
+    def restore(self, states: Iterable[PageState]) -> int:
+        """Put back the files the notebooks of these pages wrote, where they are missing;
+        returns how many. A read-only store restores nothing."""
+        if self.store.read_only:
+            return 0
+        from .artifacts import restore_artifacts
+
+        count = 0
+        for state in states:
+            record = state.record
+            if record is None or not record.artifacts:
+                continue
+            restored, notes = restore_artifacts(
+                record, state.page.path.parent, self.root, self.blobs, self.freshness
+            )
+            count += len(restored)
+            for note in notes:
+                self.warn(state.page.name, note, "artifact")
+        return count
 
     def mark_used(self, states: Iterable[PageState]) -> None:
         """Mark the results these pages will show as used now (eviction by a concurrent run
@@ -227,7 +231,7 @@ class Engine:
     def _job(self, state: PageState) -> Any:
         from .jobs import job_for
 
-        return job_for(state, self.options, self.root, self.md_config)
+        return job_for(state, self.options, self.root, self.md_config, self.freshness)
 
     def _get_runner(self, prestart: int) -> Runner:
         if self._runner is None:
@@ -293,6 +297,7 @@ class Engine:
         """The result for ``key`` and ``notebook`` merged with it (in place): waited for if it
         is running, else looked up, else (a damaged or vanished entry) executed now."""
         from .merge import assume_language, merge_outputs
+        from .verdicts import PageState
 
         for attempt in range(3):  # cached -> (damaged) submitted -> waited for
             outputs: Outputs | None = None
@@ -336,6 +341,7 @@ class Engine:
     def report(self, states: Iterable[PageState] | None = None) -> ExecutionReport:
         """What this run did with ``states`` (default: every page planned)."""
         from .records import Failure, Record
+        from .report import ExecutionReport
 
         states = list(self.planned.values() if states is None else states)
         done = {r.key: r for r in self.executed}

@@ -6,7 +6,8 @@ The key covers exactly what can change a notebook's outputs:
 * the execution tags of each code cell (:data:`EXECUTION_TAGS`);
 * the kernel name, after ``nb_kernel_rgx_aliases``;
 * the effective ``allow_errors`` (it decides whether execution stops at the first error);
-* the parameters injected when the notebook is called as a function (none for a page).
+* the parameters injected when the notebook is called as a function (none for a page);
+* the dependencies the notebook declares (``metadata.nbcache.depends``), as patterns.
 
 Markdown and raw cells, outputs, execution counts, cell ids, presentational tags and metadata
 (``hide-input``, ``remove-output``, ``mystnb`` render options) and the file's name or folder
@@ -35,6 +36,7 @@ __all__ = [
     "KEY_PATTERN",
     "code_cells",
     "code_sources",
+    "declared_in",
     "kernel_name",
     "notebook_key",
 ]
@@ -68,6 +70,17 @@ def kernel_name(notebook: Mapping[str, Any], options: Options) -> str:
     return options.kernel_alias(str(name)) if name else "python3"
 
 
+def declared_in(notebook: Mapping[str, Any]) -> list[str]:
+    """The file globs a notebook declares in ``metadata.nbcache.depends``."""
+    own = notebook.get("metadata", {}).get("nbcache")
+    depends = own.get("depends") if isinstance(own, Mapping) else None
+    if isinstance(depends, str):
+        return [depends]
+    if isinstance(depends, list | tuple):
+        return [str(d) for d in depends]
+    return []
+
+
 def notebook_key(
     notebook: Mapping[str, Any],
     options: Options,
@@ -90,5 +103,8 @@ def notebook_key(
     }
     if parameters:  # absent for pages as written: their keys stay what they always were
         payload["parameters"] = dict(parameters)
+    depends = declared_in(notebook)
+    if depends:  # declaring a dependency is a change of what the result depends on
+        payload["depends"] = depends
     text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -10,6 +10,7 @@ import nbformat
 
 from .config import Options
 from .execute import Job, ProjectFiles
+from .freshness import Freshness, declared_patterns
 from .hashing import code_cells, kernel_name
 from .parse import inspect_page
 from .verdicts import PageState
@@ -25,7 +26,11 @@ def project_files(root: Path | None, options: Options) -> ProjectFiles | None:
 
 
 def job_for(
-    state: PageState, options: Options, root: Path | None = None, md_config: Any = None
+    state: PageState,
+    options: Options,
+    root: Path | None = None,
+    md_config: Any = None,
+    freshness: Freshness | None = None,
 ) -> Job:
     """The job that executes a stale page (reads the page again if it was not kept).
 
@@ -43,6 +48,8 @@ def job_for(
         relative = folder.relative_to(base).as_posix()
     except ValueError:
         base, relative = folder, ""
+    patterns = declared_patterns(state.page.name, options, notebook)
+    check = freshness or Freshness(options, root)
     bare = nbformat.from_dict(notebook)
     for cell in code_cells(bare):
         cell.outputs = []
@@ -59,5 +66,7 @@ def job_for(
         allow_errors=own.allow_errors,
         output_limit=own.output_limit,
         environment=own.environment,
+        artifact_limit=own.artifact_limit,
+        declared=check.declared(patterns, state.page.path.parent) if patterns else (),
         env=tuple((name, os.environ[name]) for name in own.executor_env if name in os.environ),
     )

@@ -10,14 +10,11 @@ parsed, in forked workers when there are many.
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
 import os
 import re
 import sys
 import threading
 from collections.abc import Mapping, MutableMapping
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import nbformat
@@ -25,6 +22,7 @@ import nbformat
 from .config import Options
 from .errors import NotebookReadError
 from .hashing import HASH_VERSION, code_cells, notebook_key
+from .memo import Memo, not_a_notebook, still_valid
 from .pages import Page
 from .readers import read_notebook
 
@@ -44,22 +42,6 @@ __all__ = [
 #: New files to parse before forked workers are worth starting: below this, starting them costs
 #: more than parsing in parallel saves (a MyST or percent file takes ~2 ms to parse).
 PARALLEL_PARSE_MIN = 64
-
-
-@dataclass(frozen=True)
-class Memo:
-    """What reading a file told us, valid while its size and mtime do not change."""
-
-    mtime_ns: int
-    size: int
-    key: str | None  # None: not a notebook
-    mode: str
-    has_outputs: bool
-    excluded: bool
-    timeout: float | None = None  # the notebook's effective per-cell timeout
-    #: the key of the same code run with the other ``allow_errors`` (a result that raised
-    #: nothing is valid under either setting)
-    sibling: str | None = None
 
 
 Inspected = tuple[nbformat.NotebookNode, Options, Memo]
@@ -86,20 +68,6 @@ def inspect_page(
         sibling=notebook_key(notebook, own, allow_errors=not own.allow_errors),
     )
     return notebook, own, memo
-
-
-def still_valid(memo: Memo, path: Path) -> bool:
-    """True while the file has the size and modification time the memo was made from."""
-    try:
-        stat = os.stat(path)
-    except OSError:
-        return False
-    return stat.st_mtime_ns == memo.mtime_ns and stat.st_size == memo.size
-
-
-def not_a_notebook(path: Path) -> Memo:
-    stat = path.stat()
-    return Memo(stat.st_mtime_ns, stat.st_size, None, "", False, False)
 
 
 def read_pages(
@@ -166,6 +134,8 @@ def _inspect_all(
     workers = min(os.cpu_count() or 1, 4, len(items) // (PARALLEL_PARSE_MIN // 2))
     if workers < 2 or not _can_fork():
         return {page.name: _inspect_one(page, raw, options, md_config) for page, raw in items}
+    import multiprocessing
+
     # one page of each kind here first: the workers inherit the readers' imports
     first = {}
     for page, raw in items:

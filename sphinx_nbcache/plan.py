@@ -7,13 +7,16 @@ decides; :func:`execution_order` then says which stale page runs first.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from .config import Options
 from .errors import NotebookReadError
+from .freshness import Freshness, declared_patterns
+from .memo import Memo
 from .pages import Page
-from .parse import Memo, read_pages
+from .parse import read_pages
 from .verdicts import PageState, decide
 
 if TYPE_CHECKING:
@@ -30,13 +33,17 @@ def plan_pages(
     must_read: set[str] | None = None,
     force: set[str] | None = None,
     md_config: Any = None,
+    freshness: Freshness | None = None,
 ) -> list[PageState]:
     """A verdict for every page, in the order given.
 
     ``memos`` (by page name) is consulted and updated; pages in ``must_read`` are read even if
     their memo matches. Pages in ``force`` are stale whatever the cache holds, and so are pages
-    being read whose execution mode is ``force``.
+    being read whose execution mode is ``force``. ``freshness`` checks what each stored result
+    recorded it depended on (default: a check against this machine, now).
     """
+    if freshness is None:
+        freshness = Freshness(options)
     memos = {} if memos is None else memos
     must_read = must_read or set()
     force = force or set()
@@ -51,14 +58,29 @@ def plan_pages(
         notebook, own = found if found is not None else (None, None)
         key = memos[page.name].key
         states.append(PageState(page, "stale", key=key, options=own, notebook=notebook))
-    candidates = store.lookup(s.key for s in states if s.key)
+    keys = [s.key for s in states if s.key]
+    siblings = [memos[s.page.name].sibling for s in states if s.key]
+    candidates = store.lookup([*keys, *(k for k in siblings if k)])
     for state in states:
         if state.verdict == "unreadable":
             continue
         memo = memos[state.page.name]
         name = state.page.name
         forced = name in force or (memo.mode == "force" and name in must_read)
-        decide(state, memo, candidates.get(state.key or "", []), options, forced=forced)
+        check = functools.partial(
+            freshness.stale_reason,
+            folder=state.page.path.parent,
+            declared=declared_patterns(name, options),
+        )
+        decide(
+            state,
+            memo,
+            candidates.get(state.key or "", []),
+            options,
+            forced=forced,
+            check=check,
+            siblings=candidates.get(memo.sibling or "", []),
+        )
     return states
 
 

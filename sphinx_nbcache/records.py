@@ -108,8 +108,9 @@ class Dependencies:
     files: tuple[tuple[str, str], ...] = ()  # (relative path, sha256), sorted
     packages: tuple[tuple[str, str], ...] = ()  # (distribution, version), sorted
     environment: tuple[tuple[str, str], ...] = ()  # (name, value): python, kernelspec
-    #: for each file, the code cells (1-based) that first read or imported it
+    #: for each file, the execution count of the cell that first read or imported it
     cells: tuple[tuple[str, int], ...] = ()
+    imports: tuple[str, ...] = ()  # the files among ``files`` that were imported as modules
 
     @property
     def empty(self) -> bool:
@@ -121,6 +122,7 @@ class Dependencies:
             "packages": dict(self.packages),
             "environment": dict(self.environment),
             "cells": dict(self.cells),
+            "imports": list(self.imports),
         }
 
     @classmethod
@@ -131,11 +133,15 @@ class Dependencies:
                 raise ValueError(f"dependencies: {name!r} must be an object")
             return tuple(sorted((str(k), kind(v)) for k, v in value.items()))
 
+        imports = data.get("imports") or []
+        if not isinstance(imports, list):
+            raise ValueError("dependencies: 'imports' must be a list")
         return cls(
             pairs("files", str),
             pairs("packages", str),
             pairs("environment", str),
             pairs("cells", int),
+            tuple(sorted(str(i) for i in imports)),
         )
 
     def fingerprint(self) -> str:

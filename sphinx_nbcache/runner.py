@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import concurrent.futures
+import dataclasses
 import functools
 import os
 import queue
@@ -22,7 +23,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from .execute import Executor, Job, Outcome
-from .records import Failure, Record
+from .records import Dependencies, Failure, Record
 from .store import Store
 
 __all__ = ["Runner"]
@@ -81,7 +82,7 @@ class Runner:
             outcome = _outcome_of(job, executor.submit(job))
         finally:
             executor.shutdown()
-        self.store.put(outcome.record, outcome.outputs)
+        self.store.put(_with_declared(outcome.record, job), outcome.outputs, outcome.artifacts)
 
     def pending(self, key: str) -> bool:
         """True if ``key`` was submitted in this run (whether or not it has finished)."""
@@ -160,7 +161,9 @@ class Runner:
                 outcome = _outcome_of(job, future)
                 if self._cancelling and not outcome.record.ok:  # its kernel was stopped
                     raise concurrent.futures.CancelledError
-                record = self.store.put(outcome.record, outcome.outputs)
+                record = self.store.put(
+                    _with_declared(outcome.record, job), outcome.outputs, outcome.artifacts
+                )
                 done = Outcome(record, outcome.outputs)
             except BaseException as exc:  # cancelled, or the store broke
                 if isinstance(exc, concurrent.futures.CancelledError):
@@ -207,6 +210,15 @@ class Runner:
                 return None
             time.sleep(delay)  # another process stores it: no event crosses processes
             delay = min(delay * 2, 0.1)
+
+
+def _with_declared(record: Record, job: Job) -> Record:
+    """The record with the job's declared dependencies among its recorded files."""
+    if not job.declared or record.status == "error":
+        return record
+    deps = record.dependencies or Dependencies()
+    files = tuple(sorted({**dict(deps.files), **dict(job.declared)}.items()))
+    return dataclasses.replace(record, dependencies=dataclasses.replace(deps, files=files))
 
 
 def _outcome_of(job: Job, future: concurrent.futures.Future[Outcome]) -> Outcome:

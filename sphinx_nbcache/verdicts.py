@@ -8,6 +8,7 @@ as written), ``unreadable`` (warn; never execute).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -16,8 +17,8 @@ if TYPE_CHECKING:
 
     from .config import Options
     from .errors import NotebookReadError
+    from .memo import Memo
     from .pages import Page
-    from .parse import Memo
     from .records import Record
 
 __all__ = ["PageState", "Verdict", "decide"]
@@ -45,16 +46,26 @@ class PageState:
         return self.verdict == "stale"
 
 
+Check = Callable[["Record"], "str | None"]  # None: still valid; else what changed
+
+
 def decide(
     state: PageState,
     memo: Memo,
     candidates: list[Record],
     options: Options,
     forced: bool,
+    check: Check | None = None,
+    siblings: list[Record] | None = None,
 ) -> None:
-    """Set ``state.verdict``, ``.reason`` and ``.record`` from the stored ``candidates`` for
-    its key (newest first)."""
-    record = candidates[0] if candidates else None
+    """Set ``state.verdict``, ``.reason`` and ``.record``.
+
+    ``candidates`` are the stored results of the page's key, newest first; ``check`` says
+    whether a result's recorded dependencies still hold (the first that holds is used).
+    ``siblings`` are results of the same code run with the other ``allow_errors``: one that
+    raised nothing is as good as a result of this key.
+    """
+    record, stale_reason = _valid(candidates, siblings or [], options, check)
     state.record = record
     if memo.excluded:
         state.verdict, state.reason = "excluded", "matches nb_execution_excludepatterns"
@@ -70,8 +81,12 @@ def decide(
         state.verdict = "cached" if record.ok else "failed"  # not read: keep what it shows
     elif record is None:
         state.verdict, state.reason = "stale", "no cached result for this code"
+    elif stale_reason is not None:
+        state.verdict, state.reason = "stale", stale_reason
     elif record.status == "ok":
-        state.verdict = "cached"
+        from .freshness import describe_fresh
+
+        state.verdict, state.reason = "cached", describe_fresh(record)
     elif record.status == "error":
         state.verdict, state.reason = "stale", "the last attempt could not run; retrying"
     elif options.retry_failed:
@@ -81,6 +96,25 @@ def decide(
     else:
         state.verdict = "failed"
         state.reason = record.failure.summary() if record.failure else "failed"
+
+
+def _valid(
+    candidates: list[Record], siblings: list[Record], options: Options, check: Check | None
+) -> tuple[Record | None, str | None]:
+    """The result to show, and (when none is valid) why the newest is not."""
+    for record in candidates:
+        if check is None or check(record) is None:
+            return record, None
+    for record in siblings:  # the same code, run with the other allow_errors
+        raised_nothing = record.raised is False or (
+            record.raised is None and record.ok and record.allow_errors is False
+        )
+        if raised_nothing and (check is None or check(record) is None):
+            return record, None
+    if not candidates:
+        return None, None
+    newest = candidates[0]
+    return newest, check(newest) if check is not None else None
 
 
 def _timeout_raised(record: Record, timeout: float | None) -> bool:

@@ -11,8 +11,8 @@ import pytest
 
 from sphinx_nbcache import parse as parsing
 from sphinx_nbcache.config import Options
+from sphinx_nbcache.memo import Memo
 from sphinx_nbcache.pages import Page
-from sphinx_nbcache.parse import Memo
 from sphinx_nbcache.plan import execution_order, plan_pages
 from sphinx_nbcache.records import Failure, Outputs, Record
 from sphinx_nbcache.store import Store

@@ -113,7 +113,7 @@ def test_a_result_stored_from_outside_is_shown_by_the_next_build(project_factory
 
     # a removed result is executed again, and only that one
     store = Store(cache)
-    store.remove([key])
+    store.remove([record.id])
     store.close()
     assert project.build().executed == Counter({"p1": 1})
     assert "output of p1" in project.html("p1")

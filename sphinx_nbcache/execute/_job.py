@@ -131,6 +131,10 @@ class Job:
     allow_errors: bool = False
     output_limit: int = 1_000_000  # bytes of stream text kept per cell; 0: no limit
     environment: EnvironmentScope = "packages"  # what the run records of its environment
+    artifact_limit: int = 50_000_000  # bytes of files written by the notebook kept with it
+    #: declared dependencies, hashed on the machine that made the job: (``glob:`` + pattern,
+    #: digest of the files it matched); added to the result's recorded dependencies
+    declared: tuple[tuple[str, str], ...] = ()
     #: environment variables set for the kernel (a remote executor passes only these)
     env: tuple[tuple[str, str], ...] = field(default=())
 
@@ -143,7 +147,9 @@ class Job:
 
 @dataclass(frozen=True)
 class Outcome:
-    """The result of one job: the record to store and the outputs it refers to."""
+    """The result of one job: the record to store, the outputs it refers to, and the files the
+    notebook wrote inside the project (path relative to the page's folder -> content, mtime)."""
 
     record: Record
     outputs: Outputs | None
+    artifacts: dict[str, tuple[bytes, float]] = field(default_factory=dict)

@@ -30,6 +30,7 @@ from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernel
 
 from ..merge import outputs_of
 from ..records import Failure, Record
+from . import _trace
 from ._job import Job, Outcome
 
 __all__ = ["KernelHandle", "connect", "execute_in", "run_notebook", "start_kernel", "stop_kernel"]
@@ -57,6 +58,7 @@ class KernelHandle:
         self.notebook: nbformat.NotebookNode | None = None  # set by connect()
         self.client: _BoundedClient | None = None
         self.connect_error: Exception | None = None
+        self.traced = False  # the dependency tracer runs in the kernel
 
 
 async def start_kernel(job: Job) -> KernelHandle | Failure:
@@ -224,6 +226,12 @@ async def connect(handle: KernelHandle, job: Job) -> None:
         reply = await client.async_wait_for_reply(await _maybe(client.kc.kernel_info()))
         if reply and "language_info" in reply["content"]:
             notebook.metadata["language_info"] = reply["content"]["language_info"]
+        if notebook.metadata.get("language_info", {}).get("name") == "python":
+            root = job.files.root if job.files is not None and not job.in_temp else handle.cwd
+            try:  # without the tracer a run records less; it still runs
+                handle.traced = await _trace.install(client, root, job.environment)
+            except Exception:
+                handle.traced = False
     except Exception as exc:  # reported by execute_in, as a failure of this job
         handle.connect_error = exc
 
@@ -237,6 +245,7 @@ async def execute_in(handle: KernelHandle, job: Job) -> Outcome:
     code_indices = [i for i, c in enumerate(notebook.cells) if c.cell_type == "code"]
     cell_times: list[float | None] = [None] * len(code_indices)
     failure: Failure | None = None
+    report: dict[str, Any] | None = None
     try:
         if handle.connect_error is not None:
             raise handle.connect_error
@@ -250,6 +259,7 @@ async def execute_in(handle: KernelHandle, job: Job) -> Outcome:
             finally:
                 cell_times[position] = round(time.perf_counter() - begin, 4)
         client.set_widgets_metadata()
+        report = await _report(handle, client)
     except CellTimeoutError as exc:
         failure = Failure(
             "timeout",
@@ -272,6 +282,7 @@ async def execute_in(handle: KernelHandle, job: Job) -> Outcome:
         failure = Failure(
             "cell", exc.ename, exc.evalue, _kernel_traceback(notebook, failed), failed
         )
+        report = await _report(handle, client)  # a failure depends on what it read too
     except Exception as exc:  # a broken channel, a kernel that never answers, ...
         failure = Failure(
             "dead_kernel", type(exc).__name__, str(exc) or "the kernel stopped answering"
@@ -285,6 +296,8 @@ async def execute_in(handle: KernelHandle, job: Job) -> Outcome:
         failure = dataclasses.replace(
             failure, code_cell=sum(1 for t in cell_times if t is not None)
         )
+    outputs = outputs_of(notebook)
+    dependencies, artifacts = _trace.recorded(job, report, outputs.cells)
     return Outcome(
         Record(
             key=job.key,
@@ -296,9 +309,23 @@ async def execute_in(handle: KernelHandle, job: Job) -> Outcome:
             timeout=job.timeout,
             failure=failure,
             page=job.page,
+            allow_errors=job.allow_errors,
+            raised=_trace.raised(notebook),
+            dependencies=dependencies,
         ),
-        outputs_of(notebook),
+        outputs,
+        artifacts,
     )
+
+
+async def _report(handle: KernelHandle, client: NotebookClient) -> dict[str, Any] | None:
+    """The tracer's notes, if it ran (a failure to get them only loses the notes)."""
+    if not handle.traced:
+        return None
+    try:
+        return await _trace.collect(client)
+    except Exception:
+        return None
 
 
 async def run_notebook(job: Job) -> Outcome:

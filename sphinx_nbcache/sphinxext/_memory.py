@@ -15,19 +15,26 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from ..config import Options
-from ..errors import NotebookReadError
-from ..pages import Page
-from ..parse import Memo, inspect_page, not_a_notebook, still_valid
+from ..memo import Memo, not_a_notebook, still_valid
 from ..readers import is_notebook
-from ..verdicts import PageState
 
 if TYPE_CHECKING:
     from sphinx.environment import BuildEnvironment
 
+    from ..config import Options
+    from ..freshness import FileMemo, Freshness
+    from ..verdicts import PageState
     from ._state import Rendered
 
-__all__ = ["env_memos", "env_rendered", "env_token", "plan_from_memory", "set_env_token", "shown"]
+__all__ = [
+    "env_files",
+    "env_memos",
+    "env_rendered",
+    "env_token",
+    "plan_from_memory",
+    "set_env_token",
+    "shown",
+]
 
 
 def env_memos(env: BuildEnvironment) -> dict[str, Memo]:
@@ -38,6 +45,11 @@ def env_memos(env: BuildEnvironment) -> dict[str, Memo]:
 def env_rendered(env: BuildEnvironment) -> dict[str, Rendered]:
     """Page -> what its doctree was built from."""
     return cast("dict[str, Rendered]", env.__dict__.setdefault("nbcache_rendered", {}))
+
+
+def env_files(env: BuildEnvironment) -> FileMemo:
+    """Path -> (mtime, size, sha256) of the files results depend on (hashed once each)."""
+    return cast("FileMemo", env.__dict__.setdefault("nbcache_files", {}))
 
 
 def env_token(env: BuildEnvironment) -> str | None:
@@ -53,19 +65,34 @@ def plan_from_memory(
     env: BuildEnvironment,
     to_read: set[str],
     options: Options,
+    freshness: Freshness,
     md_config: Any = None,
 ) -> list[PageState] | None:
     """Plan without the database, given that the cache is unchanged since the doctrees agreed
     with it: every other page must still have the size and modification time it was read
-    with, and each page to read the code of the result it shows (a prose edit). None when
-    that does not hold, or cannot be known without looking."""
+    with, and each page to read the code of the result it shows (a prose edit); and what each
+    result shown depended on (files, packages) must be unchanged. None when that does not
+    hold, or cannot be known without looking."""
     memos, rendered = env_memos(env), env_rendered(env)
     found = env.found_docs
     others = (name for name in found if name not in to_read)
     for docname in others:
         memo = memos.get(docname)
-        if memo is None or not still_valid(memo, Path(env.doc2path(docname))):
+        path = Path(env.doc2path(docname))
+        if memo is None or not still_valid(memo, path):
             return None
+        seen = rendered.get(docname)
+        if seen is not None and seen.dependencies is not None and _stale(seen, docname, path, freshness):
+            return None
+    if not to_read:
+        return []  # nothing changed: every verdict of the last build holds
+    # prose edits (the rest is loaded only then: a build with nothing changed needs none of it)
+    from ..errors import NotebookReadError
+    from ..pages import Page
+    from ..parse import inspect_page
+    from ..records import Record
+    from ..verdicts import PageState
+
     states = []
     for docname in sorted(to_read & set(found)):
         path = Path(env.doc2path(docname))
@@ -75,8 +102,8 @@ def plan_from_memory(
         seen = rendered.get(docname)
         if seen is None or seen.status != "ok" or not seen.key or not seen.created:
             return None
-        if seen.id is not None and seen.id != seen.key:
-            return None  # it depends on files: let the engine check them
+        if seen.dependencies is not None and _stale(seen, docname, path, freshness):
+            return None
         try:
             _, _, memo = inspect_page(Page(docname, path), options, md_config)
         except (NotebookReadError, OSError):
@@ -84,11 +111,25 @@ def plan_from_memory(
         if memo.key != seen.key or memo.mode != "cache" or memo.excluded:
             return None
         memos[docname] = memo
-        from ..records import Record  # here: a build with nothing changed never needs it
-
-        record = Record(seen.key, "ok", seen.blob, runtime=seen.runtime, created=seen.created)
+        record = Record(
+            seen.key,
+            "ok",
+            seen.blob,
+            runtime=seen.runtime,
+            created=seen.created,
+            kernel=seen.kernel,
+            dependencies=seen.dependencies,
+        )
         states.append(PageState(Page(docname, path), "cached", key=memo.key, record=record))
     return states
+
+
+def _stale(seen: Rendered, docname: str, path: Path, freshness: Freshness) -> bool:
+    """Has anything the result shown depended on changed?"""
+    from ..freshness import declared_patterns
+
+    declared = declared_patterns(docname, freshness.options)
+    return freshness.check(seen.dependencies, seen.kernel, path.parent, declared) is not None
 
 
 def shown(state: PageState, seen: Rendered | None) -> bool:

@@ -21,8 +21,8 @@ from ..config import Options
 from ..engine import Engine
 from ..errors import CorruptCacheError, NotebookExecutionError
 from ..hashing import code_cells, notebook_key
+from ..memo import not_a_notebook, still_valid
 from ..pages import Page
-from ..parse import not_a_notebook, still_valid
 from ..readers import is_notebook
 from ._memory import (
     env_memos,
@@ -37,7 +37,8 @@ from ._warnings import warn_failure, warn_read_error
 if TYPE_CHECKING:
     from sphinx.environment import BuildEnvironment
 
-    from ..records import Record
+    from ..freshness import FileMemo
+    from ..records import Dependencies, Record
     from ..verdicts import PageState
 
 __all__ = ["BuildNotebookError", "BuildState", "Rendered"]
@@ -64,14 +65,18 @@ class Rendered:
     created: float = 0.0  # of the result shown (0: not known)
     runtime: float = 0.0
     id: str | None = None  # the result's identity (None: as its key)
+    dependencies: Dependencies | None = None  # what the result shown depended on
+    kernel: str = ""
 
 
 class BuildState:
     """Everything sphinx-nbcache knows during one build of one app."""
 
-    def __init__(self, options: Options, root: Path, md_config: Any = None) -> None:
+    def __init__(
+        self, options: Options, root: Path, md_config: Any = None, files: FileMemo | None = None
+    ) -> None:
         self.options = options
-        self.engine = Engine(options, root=root, md_config=md_config, warn=self._warn)
+        self.engine = Engine(options, root=root, md_config=md_config, warn=self._warn, files=files)
         self.unchanged = False  # nothing changed since the last build: nothing is read
         self.reading = 0  # pages Sphinx reads in this build (env-before-read-docs)
         self._token: str | None = None  # the cache's change token when planning began
@@ -91,7 +96,9 @@ class BuildState:
         self._token = self.engine.token()  # before anything is looked up
         same_token = self._token is not None and self._token == env_token(env)
         if same_token and len(to_read) <= _FROM_MEMORY_LIMIT:
-            states = plan_from_memory(env, to_read, self.options, self.engine.md_config)
+            states = plan_from_memory(
+                env, to_read, self.options, self.engine.freshness, self.engine.md_config
+            )
             if states is not None:  # the cache has not changed, nor the code of any page
                 self.unchanged = not to_read  # every verdict of the last build still holds
                 self.planned.update((state.page.name, state) for state in states)
@@ -201,7 +208,14 @@ class BuildState:
         page = Page(docname, path or Path(docname))
         record, merged = self._result(page, key, notebook, own)
         rendered[docname] = Rendered(
-            key, record.status, record.blob, record.created, record.runtime, record.id
+            key,
+            record.status,
+            record.blob,
+            record.created,
+            record.runtime,
+            record.id,
+            record.dependencies,
+            record.kernel,
         )
         if record.failure is not None:
             cached = planned is not None and planned.verdict == "failed"  # not re-executed

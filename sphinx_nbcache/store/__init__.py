@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._layout import BLOBS_DIR, DB_NAME
+from ._location import StoreLocation
 
 if TYPE_CHECKING:
     from ._archive import ImportReport, export_archive, import_archive, merge_record
@@ -42,6 +43,7 @@ __all__ = [
     "GRACE_SECONDS",
     "ImportReport",
     "Store",
+    "StoreLocation",
     "export_archive",
     "import_archive",
     "make_blobs",

@@ -137,15 +137,27 @@ class Store:
             rows = conn.execute(select(results).order_by(results.c.last_used.desc()))
             return [r for r in (_to_record(row._mapping) for row in rows) if r is not None]
 
-    def put(self, record: Record, outputs: Outputs | None) -> Record:
-        """Store a result: its outputs blob first, then its row, in one transaction."""
+    def put(
+        self,
+        record: Record,
+        outputs: Outputs | None,
+        artifacts: Mapping[str, tuple[bytes, float]] | None = None,
+    ) -> Record:
+        """Store a result: its outputs and artifacts (files the notebook wrote: relative path
+        -> content, mtime) as blobs first, then its row, in one transaction."""
         if not KEY_PATTERN.fullmatch(record.key):
             raise StoreError(self.describe(), f"refusing to store invalid key {record.key!r}")
         stored, size = None, 0
         if outputs is not None:
             data = outputs_bytes(outputs)
             stored, size = self.blobs.put(data), len(data)
-        record = Record(**{**record.__dict__, "blob": stored})
+        kept = record.artifacts
+        if artifacts:
+            kept = tuple(
+                Artifact(path, self.blobs.put(content), len(content), mtime)
+                for path, (content, mtime) in sorted(artifacts.items())
+            )
+        record = Record(**{**record.__dict__, "blob": stored, "artifacts": kept})
         with self.db.write() as conn:
             upsert(conn, results, [_to_row(record, size)], ["id"])
             if record.page:

@@ -1,0 +1,128 @@
+"""What a kernel runs on, seen from the build: its spec, its Python, its packages' versions.
+
+A result records the kernel spec's fingerprint, the kernel's Python version and the versions
+of the distributions the notebook imported (``nbcache_environment``). To check them later the
+build asks the same questions here: in this process when the kernel spec runs this very
+interpreter (the common case: ``python -m ipykernel install --sys-prefix``), otherwise once
+per interpreter through a subprocess. Answers are kept for the life of the process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+from importlib import metadata
+
+__all__ = ["KernelEnvironment", "kernel_fingerprint"]
+
+_PROBE = (
+    "import json, platform\n"
+    "from importlib import metadata\n"
+    "versions = {}\n"
+    "for dist in metadata.distributions():\n"
+    "    name = dist.metadata['Name']\n"
+    "    if name: versions[name.lower().replace('_', '-')] = dist.version\n"
+    "print(json.dumps({'python': platform.python_implementation() + ' ' + "
+    "platform.python_version(), 'packages': versions}))\n"
+)
+
+
+def _spec(name: str) -> tuple[list[str], str, dict[str, str]] | None:
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        spec = KernelSpecManager().get_kernel_spec(name)
+    except NoSuchKernel:
+        return None
+    return list(spec.argv), str(spec.language or ""), dict(spec.env or {})
+
+
+def kernel_fingerprint(name: str) -> str:
+    """The kernel spec of ``name`` in a few characters: its command, language and
+    environment ("missing" when it is not installed)."""
+    return _fingerprint(name, _spec(name))
+
+
+def _fingerprint(name: str, spec: tuple[list[str], str, dict[str, str]] | None) -> str:
+    if spec is None:
+        return "missing"
+    argv, language, env = spec
+    text = json.dumps([argv, language, env], sort_keys=True)
+    return f"{name}:{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+
+
+class KernelEnvironment:
+    """Python and package versions as a kernel would find them (cached per interpreter)."""
+
+    def __init__(self) -> None:
+        self._probes: dict[str, dict[str, object]] = {}
+        self._specs: dict[str, tuple[list[str], str, dict[str, str]] | None] = {}
+        self._versions: dict[str, str | None] = {}
+
+    def _spec(self, kernel: str) -> tuple[list[str], str, dict[str, str]] | None:
+        if kernel not in self._specs:
+            self._specs[kernel] = _spec(kernel)
+        return self._specs[kernel]
+
+    def fingerprint(self, kernel: str) -> str:
+        """:func:`kernel_fingerprint`, asked once per kernel."""
+        return _fingerprint(kernel, self._spec(kernel))
+
+    def interpreter(self, kernel: str) -> str | None:
+        """The Python a kernel runs (None: not a Python kernel, or not installed)."""
+        spec = self._spec(kernel)
+        if spec is None or not spec[0]:
+            return None
+        program = spec[0][0]
+        if "python" not in os.path.basename(program).lower():
+            return None
+        return program
+
+    def _local(self, program: str) -> bool:
+        try:
+            return os.path.realpath(program) == os.path.realpath(sys.executable) or (
+                os.path.samefile(program, sys.executable)
+            )
+        except OSError:
+            return False
+
+    def _probe(self, program: str) -> dict[str, object]:
+        if program not in self._probes:
+            try:
+                done = subprocess.run(
+                    [program, "-c", _PROBE], capture_output=True, text=True, timeout=60
+                )
+                self._probes[program] = json.loads(done.stdout) if done.returncode == 0 else {}
+            except (OSError, ValueError, subprocess.TimeoutExpired):
+                self._probes[program] = {}
+        return self._probes[program]
+
+    def python(self, kernel: str) -> str | None:
+        """``CPython 3.11.7`` for the kernel's interpreter (None: unknown)."""
+        program = self.interpreter(kernel)
+        if program is None:
+            return None
+        if self._local(program):
+            return f"{platform.python_implementation()} {platform.python_version()}"
+        found = self._probe(program).get("python")
+        return str(found) if found else None
+
+    def version(self, kernel: str, distribution: str) -> str | None:
+        """The installed version of ``distribution`` for the kernel (None: not installed)."""
+        program = self.interpreter(kernel)
+        if program is None or self._local(program):
+            if distribution not in self._versions:
+                try:
+                    self._versions[distribution] = metadata.version(distribution)
+                except metadata.PackageNotFoundError:
+                    self._versions[distribution] = None
+            return self._versions[distribution]
+        packages = self._probe(program).get("packages")
+        if not isinstance(packages, dict):
+            return None
+        found = packages.get(distribution.lower().replace("_", "-"))
+        return str(found) if found is not None else None

@@ -1,0 +1,348 @@
+"""What a notebook read, imported and wrote while it ran (Python kernels).
+
+Before the first cell, :data:`TRACER` is executed silently in the kernel (no output, no
+execution count, nothing left in the user's namespace): it installs an audit hook
+(``sys.addaudithook``) that notes every file opened for reading or writing and every module
+imported, with the cell (execution count) that did it first. After the last cell (also after
+a failure), :func:`collect` asks for the notes through a silent ``user_expressions`` request,
+and :func:`dependencies` turns them into :class:`~sphinx_nbcache.records.Dependencies`,
+hashing each file on the machine that ran the notebook:
+
+* files read from inside the project, and the source files of modules imported from it (a
+  file the notebook wrote before reading it is an output, not an input);
+* files and modules it looked for and did not find (``FileNotFoundError``,
+  ``ModuleNotFoundError``), recorded as absent: creating them changes the result;
+* the distributions it imported, with their versions, and the Python version.
+
+Files written inside the project are the run's artifacts (:func:`artifacts`). What the hook
+cannot see (a subprocess, another kernel, a C library opening files itself, the network) is
+not recorded: declare it with ``nbcache_dependencies`` or the notebook's ``nbcache.depends``.
+"""
+
+from __future__ import annotations
+
+import ast
+import fnmatch
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..environment import kernel_fingerprint
+from ..hashing import code_cells
+from ..records import Dependencies
+
+if TYPE_CHECKING:
+    import nbformat
+
+    from ._job import Job
+
+__all__ = [
+    "TRACER",
+    "artifacts",
+    "code_cell_numbers",
+    "collect",
+    "collect_expression",
+    "dependencies",
+    "install",
+    "raised",
+    "recorded",
+    "sha256_file",
+]
+
+#: Run silently in the kernel before the first cell. ``__ROOT__`` is the project folder as the
+#: kernel sees it, ``__SCOPE__`` what to record of the environment. Everything it defines lives
+#: on a module object in ``sys.modules``; the user's namespace is left as it was.
+TRACER = r"""
+def _nbcache_install(root, scope):
+    import os, sys, types
+    state = types.ModuleType("_nbcache_trace")
+    state.root = os.path.realpath(root)
+    state.scope = scope
+    state.opened = {}      # path -> [first mode ('r' or 'w'), cell]
+    state.imported = {}    # module name -> cell
+    state.before = set(sys.modules)
+    shell = get_ipython()
+    state.names = set(shell.user_ns)
+    state.cell = 0  # code cells run so far (silent requests are not cells)
+
+    def pre_run_cell(*args):
+        state.cell += 1
+
+    shell.events.register("pre_run_cell", pre_run_cell)
+
+    def cell():
+        return state.cell
+
+    def hook(event, args, _isinstance=isinstance, _str=str):
+        if event == "open":
+            path, mode, flags = args
+            if _isinstance(path, int) or path is None:
+                return
+            try:
+                path = os.fspath(path)
+                if _isinstance(path, bytes):
+                    path = os.fsdecode(path)
+            except TypeError:
+                return
+            if mode is None:
+                writing = bool(flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND))
+            else:
+                writing = any(c in mode for c in "wax+")
+            if path not in state.opened:
+                state.opened[path] = ["w" if writing else "r", cell()]
+        elif event == "import":
+            name = args[0]
+            if _isinstance(name, _str) and name not in state.imported:
+                state.imported[name] = cell()
+
+    def report():
+        import json, platform
+        cwd = os.getcwd()
+        files = {}
+        for path, (mode, count) in state.opened.items():
+            full = os.path.realpath(os.path.join(cwd, path))
+            if full not in files:
+                files[full] = [mode, count]
+        modules = {}
+        tops = set()  # packages the notebook itself brought in or uses
+        kernel_tops = {n.split(".")[0] for n in state.before}
+        for name in set(sys.modules) - state.before | set(state.imported):
+            module = sys.modules.get(name)
+            origin = getattr(module, "__file__", None) if module is not None else None
+            modules[name] = [os.path.realpath(origin) if origin else None,
+                             state.imported.get(name, 0)]
+            if name.split(".")[0] not in kernel_tops:
+                tops.add(name.split(".")[0])
+        for key, value in list(shell.user_ns.items()):  # imported before the notebook ran
+            if key in state.names or key.startswith("_"):
+                continue
+            name = getattr(value, "__name__", None) if isinstance(value, types.ModuleType) \
+                else getattr(value, "__module__", None)
+            if isinstance(name, str) and name in sys.modules:
+                tops.add(name.split(".")[0])
+                if name not in modules:
+                    origin = getattr(sys.modules[name], "__file__", None)
+                    modules[name] = [os.path.realpath(origin) if origin else None, 0]
+        paths = [os.path.realpath(p or os.getcwd()) for p in sys.path if isinstance(p, str)]
+        packages = {}
+        if state.scope == "packages":
+            from importlib import metadata
+            local = {name.split(".")[0] for name, (origin, _) in modules.items()
+                     if origin and origin.startswith(state.root + os.sep)}
+            tops -= local | set(sys.builtin_module_names) | {"_nbcache_trace", "__main__"}
+            owners = None
+            for top in sorted(tops):
+                try:
+                    names = [metadata.distribution(top).metadata["Name"]]
+                except metadata.PackageNotFoundError:
+                    if owners is None:
+                        owners = metadata.packages_distributions()
+                    names = owners.get(top, [])
+                for dist in names:
+                    try:
+                        packages[dist] = metadata.version(dist)
+                    except metadata.PackageNotFoundError:
+                        pass
+        return json.dumps({
+            "cwd": os.path.realpath(cwd), "root": state.root, "files": files,
+            "modules": modules, "path": paths, "packages": packages,
+            "python": platform.python_implementation() + " " + platform.python_version(),
+        })
+
+    state.report = report
+    sys.modules["_nbcache_trace"] = state
+    sys.addaudithook(hook)
+
+_nbcache_install(__ROOT__, __SCOPE__)
+del _nbcache_install
+"""
+
+
+def collect_expression() -> dict[str, str]:
+    """The ``user_expressions`` that return the notes (as JSON text)."""
+    return {"nbcache": "__import__('sys').modules['_nbcache_trace'].report()"}
+
+
+def parse_report(reply: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The notes from an ``execute_reply`` to :func:`collect_expression` (None if absent)."""
+    found = (reply.get("content") or {}).get("user_expressions", {}).get("nbcache") or {}
+    if found.get("status") != "ok":
+        return None
+    text = (found.get("data") or {}).get("text/plain")
+    try:
+        report = json.loads(ast.literal_eval(text)) if isinstance(text, str) else None
+    except (ValueError, SyntaxError):
+        return None
+    return report if isinstance(report, dict) else None
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _ignored(relative: str, ignore: Iterable[str]) -> bool:
+    return any(
+        fnmatch.fnmatchcase(part, pattern) for part in relative.split("/") for pattern in ignore
+    )
+
+
+def _relative(path: str, cwd: str) -> str:
+    return Path(os.path.relpath(path, cwd)).as_posix()
+
+
+def dependencies(
+    report: Mapping[str, Any],
+    ignore: Iterable[str],
+    environment: Mapping[str, str],
+    cell_numbers: Mapping[int, int],
+) -> Dependencies:
+    """The run's dependencies from the kernel's notes: paths relative to the page's folder
+    (the kernel's working directory), each file hashed now; ``cell_numbers`` maps execution
+    counts to code cell numbers."""
+    root, cwd = str(report["root"]), str(report["cwd"])
+    ignore = tuple(ignore)
+    files: dict[str, str] = {}
+    cells: dict[str, int] = {}
+    imports: set[str] = set()
+
+    def note(path: str, count: int, imported: bool) -> None:
+        if not _inside(path, root):
+            return
+        relative = _relative(path, cwd)
+        if _ignored(relative, ignore) or relative in files:
+            return
+        files[relative] = sha256_file(path) if os.path.isfile(path) else ""
+        if count in cell_numbers:
+            cells[relative] = cell_numbers[count]
+        if imported:
+            imports.add(relative)
+
+    searched = [p for p in report.get("path", ()) if _inside(p, root)]
+    for name, (origin, count) in sorted(report.get("modules", {}).items()):
+        if origin and origin.endswith((".pyc", ".pyo")):
+            origin = origin.rsplit(".", 1)[0] + ".py"
+        if origin:
+            note(origin, count, True)
+        elif count:  # looked for and not found: record where it would have been
+            first = name.split(".")[0]
+            for folder in searched:
+                for candidate in (f"{first}.py", f"{first}/__init__.py"):
+                    note(os.path.join(folder, candidate), count, True)
+    for path, (mode, count) in sorted(report.get("files", {}).items()):
+        if mode == "r" and not path.endswith((".pyc", ".pyo")) and not os.path.isdir(path):
+            note(path, count, False)
+    packages = report.get("packages") or {}
+    python = str(report.get("python", ""))
+    if environment.get("scope") == "off":
+        packages, python = {}, ""
+    elif environment.get("scope") == "kernel":
+        packages = {}
+    environment = {k: v for k, v in environment.items() if k != "scope"}
+    return Dependencies(
+        files=tuple(sorted(files.items())),
+        packages=tuple(sorted((str(k), str(v)) for k, v in packages.items())),
+        environment=tuple(
+            sorted({**environment, **({"python": python} if python else {})}.items())
+        ),
+        cells=tuple(sorted(cells.items())),
+        imports=tuple(sorted(imports)),
+    )
+
+
+def artifacts(
+    report: Mapping[str, Any], ignore: Iterable[str], limit: int
+) -> tuple[dict[str, tuple[bytes, float]], list[str]]:
+    """Files the notebook wrote inside the project, relative to its folder: (content, mtime),
+    at most ``limit`` bytes in all; and the paths left out for the limit."""
+    root, cwd = str(report["root"]), str(report["cwd"])
+    ignore = tuple(ignore)
+    kept: dict[str, tuple[bytes, float]] = {}
+    left_out: list[str] = []
+    total = 0
+    for path, (mode, _count) in sorted(report.get("files", {}).items()):
+        if mode != "w" or not _inside(path, root) or not os.path.isfile(path):
+            continue
+        relative = _relative(path, cwd)
+        if _ignored(relative, ignore):
+            continue
+        size = os.path.getsize(path)
+        if total + size > limit:
+            left_out.append(relative)
+            continue
+        with open(path, "rb") as handle:
+            kept[relative] = (handle.read(), os.path.getmtime(path))
+        total += size
+    return kept, left_out
+
+
+async def install(client: Any, root: str, scope: str) -> bool:
+    """Run :data:`TRACER` silently in the client's kernel; True if it is in place."""
+    kc = client.kc
+    code = TRACER.replace("__ROOT__", repr(root)).replace("__SCOPE__", repr(scope))
+    msg_id = kc.execute(code, silent=True, store_history=False)
+    if hasattr(msg_id, "__await__"):
+        msg_id = await msg_id
+    reply = await client.async_wait_for_reply(msg_id)
+    return bool(reply) and reply["content"].get("status") == "ok"
+
+
+async def collect(client: Any) -> dict[str, Any] | None:
+    """The tracer's notes (None if the kernel cannot say)."""
+    kc = client.kc
+    msg_id = kc.execute("", silent=True, store_history=False, user_expressions=collect_expression())
+    if hasattr(msg_id, "__await__"):
+        msg_id = await msg_id
+    reply = await client.async_wait_for_reply(msg_id)
+    return parse_report(reply) if reply else None
+
+
+def code_cell_numbers(cells: Iterable[Mapping[str, Any]]) -> dict[int, int]:
+    """The tracer's cell counter (the k-th cell that ran) -> code cell number (from 1):
+    cells that did not run (``skip-execution``) have no execution count."""
+    ran = [n for n, cell in enumerate(cells, 1) if isinstance(cell.get("execution_count"), int)]
+    return dict(enumerate(ran, 1))
+
+
+def recorded(
+    job: Job, report: dict[str, Any] | None, cells: Any
+) -> tuple[Dependencies | None, dict[str, tuple[bytes, float]]]:
+    """What the run depended on, and the files it wrote (both from the tracer's notes)."""
+    environment: dict[str, str] = {"scope": job.environment}
+    if job.environment != "off":
+        environment["kernel"] = kernel_fingerprint(job.kernel)
+    if report is None:
+        if job.environment == "off":
+            return None, {}
+        return Dependencies(environment=(("kernel", environment["kernel"]),)), {}
+    from ._job import DEFAULT_IGNORE
+
+    ignore = job.files.ignore if job.files is not None else DEFAULT_IGNORE
+    numbers = code_cell_numbers(cells)
+    try:
+        found = dependencies(report, ignore, environment, numbers)
+        written, _left_out = artifacts(report, ignore, job.artifact_limit)
+    except (OSError, KeyError, TypeError, ValueError):
+        return None, {}
+    return found, written
+
+
+def raised(notebook: nbformat.NotebookNode) -> bool:
+    """True if a code cell not tagged ``raises-exception`` has an error output (the run
+    would have stopped there without allow_errors)."""
+    for cell in code_cells(notebook):
+        if "raises-exception" in (cell.get("metadata", {}).get("tags") or ()):
+            continue
+        if any(o.get("output_type") == "error" for o in cell.get("outputs", ())):
+            return True
+    return False
