@@ -9,6 +9,8 @@ what to do about it. All of them pickle (they cross process boundaries under
     NbcacheError                      base class, never raised itself
     ├── ConfigError(ValueError)       an option has a value we cannot use
     │   └── ConfFileError             a docs folder's conf.py cannot be run (CLI, API)
+    ├── ExecutorError                 an executor cannot run notebooks (its scheduler or
+    │                                 server is unreachable, refuses the token, ...)
     ├── NotebookReadError(ValueError) a page cannot be read as a notebook
     ├── NotFoundError(LookupError)    no record, page or file matches what was asked (CLI, API)
     └── StoreError                    the cache folder cannot be used
@@ -24,6 +26,7 @@ __all__ = [
     "ConfFileError",
     "ConfigError",
     "CorruptCacheError",
+    "ExecutorError",
     "NbcacheError",
     "NotFoundError",
     "NotebookReadError",
@@ -52,6 +55,20 @@ class ConfFileError(ConfigError):
 
     def __str__(self) -> str:
         return f"cannot run {self.option}: {self.message}"
+
+
+class ExecutorError(NbcacheError):
+    """An executor cannot run notebooks at all: the Dask scheduler or Jupyter server it was
+    given cannot be reached, refuses the token, or lacks what it needs. Raised once, when the
+    executor is made, instead of one failure per page."""
+
+    def __init__(self, executor: str, message: str) -> None:
+        super().__init__(executor, message)
+        self.executor = executor
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"executor {self.executor!r}: {self.message}"
 
 
 class NotFoundError(NbcacheError, LookupError):
