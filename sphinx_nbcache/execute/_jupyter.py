@@ -111,6 +111,7 @@ class JupyterExecutor:
         self._tasks: list[concurrent.futures.Future[None]] = []
         self._outcomes: list[concurrent.futures.Future[Outcome]] = []
         self._closed = False
+        self._cancelling = False  # shutdown(cancel=True): no outcome of a cut run is given
         self._thread = LoopThread("nbcache-jupyter")
         try:
             self._thread.run(self._check(), timeout=3 * connect_timeout + request_timeout)
@@ -136,6 +137,7 @@ class JupyterExecutor:
             return
         self._closed = True
         if cancel:
+            self._cancelling = True
             for task in self._tasks:
                 task.cancel()
         else:
@@ -231,6 +233,8 @@ class JupyterExecutor:
                 assert run.handle is not None
                 async with self._slots:
                     outcome = await execute_in(run.handle, job)
+                if self._cancelling:  # nbclient turns a cancel into "the kernel died"
+                    raise asyncio.CancelledError
                 outcome = self._judge(outcome, run)
                 resolve(future, outcome)  # known now: the deletions need not delay it
                 return outcome
