@@ -22,26 +22,23 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import base64
 import concurrent.futures
 import dataclasses
-import io
 import logging
 import os
 import shutil
-import tarfile
 import tempfile
 import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 from typing import Any
 
 from ..errors import ConfigError, ExecutorError
 from ..records import Failure
 from ._job import Job, Outcome
 from ._jupyter_client import JupyterAPI, RemoteKernelManager, ServerError, WebSocketKernelClient
+from ._jupyter_contents import delete_folder, shipped_files, upload
 from ._kernel import KernelHandle, error_outcome, execute_in
 from ._remote import LoopThread, check_env_names, passed_environment, prepare, resolve
 
@@ -259,7 +256,9 @@ class JupyterExecutor:
             if self.has_contents:
                 run.path = f"{self.runs_folder}/{uuid.uuid4().hex[:16]}"
                 self._folders.add(run.path)
-                await self._upload(job, run.path)
+                # packing reads and compresses files: not on the loop that drives the kernels
+                files = await asyncio.get_running_loop().run_in_executor(None, shipped_files, job)
+                await upload(self._api, run.path, files)
             body = {"name": job.kernel, **({"path": run.path} if run.path else {})}
             starting = asyncio.ensure_future(self._create_kernel(body))
             self._starting.add(starting)
@@ -282,43 +281,24 @@ class JupyterExecutor:
         self._live.add(kernel_id)
         return kernel_id
 
-    async def _upload(self, job: Job, path: str) -> None:
-        """Make ``path`` on the server and upload the job's folder into it (the files
-        :meth:`ProjectFiles.pack` ships; names starting with a dot are hidden from the
-        contents API and left out)."""
-        await self._api.call("PUT", f"api/contents/{path}", {"type": "directory"})
-        if job.in_temp or job.files is None:
-            return
-        packed, _left_out = job.files.pack(job.folder)
-        files: list[tuple[str, bytes]] = []
-        with tarfile.open(fileobj=io.BytesIO(packed), mode="r:gz") as tar:
-            for member in tar:
-                name = PurePosixPath(member.name)
-                handle = tar.extractfile(member) if member.isfile() else None
-                if handle is None or any(p.startswith(".") or p == ".." for p in name.parts):
-                    continue
-                files.append((name.as_posix(), handle.read()))
-        folders = sorted({str(p) for n, _ in files for p in PurePosixPath(n).parents} - {"."})
-        for folder in sorted(folders, key=lambda f: f.count("/")):
-            await self._api.call("PUT", f"api/contents/{path}/{folder}", {"type": "directory"})
-        await asyncio.gather(*(self._put_file(f"{path}/{name}", data) for name, data in files))
-
-    async def _put_file(self, path: str, content: bytes) -> None:
-        body = {"type": "file", "format": "base64", "content": base64.b64encode(content).decode()}
-        await self._api.call("PUT", f"api/contents/{path}", body)
-
     def _judge(self, outcome: Outcome, run: _Run) -> Outcome:
-        """A notebook that stopped because the server went away did not fail: it is run
-        again on the next build (status ``error``), with the reason."""
-        client = run.client
-        record = outcome.record
-        if client is None or client.connection_lost is None or record.status != "failed":
+        """A notebook that stopped because the server went away, or whose kernel could not
+        be reached, did not fail: it runs again on the next build (status ``error``)."""
+        client, record = run.client, outcome.record
+        if client is None or record.status != "failed":
+            return outcome
+        if client.connection_lost is not None:
+            reason = f"lost the connection to the Jupyter server at {self.url} while the "
+            reason += f"notebook ran ({client.connection_lost})"
+        elif run.handle is not None and run.handle.connect_error is not None:
+            reason = f"cannot talk to kernel {run.kernel_id} on {self.url} "
+            reason += f"({run.handle.connect_error})"
+        else:
             return outcome
         failure = Failure(
             "dead_kernel",
             "ConnectionLost",
-            f"lost the connection to the Jupyter server at {self.url} while the notebook ran "
-            f"({client.connection_lost}); it runs again on the next build",
+            f"{reason}; it runs again on the next build",
             cell_index=record.failure.cell_index if record.failure else None,
         )
         return Outcome(dataclasses.replace(record, status="error", failure=failure), None)
@@ -345,29 +325,12 @@ class JupyterExecutor:
         self._live.discard(kernel_id)
 
     async def _delete_folder(self, path: str) -> None:
-        """Delete a run folder: at once, or (a server that refuses to delete non-empty
-        folders) its contents first."""
         try:
-            try:
-                await self._api.call("DELETE", f"api/contents/{path}")
-            except ServerError as exc:
-                if exc.status != 400:
-                    raise
-                await self._delete_tree(path)
+            await delete_folder(self._api, path)
         except ServerError as exc:
-            if exc.status != 404:
-                self.leaked.append(f"folder {path}")
-                log.warning("cannot delete folder %s on %s: %s", path, self.url, exc)
+            self.leaked.append(f"folder {path}")
+            log.warning("cannot delete folder %s on %s: %s", path, self.url, exc)
         self._folders.discard(path)
-
-    async def _delete_tree(self, path: str) -> None:
-        model = await self._api.call("GET", f"api/contents/{path}")
-        for entry in model.get("content") or ():
-            if entry.get("type") == "directory":
-                await self._delete_tree(entry["path"])
-            else:
-                await self._api.call("DELETE", f"api/contents/{entry['path']}")
-        await self._api.call("DELETE", f"api/contents/{path}")
 
     async def _stop_all(self, cancel: bool) -> None:
         """Cancel (or wait for) the jobs, then delete every kernel and folder left, also
