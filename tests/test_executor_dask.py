@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -203,3 +204,28 @@ def test_only_listed_environment_variables_reach_the_kernel(
     (cell,) = outcome.outputs.cells
     assert text_of(outcome) == "['passed value', None, None, 'from the job']"
     assert cell["execution_count"] == 1  # the silent set-up left no trace
+
+
+def test_a_lost_scheduler_fails_the_pages_still_out(services_dir: Path, tmp_path: Path) -> None:
+    try:
+        cluster = services.start_dask(services_dir / "doomed-dask", workers=1)
+    except services.Missing as exc:
+        pytest.skip(str(exc))
+    marker = tmp_path / "running"
+    try:
+        executor = DaskExecutor(url=cluster.address)
+        code = f"import pathlib, time\npathlib.Path({str(marker)!r}).touch()\ntime.sleep(120)"
+        running = executor.submit(make_job(1, code))
+        waiting = executor.submit(make_job(2, "1"))
+        wait_for(marker.exists)
+        cluster.scheduler.stop(sig=signal.SIGKILL)
+        outcomes = [running.result(timeout=30), waiting.result(timeout=30)]
+        begin = time.monotonic()
+        executor.shutdown()
+        assert time.monotonic() - begin < 30
+    finally:
+        cluster.stop()
+    for outcome in outcomes:
+        assert outcome.record.status == "error"  # runs again on the next build
+        assert outcome.record.failure is not None
+        assert cluster.address in outcome.record.failure.evalue

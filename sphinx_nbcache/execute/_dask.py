@@ -17,6 +17,7 @@ cluster (a remote scheduler needs ``distributed.scheduler.no-workers-timeout`` s
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures
 import contextlib
 import logging
@@ -24,7 +25,7 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,15 +83,24 @@ class DaskExecutor:
         self._cancelling = False
         self._topic = f"nbcache-started-{uuid.uuid4().hex}"
         if url is None:
-            with dask.config.set({"distributed.scheduler.no-workers-timeout": no_workers_timeout}):
-                self._cluster = distributed.LocalCluster(
-                    n_workers=self.jobs,
-                    threads_per_worker=1,
-                    processes=True,
-                    host="127.0.0.1",
-                    dashboard_address=None,
-                    silence_logs=logging.ERROR,
-                )
+            try:
+                with dask.config.set(
+                    {"distributed.scheduler.no-workers-timeout": no_workers_timeout}
+                ):
+                    self._cluster = distributed.LocalCluster(
+                        n_workers=self.jobs,
+                        threads_per_worker=1,
+                        processes=True,
+                        host="127.0.0.1",
+                        dashboard_address=None,
+                        silence_logs=logging.ERROR,
+                    )
+            except Exception as exc:
+                raise ExecutorError(
+                    "dask",
+                    f"cannot start a local Dask cluster ({type(exc).__name__}: {exc}); give a "
+                    "scheduler's address in nbcache_executor_url, or use the 'local' executor",
+                ) from exc
             address = self._cluster.scheduler_address
         else:
             address = url
@@ -117,6 +127,7 @@ class DaskExecutor:
             ) from None
         self._client.subscribe_topic(self._topic, self._on_started)
         self._client.subscribe_topic("all", self._on_cluster_event)
+        atexit.register(self._atexit)
 
     # -- public -------------------------------------------------------------------------------
 
@@ -157,6 +168,10 @@ class DaskExecutor:
         else:
             concurrent.futures.wait([p.future for p in pending])
         self._close()
+        atexit.unregister(self._atexit)
+
+    def _atexit(self) -> None:
+        self.shutdown(cancel=True)
 
     # -- events from the cluster --------------------------------------------------------------
 
@@ -261,8 +276,8 @@ class DaskExecutor:
         for topic in (self._topic, "all"):
             with contextlib.suppress(Exception):
                 self._client.unsubscribe_topic(topic)
-        with contextlib.suppress(Exception):
-            self._client.close(timeout=30)
+        with contextlib.suppress(Exception), _quiet("distributed.client", "distributed.comm"):
+            self._client.close(timeout=30)  # after a lost scheduler: a traceback per retry
         self._close_cluster()
 
     def _close_cluster(self) -> None:
@@ -270,6 +285,20 @@ class DaskExecutor:
             with contextlib.suppress(Exception):
                 self._cluster.close(timeout=30)
             self._cluster = None
+
+
+@contextlib.contextmanager
+def _quiet(*names: str) -> Iterator[None]:
+    """Silence these loggers for a while (what they would say is in the outcomes)."""
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
 
 
 def _address(worker: Any) -> str:
