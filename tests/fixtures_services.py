@@ -20,6 +20,13 @@ import services
 T = TypeVar("T")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``services`` run last: the clients they use (Dask, s3fs) keep threads for
+    the life of the process, and other tests need a process without threads (plan.py forks
+    its parsing workers only then)."""
+    items.sort(key=lambda item: item.get_closest_marker("services") is not None)
+
+
 def unavailable(reason: str) -> NoReturn:
     if services.in_ci():
         pytest.fail(f"service unavailable in CI: {reason}", pytrace=False)

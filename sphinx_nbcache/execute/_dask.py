@@ -13,16 +13,20 @@ build). An unreachable scheduler, or one without workers, is one :class:`Executo
 the executor is made. Losing the scheduler later fails the pages still out (never a hang);
 so do pages left waiting when every worker is gone, after ``no_workers_timeout`` on a local
 cluster (a remote scheduler needs ``distributed.scheduler.no-workers-timeout`` set).
+
+The client is asynchronous, on a loop thread of ours that ends at :meth:`shutdown`: a build
+keeps no Dask thread running after it (a local cluster's scheduler, which runs in the build's
+process, leaves Dask's idle "offload" thread behind).
 """
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import concurrent.futures
 import contextlib
+import dataclasses
 import logging
-import threading
-import time
 import uuid
 import warnings
 from collections.abc import Iterable, Iterator
@@ -34,7 +38,7 @@ from ..records import Failure
 from ._dask_task import busy_keys, run_on_worker
 from ._job import Job, Outcome
 from ._kernel import error_outcome
-from ._remote import check_env_names, passed_environment, resolve
+from ._remote import LoopThread, check_env_names, passed_environment, resolve
 
 __all__ = ["DaskExecutor"]
 
@@ -65,8 +69,7 @@ class DaskExecutor:
         **_settings: Any,
     ) -> None:
         try:
-            import dask
-            import distributed
+            import distributed  # noqa: F401
         except ImportError:
             raise ExecutorError(
                 "dask", "needs the 'distributed' package: pip install 'sphinx-nbcache[dask]'"
@@ -76,57 +79,25 @@ class DaskExecutor:
         except ValueError as exc:
             raise ConfigError("nbcache_executor_env", str(exc)) from None
         self.jobs = max(1, jobs)
+        self.address: str = url or ""
         self._cluster: Any = None
-        self._pending: dict[str, _Pending] = {}
-        self._lock = threading.Lock()
+        self._client: Any = None
+        self._pending: dict[str, _Pending] = {}  # touched on the loop thread only
+        self._runs: set[asyncio.Task[None]] = set()  # one per job, until its outcome is given
+        self._tasks: list[concurrent.futures.Future[None]] = []
+        self._outcomes: list[concurrent.futures.Future[Outcome]] = []
         self._closed = False
         self._cancelling = False
         self._topic = f"nbcache-started-{uuid.uuid4().hex}"
-        if url is None:
-            try:
-                with dask.config.set(
-                    {"distributed.scheduler.no-workers-timeout": no_workers_timeout}
-                ):
-                    self._cluster = distributed.LocalCluster(
-                        n_workers=self.jobs,
-                        threads_per_worker=1,
-                        processes=True,
-                        host="127.0.0.1",
-                        dashboard_address=None,
-                        silence_logs=logging.ERROR,
-                    )
-            except Exception as exc:
-                raise ExecutorError(
-                    "dask",
-                    f"cannot start a local Dask cluster ({type(exc).__name__}: {exc}); give a "
-                    "scheduler's address in nbcache_executor_url, or use the 'local' executor",
-                ) from exc
-            address = self._cluster.scheduler_address
-        else:
-            address = url
-        self.address: str = address
+        self._thread = LoopThread("nbcache-dask")
+        opening = self._open(url, connect_timeout, worker_timeout, no_workers_timeout)
         try:
-            self._client = distributed.Client(
-                address, timeout=connect_timeout, set_as_default=False
-            )
-        except (OSError, TimeoutError, ValueError) as exc:
-            self._close_cluster()
-            raise ExecutorError(
-                "dask",
-                f"cannot reach the Dask scheduler at {address} ({exc}); check "
-                "nbcache_executor_url and that `dask scheduler` runs there",
-            ) from None
-        try:
-            self._client.wait_for_workers(1, timeout=worker_timeout)
-        except (TimeoutError, OSError):
-            self._close()
-            raise ExecutorError(
-                "dask",
-                f"the Dask scheduler at {address} has no worker (waited {worker_timeout:g} s); "
-                f"start some with `dask worker {address}`",
-            ) from None
-        self._client.subscribe_topic(self._topic, self._on_started)
-        self._client.subscribe_topic("all", self._on_cluster_event)
+            self._thread.run(opening, timeout=connect_timeout + worker_timeout + 120)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self._thread.run(self._close(), timeout=60)
+            self._thread.stop()
+            raise
         atexit.register(self._atexit)
 
     # -- public -------------------------------------------------------------------------------
@@ -138,114 +109,155 @@ class DaskExecutor:
         if job.files is not None and not job.in_temp:
             packed, _left_out = job.files.pack(job.folder)
         env = passed_environment(job, self.env)
-        key = f"nbcache-{job.page}-{uuid.uuid4().hex[:12]}"
-        pending = _Pending(job, concurrent.futures.Future())
-        with self._lock:
-            self._pending[key] = pending
-        with warnings.catch_warnings():  # a big page folder is a "large graph": expected
-            warnings.filterwarnings("ignore", "Sending large graph")
-            pending.task = self._client.submit(
-                run_on_worker, job, packed, env, self._topic, key=key, pure=False
-            )
-        pending.task.add_done_callback(lambda task: self._on_done(key, task))
-        return pending.future
+        future: concurrent.futures.Future[Outcome] = concurrent.futures.Future()
+        self._tasks.append(self._thread.submit(self._run(job, packed, env, future)))
+        self._outcomes.append(future)
+        return future
 
     def shutdown(self, cancel: bool = False) -> None:
         """Wait for (or cancel) every job, then close the client (and the local cluster)."""
         if self._closed:
             return
         self._closed = True
-        with self._lock:
-            pending = list(self._pending.values())
         if cancel:
             self._cancelling = True
-            tasks = [p.task for p in pending if p.task is not None]
+            for task in self._tasks:
+                task.cancel()
             with contextlib.suppress(Exception):
-                self._client.cancel(tasks)
-            for item in pending:
-                item.future.cancel()
-            self._wait_for_kernels([t.key for t in tasks])
+                self._thread.run(self._cancel_all(), timeout=60)
         else:
-            concurrent.futures.wait([p.future for p in pending])
-        self._close()
+            concurrent.futures.wait(self._tasks)
+        with contextlib.suppress(Exception):
+            self._thread.run(self._close(), timeout=90)
+        self._thread.stop()
+        for future in self._outcomes:
+            if not future.done():
+                future.cancel()
         atexit.unregister(self._atexit)
 
     def _atexit(self) -> None:
         self.shutdown(cancel=True)
 
-    # -- events from the cluster --------------------------------------------------------------
+    # -- on the loop thread -------------------------------------------------------------------
+
+    async def _open(
+        self, url: str | None, connect_timeout: float, worker_timeout: float, idle: float
+    ) -> None:
+        import dask
+        import distributed
+
+        if url is None:
+            try:
+                with dask.config.set({"distributed.scheduler.no-workers-timeout": idle}):
+                    self._cluster = await distributed.LocalCluster(
+                        n_workers=self.jobs,
+                        threads_per_worker=1,
+                        processes=True,
+                        host="127.0.0.1",
+                        dashboard_address=None,
+                        silence_logs=logging.ERROR,
+                        asynchronous=True,
+                    )
+            except Exception as exc:
+                raise ExecutorError(
+                    "dask",
+                    f"cannot start a local Dask cluster ({type(exc).__name__}: {exc}); give a "
+                    "scheduler's address in nbcache_executor_url, or use the 'local' executor",
+                ) from exc
+            self.address = self._cluster.scheduler_address
+        try:
+            self._client = await distributed.Client(
+                self.address, timeout=connect_timeout, asynchronous=True, set_as_default=False
+            )
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise ExecutorError(
+                "dask",
+                f"cannot reach the Dask scheduler at {self.address} ({exc}); check "
+                "nbcache_executor_url and that `dask scheduler` runs there",
+            ) from None
+        try:
+            await self._client.wait_for_workers(1, timeout=worker_timeout)
+        except (TimeoutError, OSError):
+            raise ExecutorError(
+                "dask",
+                f"the Dask scheduler at {self.address} has no worker (waited "
+                f"{worker_timeout:g} s); start some with `dask worker {self.address}`",
+            ) from None
+        self._client.subscribe_topic(self._topic, self._on_started)
+        self._client.subscribe_topic("all", self._on_cluster_event)
+
+    async def _run(
+        self,
+        job: Job,
+        packed: bytes | None,
+        env: dict[str, str],
+        future: concurrent.futures.Future[Outcome],
+    ) -> None:
+        key = f"nbcache-{job.page}-{uuid.uuid4().hex[:12]}"
+        pending = self._pending[key] = _Pending(job, future)
+        run = asyncio.current_task()
+        assert run is not None
+        self._runs.add(run)
+        try:
+            with warnings.catch_warnings():  # a big page folder is a "large graph": expected
+                warnings.filterwarnings("ignore", "Sending large graph")
+                pending.task = self._client.submit(
+                    run_on_worker, job, packed, env, self._topic, key=key, pure=False
+                )
+            try:
+                outcome: Outcome = await pending.task
+            except Exception as exc:  # the task erred or was cancelled under us
+                outcome = self._outcome_of(pending, exc)
+            if self._cancelling:
+                raise asyncio.CancelledError
+            resolve(future, outcome)  # no-op if given up already
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except BaseException as exc:  # the executor itself broke: the engine reports it
+            if not future.done():
+                future.set_exception(exc)
+            raise
+        finally:
+            self._pending.pop(key, None)
+            self._runs.discard(run)
 
     def _on_started(self, event: tuple[float, dict[str, Any]]) -> None:
         _, msg = event
-        with self._lock:
-            pending = self._pending.get(str(msg.get("key")))
-            if pending is not None:
-                pending.worker = str(msg.get("worker"))
+        pending = self._pending.get(str(msg.get("key")))
+        if pending is not None:
+            pending.worker = str(msg.get("worker"))
 
     async def _on_cluster_event(self, event: tuple[float, Any]) -> None:
         _, msg = event
         if not isinstance(msg, dict) or msg.get("action") != "remove-worker":
             return
         worker = str(msg.get("worker"))
-        given_up = []
-        with self._lock:
-            for key, pending in list(self._pending.items()):
-                if pending.worker != worker:
-                    continue
-                pending.worker = None
-                pending.lost.append(worker)
-                if len(pending.lost) >= _LOST_LIMIT:
-                    del self._pending[key]
-                    given_up.append(pending)
-        for pending in given_up:
-            resolve(pending.future, self._lost_outcome(pending))
-            with contextlib.suppress(Exception):
-                await self._client.cancel([pending.task], asynchronous=True)
+        for pending in list(self._pending.values()):
+            if pending.worker != worker:
+                continue
+            pending.worker = None
+            pending.lost.append(worker)
+            if len(pending.lost) >= _LOST_LIMIT and not pending.future.done():
+                resolve(pending.future, self._lost_outcome(pending))
+                with contextlib.suppress(Exception):
+                    await self._client.cancel([pending.task])
 
-    def _on_done(self, key: str, task: Any) -> None:
-        """A task finished, failed or was cancelled (runs in a thread of the client's)."""
-        with self._lock:
-            pending = self._pending.pop(key, None)
-        if pending is None:
-            return  # given up already
-        if self._cancelling:
-            pending.future.cancel()
-            return
-        try:
-            resolve(pending.future, self._outcome_of(pending, task))
-        except BaseException as exc:  # the executor itself broke: the engine reports it
-            if not pending.future.done():
-                pending.future.set_exception(exc)
-
-    def _outcome_of(self, pending: _Pending, task: Any) -> Outcome:
-        job = pending.job
-        if task.status == "finished":
-            try:
-                outcome: Outcome = task.result(timeout=300)
-                return outcome
-            except Exception as exc:
-                return error_outcome(job, self._failure("internal", exc, "fetching its result"))
-        if task.status == "error":
-            error = task.exception()
-            if type(error).__name__ == "KilledWorker":
-                pending.lost.append(_address(getattr(error, "last_worker", None) or "?"))
-                return self._lost_outcome(pending)
-            return error_outcome(job, self._failure("internal", error, "running its task"))
-        failure = Failure(
-            "internal",
-            "CancelledError",
-            f"the Dask scheduler at {self.address} cancelled the task (lost or restarted?); "
-            "it runs again on the next build",
-        )
-        return error_outcome(job, failure)
-
-    def _failure(self, kind: Any, exc: BaseException, doing: str) -> Failure:
-        return Failure(
-            kind,
-            type(exc).__name__,
-            f"the Dask cluster at {self.address} failed {doing}: {exc}; it runs again on the "
-            "next build",
-        )
+    def _outcome_of(self, pending: _Pending, error: Exception) -> Outcome:
+        if type(error).__name__ == "KilledWorker":  # the scheduler's own limit came first
+            pending.lost.append(_address(getattr(error, "last_worker", None) or "?"))
+            return self._lost_outcome(pending)
+        if isinstance(error, concurrent.futures.CancelledError):
+            reason = "the Dask scheduler at {} cancelled the task (lost or restarted?)"
+            failure = Failure("internal", "CancelledError", reason.format(self.address))
+        else:
+            failure = Failure(
+                "internal",
+                type(error).__name__,
+                f"the Dask cluster at {self.address} failed running the task: {error}",
+            )
+        again = dataclasses.replace(failure, evalue=f"{failure.evalue}; it runs again next build")
+        return error_outcome(pending.job, again)
 
     def _lost_outcome(self, pending: _Pending) -> Outcome:
         workers = ", ".join(_address(w) for w in pending.lost)
@@ -258,32 +270,38 @@ class DaskExecutor:
         )
         return error_outcome(pending.job, failure)
 
-    # -- clean-up -----------------------------------------------------------------------------
-
-    def _wait_for_kernels(self, keys: list[str], timeout: float = 15.0) -> None:
-        """Until no cancelled task still runs (its kernel stops within half a second)."""
-        deadline = time.monotonic() + timeout
-        while keys and time.monotonic() < deadline:
+    async def _cancel_all(self, timeout: float = 15.0) -> None:
+        """Cancel every task and wait until none still runs (a cancelled task stops its
+        kernel within half a second)."""
+        tasks = [p.task for p in self._pending.values() if p.task is not None]
+        with contextlib.suppress(Exception):
+            await self._client.cancel(tasks)
+        runs = list(self._runs)
+        for run in runs:
+            run.cancel()
+        await asyncio.gather(*runs, return_exceptions=True)
+        keys = [t.key for t in tasks]
+        deadline = asyncio.get_running_loop().time() + timeout
+        while keys and asyncio.get_running_loop().time() < deadline:
             try:
-                busy = self._client.run(busy_keys, keys, on_error="ignore")
+                busy = await self._client.run(busy_keys, keys, on_error="ignore")
             except Exception:
                 return
             if not any(busy.values()):
                 return
-            time.sleep(0.1)
+            await asyncio.sleep(0.1)
 
-    def _close(self) -> None:
-        for topic in (self._topic, "all"):
-            with contextlib.suppress(Exception):
-                self._client.unsubscribe_topic(topic)
-        with contextlib.suppress(Exception), _quiet("distributed.client", "distributed.comm"):
-            self._client.close(timeout=30)  # after a lost scheduler: a traceback per retry
-        self._close_cluster()
-
-    def _close_cluster(self) -> None:
+    async def _close(self) -> None:
+        if self._client is not None:
+            for topic in (self._topic, "all"):
+                with contextlib.suppress(Exception):
+                    self._client.unsubscribe_topic(topic)
+            with contextlib.suppress(Exception), _quiet("distributed.client", "distributed.comm"):
+                await self._client.close(timeout=30)  # a lost scheduler: a traceback per retry
+            self._client = None
         if self._cluster is not None:
             with contextlib.suppress(Exception):
-                self._cluster.close(timeout=30)
+                await self._cluster.close(timeout=30)
             self._cluster = None
 
 
