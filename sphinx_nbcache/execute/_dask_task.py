@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
+import shutil
 import tempfile
 from typing import Any
 
 from ..records import Failure
 from ._job import Job, Outcome, ProjectFiles, unpack_files
-from ._kernel import error_outcome, execute_in, start_kernel, stop_kernel
+from ._kernel import error_outcome, execute_in, start_kernel, stop_kernel, sweep_orphan_folders
 from ._remote import prepare
 
 __all__ = ["run_on_worker"]
@@ -39,10 +41,16 @@ def run_on_worker(job: Job, packed: bytes | None, env: dict[str, str], topic: st
 async def _run(
     job: Job, packed: bytes | None, env: dict[str, str], worker: Any, key: Any
 ) -> Outcome:
-    with tempfile.TemporaryDirectory(prefix="nbcache-dask-") as folder:
+    _sweep_once()
+    folder = tempfile.mkdtemp(prefix="nbcache-dask-")
+    try:
+        with open(os.path.join(folder, "owner"), "w") as owner:  # for sweep_orphan_folders()
+            owner.write(str(os.getpid()))
         if packed is not None and job.files is not None:
-            unpack_files(packed, folder)
-            files = ProjectFiles(folder, job.files.ignore, job.files.limit)
+            page = os.path.join(folder, "page")
+            unpack_files(packed, page)
+            os.makedirs(page, exist_ok=True)  # a folder with nothing to ship
+            files = ProjectFiles(page, job.files.ignore, job.files.limit)
             job = dataclasses.replace(job, files=files, folder="")
         running = asyncio.ensure_future(_execute(job, env))
         watching = asyncio.ensure_future(_watch(worker, key))
@@ -54,6 +62,19 @@ async def _run(
         await asyncio.gather(running, return_exceptions=True)
         failure = Failure("internal", "CancelledError", "cancelled by the build")
         return error_outcome(job, failure)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+_swept = False
+
+
+def _sweep_once() -> None:
+    """Remove the folders left by runs whose worker was killed (once per worker process)."""
+    global _swept
+    if not _swept:
+        _swept = True
+        sweep_orphan_folders()
 
 
 async def _execute(job: Job, env: dict[str, str]) -> Outcome:

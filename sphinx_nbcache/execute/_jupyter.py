@@ -252,6 +252,8 @@ class JupyterExecutor:
                 f"{known}); install it there or map the name with nb_kernel_rgx_aliases",
             )
         run.local = tempfile.mkdtemp(prefix="nbcache-remote-")
+        with open(os.path.join(run.local, "owner"), "w") as owner:  # sweep_orphan_folders()
+            owner.write(str(os.getpid()))
         try:
             if self.has_contents:
                 run.path = f"{self.runs_folder}/{uuid.uuid4().hex[:16]}"
