@@ -9,12 +9,12 @@ what to do about it. All of them pickle (they cross process boundaries under
     NbcacheError                      base class, never raised itself
     ├── ConfigError(ValueError)       an option has a value we cannot use
     │   └── ConfFileError             a docs folder's conf.py cannot be run (CLI, API)
+    ├── ExecutorError                 an executor cannot run notebooks (its scheduler or
+    │                                 server is unreachable, refuses the token, ...)
     ├── NotebookReadError(ValueError) a page cannot be read as a notebook
     ├── NotFoundError(LookupError)    no record, page or file matches what was asked (CLI, API)
     ├── NotebookExecutionError        a notebook failed and the caller asked for an error
     │                                 (nb_execution_raise_on_error), or no result could be had
-    ├── ExecutorError                 the executor cannot be used (cluster or server unreachable,
-    │                                 token refused)
     └── StoreError                    the cache cannot be used
         ├── CorruptCacheError         a record or blob failed validation (key mismatch,
         │                             truncated file, unreadable database)
@@ -60,6 +60,20 @@ class ConfFileError(ConfigError):
         return f"cannot run {self.option}: {self.message}"
 
 
+class ExecutorError(NbcacheError):
+    """An executor cannot run notebooks at all: the Dask scheduler or Jupyter server it was
+    given cannot be reached, refuses the token, or lacks what it needs. Raised once, when the
+    executor is made, instead of one failure per page."""
+
+    def __init__(self, executor: str, message: str) -> None:
+        super().__init__(executor, message)
+        self.executor = executor
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"executor {self.executor!r}: {self.message}"
+
+
 class NotFoundError(NbcacheError, LookupError):
     """Nothing matches what was asked for (a record id, a page, a file)."""
 
@@ -98,18 +112,6 @@ class NotebookExecutionError(NbcacheError):
 
     def __str__(self) -> str:
         return f"{self.page}: {self.message}"
-
-
-class ExecutorError(NbcacheError):
-    """The executor cannot be used: say which one, and what to do."""
-
-    def __init__(self, executor: str, reason: str) -> None:
-        super().__init__(executor, reason)
-        self.executor = executor
-        self.reason = reason
-
-    def __str__(self) -> str:
-        return f"executor {self.executor}: {self.reason}"
 
 
 class StoreError(NbcacheError):

@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-pytest_plugins = ["sphinx.testing.fixtures"]
+# fixtures_services: postgres_url, s3, dask_scheduler, jupyter_server, kernel_gateway
+pytest_plugins = ["sphinx.testing.fixtures", "fixtures_services"]
 
 ROOTS = Path(__file__).parent / "roots"
 

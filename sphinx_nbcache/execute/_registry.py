@@ -15,6 +15,8 @@ ENTRY_POINT_GROUP = "sphinx_nbcache.executors"
 #: name -> "module:factory"; imported only when chosen (Dask and Jupyter are optional)
 BUILTIN_EXECUTORS: dict[str, str] = {
     "local": "sphinx_nbcache.execute._local:LocalExecutor",
+    "dask": "sphinx_nbcache.execute._dask:DaskExecutor",
+    "jupyter": "sphinx_nbcache.execute._jupyter:JupyterExecutor",
 }
 
 

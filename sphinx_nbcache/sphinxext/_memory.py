@@ -82,7 +82,7 @@ def plan_from_memory(
         if memo is None or not still_valid(memo, path):
             return None
         seen = rendered.get(docname)
-        if seen is not None and seen.dependencies is not None and _stale(seen, docname, path, freshness):
+        if seen is not None and _stale(seen, docname, path, freshness):
             return None
     if not to_read:
         return []  # nothing changed: every verdict of the last build holds
@@ -102,7 +102,7 @@ def plan_from_memory(
         seen = rendered.get(docname)
         if seen is None or seen.status != "ok" or not seen.key or not seen.created:
             return None
-        if seen.dependencies is not None and _stale(seen, docname, path, freshness):
+        if _stale(seen, docname, path, freshness):
             return None
         try:
             _, _, memo = inspect_page(Page(docname, path), options, md_config)
@@ -126,6 +126,8 @@ def plan_from_memory(
 
 def _stale(seen: Rendered, docname: str, path: Path, freshness: Freshness) -> bool:
     """Has anything the result shown depended on changed?"""
+    if seen.dependencies is None and not freshness.options.dependencies:
+        return False
     from ..freshness import declared_patterns
 
     declared = declared_patterns(docname, freshness.options)
