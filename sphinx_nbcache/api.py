@@ -26,10 +26,11 @@ from typing import Any
 import nbformat
 
 from .config import DEFAULT_CACHE_DIR, Options
-from .diff import NotebookDiff, diff_sources
+from .diff import NotebookDiff, diff_page
 from .engine import Engine
 from .errors import NotebookReadError, NotFoundError
-from .hashing import EXECUTION_TAGS, code_cells, code_sources, kernel_name, notebook_key
+from .freshness import declared_patterns
+from .hashing import code_cells, code_sources, kernel_name, notebook_key
 from .merge import merge_outputs, outputs_of
 from .pages import Page
 from .parse import inspect_page
@@ -322,34 +323,33 @@ class Cache:
         return merged
 
     def diff(self, target: Target) -> NotebookDiff:
-        """What differs between a page and its cached result (or its last cached version)."""
+        """What differs between a page and its cached result (or its last cached version):
+        its code, its execution settings, and what the result depended on."""
         page = self.page(target)
         notebook, own, memo = inspect_page(page, self.options, self.project.md_config)
         key = memo.key or ""
-        record = self.store.get(key) or self._previous(page)
+        found = self.store.lookup([key]).get(key, [])
+        engine = self.engine()
+        declared = declared_patterns(page.name, self.options)
+        folder = page.path.parent
+        fresh = [r for r in found if engine.freshness.stale_reason(r, folder, declared) is None]
+        newest = fresh or found
+        record = newest[0] if newest else self._previous(page)
         if record is None:
             raise NotFoundError(
                 f"no cached version of {page.name}", "run `nbcache execute` or build the docs first"
             )
         cached = self.outputs(record).sources if record.blob else None
-        now = code_sources(notebook)
-        cells = diff_sources(cached, now) if cached is not None else ()
-        settings: list[tuple[str, Any, Any]] = []
-        kernel = kernel_name(notebook, own)
-        if record.kernel and record.kernel != kernel:
-            settings.append(("kernel", record.kernel, kernel))
-        if record.allow_errors is not None and record.allow_errors != own.allow_errors:
-            settings.append(("allow_errors", record.allow_errors, own.allow_errors))
-        timed_out = record.failure is not None and record.failure.kind == "timeout"
-        if timed_out and record.timeout != own.timeout:  # the only case the timeout matters
-            settings.append(("timeout", record.timeout, own.timeout))
-        note = ""
-        if record.key != key and cached is not None and not cells and not settings:
-            tags = ", ".join(sorted(EXECUTION_TAGS))
-            note = f"same code: an execution tag ({tags}) or allow_errors changed"
-        return NotebookDiff(
-            page.name, key, record.key, cells, tuple(settings), cached is not None, note
-        )
+        changed = None
+        if record.key == key and not fresh:
+            changed = engine.freshness.stale_reason(record, folder, declared)
+        return diff_page(page.name, notebook, own, key, record, cached, changed)
+
+    def why(self, target: Target) -> PageState:
+        """The page's verdict and its reason: ``stale`` because ``helpers.py changed
+        (imported in code cell 2)``, ``cached`` with ``3 files and 4 packages unchanged``..."""
+        [state] = self.status([self.page(target)])
+        return state
 
     def remove(self, record_ids: Iterable[str]) -> int:
         """Delete records by id (unique prefixes); returns how many."""

@@ -173,6 +173,19 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_why(args: argparse.Namespace) -> int:
+    with _open(args, args.page, read_only=True) as cache:
+        state = cache.why(args.page)
+    if args.json:
+        show.print_json(show.page_json(state))
+    else:
+        verdict = "fresh" if state.verdict == "cached" else state.verdict
+        show.console().print(
+            f"{state.page.name}: {verdict}: {state.reason or '-'}", markup=False, highlight=False
+        )
+    return 1 if state.verdict in ("stale", "failed", "unreadable") else 0
+
+
 def cmd_merge(args: argparse.Namespace) -> int:
     import nbformat
 
@@ -381,6 +394,9 @@ def build_parser() -> argparse.ArgumentParser:
     show_cmd.add_argument("target", metavar="ID|PAGE")
     show_cmd.add_argument("--traceback", action="store_true", help="the kernel traceback")
     add("diff", cmd_diff, "what changed in a page since it was cached").add_argument("page")
+    add(
+        "why", cmd_why, "why a page is fresh or stale: the file, package or code that changed"
+    ).add_argument("page")
     merge = add("merge", cmd_merge, "write a page with its cached outputs as .ipynb")
     merge.add_argument("page", metavar="PAGE")
     merge.add_argument("out", metavar="OUT.ipynb")

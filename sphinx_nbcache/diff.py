@@ -1,20 +1,25 @@
 """A page against its cached result: which code cells and execution settings differ.
 
-Only what can change outputs is compared (the same things :mod:`~sphinx_nbcache.hashing`
-puts in the key): code cell sources, the kernel, and the per-cell timeout (kept with the
-record). The key also covers execution tags and ``allow_errors``; they are not stored, so
-when sources and kernel agree but the keys do not, :attr:`NotebookDiff.note` says which of
-those must have changed.
+Only what can change outputs is compared: what :mod:`~sphinx_nbcache.hashing` puts in the key
+(code cell sources, the kernel, ``allow_errors`` for a result that raised, the timeout for one
+that timed out) and what the result recorded it depended on
+(:mod:`~sphinx_nbcache.freshness`: files, packages). Execution tags are in the key but not
+stored, so when sources and kernel agree but the keys do not, :attr:`NotebookDiff.note` says
+which of those must have changed.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-__all__ = ["CellChange", "NotebookDiff", "diff_sources"]
+if TYPE_CHECKING:
+    from .config import Options
+    from .records import Record
+
+__all__ = ["CellChange", "NotebookDiff", "diff_page", "diff_sources"]
 
 ChangeKind = Literal["added", "removed", "changed"]
 
@@ -60,16 +65,19 @@ class NotebookDiff:
     settings: tuple[tuple[str, Any, Any], ...]  # (name, cached value, value now)
     sources_known: bool  # False: the cached result predates stored sources
     note: str = ""
+    dependencies: str | None = None  # what the result depended on that changed (same code)
 
     @property
     def same(self) -> bool:
         """True if the page still matches the cached result (it would not re-execute)."""
-        return self.key == self.cached_key
+        return self.key == self.cached_key and self.dependencies is None
 
     def summary(self) -> str:
         """One line: ``code cell 2 changed, kernel: python3 -> ir``."""
         if self.same:
             return "unchanged since it was cached"
+        if self.key == self.cached_key:
+            return f"same code; {self.dependencies}"
         parts = [c.describe() for c in self.cells]
         parts += [f"{name}: {_show(old)} -> {_show(new)}" for name, old, new in self.settings]
         if not self.sources_known and not parts:
@@ -98,7 +106,42 @@ class NotebookDiff:
             "settings": [{"name": n, "cached": o, "now": v} for n, o, v in self.settings],
             "sources_known": self.sources_known,
             "note": self.note,
+            "dependencies": self.dependencies,
         }
+
+
+def diff_page(
+    page: str,
+    notebook: Mapping[str, Any],
+    own: Options,
+    key: str,
+    record: Record,
+    cached: Sequence[str] | None,
+    dependencies: str | None,
+) -> NotebookDiff:
+    """A page (its notebook read with options ``own``, its key) against a cached result
+    (``cached``: the code cell sources it ran, if stored; ``dependencies``: what it depended
+    on that changed since)."""
+    from .hashing import EXECUTION_TAGS, code_sources, kernel_name
+
+    cells = diff_sources(cached, code_sources(notebook)) if cached is not None else ()
+    settings: list[tuple[str, Any, Any]] = []
+    kernel = kernel_name(notebook, own)
+    if record.kernel and record.kernel != kernel:
+        settings.append(("kernel", record.kernel, kernel))
+    flipped = record.allow_errors is not None and record.allow_errors != own.allow_errors
+    if flipped and (record.raised or record.status != "ok"):  # one that raised nothing is reused
+        settings.append(("allow_errors", record.allow_errors, own.allow_errors))
+    timed_out = record.failure is not None and record.failure.kind == "timeout"
+    if timed_out and record.timeout != own.timeout:  # the only case the timeout matters
+        settings.append(("timeout", record.timeout, own.timeout))
+    note = ""
+    if record.key != key and cached is not None and not cells and not settings:
+        tags = ", ".join(sorted(EXECUTION_TAGS))
+        note = f"same code: an execution tag ({tags}) or allow_errors changed"
+    return NotebookDiff(
+        page, key, record.key, cells, tuple(settings), cached is not None, note, dependencies
+    )
 
 
 def diff_sources(cached: Sequence[str], now: Sequence[str]) -> tuple[CellChange, ...]:

@@ -41,10 +41,14 @@ class Project:
         self.log = log
         self._make_app = make_app
 
-    def build(self, parallel: int = 0, **confoverrides: Any) -> Build:
+    def build(self, parallel: int = 0, freshenv: bool = False, **confoverrides: Any) -> Build:
         self.log.write_text("")
         app = self._make_app(
-            "html", srcdir=self.src, confoverrides=confoverrides, parallel=parallel
+            "html",
+            srcdir=self.src,
+            confoverrides=confoverrides,
+            parallel=parallel,
+            freshenv=freshenv,
         )
         app.build()
         executed = Counter(line for line in self.log.read_text().split() if line)

@@ -1,0 +1,151 @@
+"""Never stale: what a notebook reads, imports and runs on is part of its result.
+
+One project, edited the way users edit, with executions counted inside the kernels: a page
+runs again exactly when something its outputs came from changed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from sphinx_nbcache.cli import main
+
+pytestmark = pytest.mark.kernel
+
+PAGES = Counter({"importer": 1, "reader": 1, "writer": 1, "plain": 1, "pkg": 1})
+
+
+def fake_package(site: Path, version: str) -> None:
+    """A distribution ``fakepkg`` of the given version, importable from ``site``."""
+    site.mkdir(exist_ok=True)
+    (site / "fakepkg.py").write_text(f"VERSION = {version!r}\n")
+    for old in site.glob("fakepkg-*.dist-info"):
+        shutil.rmtree(old)
+    dist = site / f"fakepkg-{version}.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: fakepkg\nVersion: {version}\n")
+    (dist / "top_level.txt").write_text("fakepkg\n")
+
+
+def why(capsys, src: Path, page: Path) -> tuple[int, str]:  # type: ignore[no-untyped-def]
+    code = main(["why", str(page), "--docs", str(src)])
+    return code, capsys.readouterr().out.strip()
+
+
+def test_a_result_is_reused_exactly_while_what_it_read_is_unchanged(  # type: ignore[no-untyped-def]
+    project_factory, monkeypatch, tmp_path, capsys
+) -> None:
+    site = tmp_path / "site"
+    fake_package(site, "1.0")
+    monkeypatch.setenv("PYTHONPATH", str(site))  # the kernels import it from there
+    monkeypatch.syspath_prepend(str(site))  # and the build checks its version here
+    project = project_factory("deps")
+    src = project.src
+
+    cold = project.build()
+    assert cold.executed == PAGES, cold.status
+    assert "helper says 41" in project.html("importer")
+    assert "rows: 1" in project.html("reader")
+    assert "written by the writer" in project.html("writer")
+    assert "fakepkg 1.0" in project.html("pkg")
+    code, out = why(capsys, src, src / "importer.md")
+    assert code == 0
+    assert out.startswith("importer: fresh: 1 file and ")  # helpers.py; the packages vary
+
+    assert project.build().total == 0  # no-op
+
+    project.edit("importer.md", "Some prose.", "Some other prose.")
+    assert project.build().total == 0  # prose
+
+    project.edit(
+        "plain.md",
+        '```{code-cell}\nprint("plain one")',
+        '```{code-cell}\n:tags: [remove-input]\nprint("plain one")',
+    )
+    assert project.build().total == 0  # a tag that does not change execution
+
+    project.edit("plain.md", 'print("plain two")', 'print("plain 2")')
+    assert project.build().executed == Counter({"plain": 1})  # code
+
+    text = (src / "plain.md").read_text()
+    one, two = 'print("plain one")', 'print("plain 2")'
+    (src / "plain.md").write_text(text.replace(one, "@@").replace(two, one).replace("@@", two))
+    assert project.build().executed == Counter({"plain": 1})  # cells swapped
+
+    (src / "plain.md").rename(src / "renamed.md")
+    assert project.build().total == 0  # rename
+    shutil.copy(src / "renamed.md", src / "sub" / "copied.md")
+    assert project.build().total == 0  # copy
+
+    # a helper module: only its importer runs again, and says why first
+    (src / "helpers.py").write_text("def value():\n    return 42\n")
+    code, out = why(capsys, src, src / "importer.md")
+    assert code == 1
+    assert out == "importer: stale: helpers.py changed (imported in code cell 2)"
+    assert project.build().executed == Counter({"importer": 1})
+    assert "helper says 42" in project.html("importer")
+
+    # a data file: only its reader
+    (src / "data.csv").write_text("a,b\n1,2\n7,8\n")
+    assert "stale: data.csv changed (read in code cell 2)" in why(capsys, src, src / "reader.md")[1]
+    assert project.build().executed == Counter({"reader": 1})
+    assert "rows: 2" in project.html("reader")
+
+    # a package version: only the page that imports it
+    fake_package(site, "2.0")
+    assert why(capsys, src, src / "pkg.md")[1] == "pkg: stale: fakepkg 1.0 -> 2.0"
+    assert project.build().executed == Counter({"pkg": 1})
+    assert "fakepkg 2.0" in project.html("pkg")
+
+    # the reader copied where data.csv differs: it runs there; the same data there: reused
+    shutil.copy(src / "reader.md", src / "sub" / "reader.md")
+    assert project.build().executed == Counter({"reader": 1})
+    assert "rows: 3" in project.html("sub/reader")
+    (src / "sub" / "reader.md").unlink()
+    (src / "sub" / "data.csv").write_text((src / "data.csv").read_text())
+    shutil.copy(src / "reader.md", src / "sub" / "reader.md")
+    assert project.build().total == 0
+    assert "rows: 2" in project.html("sub/reader")
+
+    # moved where helpers.py is not: it runs (and fails); moved back: the result that
+    # imported helpers.py is valid again, and the failure is not served there
+    (src / "importer.md").rename(src / "sub" / "importer.md")
+    moved = project.build()
+    assert moved.executed == Counter({"importer": 1})
+    assert "ModuleNotFoundError" in moved.warnings
+    (src / "sub" / "importer.md").rename(src / "importer.md")
+    back = project.build()
+    assert back.total == 0
+    assert "ModuleNotFoundError" not in back.warnings
+    assert "helper says 42" in project.html("importer")
+
+    # a file the notebook wrote: gone with the build folder (CI), put back from the cache
+    assert (src / "out.txt").read_text() == "written by the writer"
+    (src / "out.txt").unlink()
+    project.clear_build()
+    ci = project.build()
+    assert ci.total == 0
+    assert (src / "out.txt").read_text() == "written by the writer"
+    assert "written by the writer" in project.html("writer")
+    # ... and never over a file the user changed
+    (src / "out.txt").write_text("mine")
+    project.clear_build()
+    kept = project.build()
+    assert kept.total == 0
+    assert (src / "out.txt").read_text() == "mine"
+    assert "out.txt differs from the file this notebook wrote" in kept.warnings
+
+    # allow_errors toggled: nothing raised, nothing runs; a fresh environment: nothing runs
+    assert project.build(nb_execution_allow_errors=True).total == 0
+    assert project.build(freshenv=True).total == 0
+    code, out = why(capsys, src, src / "reader.md")
+    assert code == 0
+    assert out.startswith("reader: fresh:")
+    assert main(["status", str(src), "--check", "--json"]) == 0
+    states = json.loads(capsys.readouterr().out)
+    assert all(s["reason"] for s in states if s["status"] == "cached")
