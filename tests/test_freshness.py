@@ -149,3 +149,37 @@ def test_a_result_is_reused_exactly_while_what_it_read_is_unchanged(  # type: ig
     assert main(["status", str(src), "--check", "--json"]) == 0
     states = json.loads(capsys.readouterr().out)
     assert all(s["reason"] for s in states if s["status"] == "cached")
+
+
+def test_declared_dependencies_and_the_environment_scope(  # type: ignore[no-untyped-def]
+    project_factory, monkeypatch, tmp_path
+) -> None:
+    site = tmp_path / "site"
+    fake_package(site, "1.0")
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    monkeypatch.syspath_prepend(str(site))
+    project = project_factory("deps")
+    src = project.src
+    (src / "notes.txt").write_text("first notes")
+    assert project.build().executed == PAGES
+
+    # what tracing cannot see, declared in conf.py: a new declaration runs the page once,
+    # then a change in the files it matches runs it again
+    declared = {"nbcache_dependencies": {"read*": ["sub/*.csv"]}}
+    assert project.build(**declared).executed == Counter({"reader": 1})
+    assert project.build(**declared).total == 0
+    (src / "sub" / "data.csv").write_text("x\n1\n")
+    assert project.build(**declared).executed == Counter({"reader": 1})
+    (src / "sub" / "more.csv").write_text("y\n")  # a new file the glob matches
+    assert project.build(**declared).executed == Counter({"reader": 1})
+
+    # ... or in the notebook's metadata
+    project.edit("plain.md", "kernelspec:", "nbcache:\n  depends: [notes.txt]\nkernelspec:")
+    assert project.build(**declared).executed == Counter({"plain": 1})
+    (src / "notes.txt").write_text("other notes")
+    assert project.build(**declared).executed == Counter({"plain": 1})
+
+    # nbcache_environment = "kernel": package versions are not part of the result
+    fake_package(site, "2.0")
+    assert project.build(nbcache_environment="kernel", **declared).total == 0
+    assert project.build(**declared).executed == Counter({"pkg": 1})
