@@ -9,6 +9,12 @@ a result for every one (no kernel runs: the check is what is timed), then times
 * ``parsed``: as cold, but the bytes are new too: every file is parsed and hashed;
 * ``warm``: memo valid (no-op rebuild): a ``stat`` per page plus one batched lookup.
 
+Then again with ten recorded files per page (each result read ten of 50 data files) and four
+recorded package versions, as a traced run records them:
+
+* ``cold+deps``: no memo of pages nor of file hashes: every file is hashed once;
+* ``warm+deps``: both memos valid (a rebuild): a ``stat`` per page and per recorded file.
+
 Usage: ``python benchmarks/staleness.py [--sizes 100,500,2000] [--json F] [--png F]``
 """
 
@@ -26,10 +32,20 @@ from pathlib import Path
 import nbformat
 
 from sphinx_nbcache.config import Options
-from sphinx_nbcache.plan import Memo, Page, plan_pages
-from sphinx_nbcache.records import Outputs, Record
+from sphinx_nbcache.environment import kernel_fingerprint
+from sphinx_nbcache.execute._trace import sha256_file
+from sphinx_nbcache.freshness import Freshness
+from sphinx_nbcache.memo import Memo
+from sphinx_nbcache.pages import Page
+from sphinx_nbcache.plan import plan_pages
+from sphinx_nbcache.records import Dependencies, Outputs, Record
 from sphinx_nbcache.store import Store
 
+FILES_PER_PAGE = 10
+DATA_FILES = 50
+PACKAGES = ("nbformat", "jupytext", "sphinx", "sqlalchemy")
+
+LABELS = ("cold", "parsed", "warm", "cold+deps", "warm+deps")
 CELL = "x_{i}_{j} = {j} * 2\nprint('page {i} cell {j}', x_{i}_{j})"
 
 
@@ -64,6 +80,21 @@ def write_pages(root: Path, count: int) -> list[Page]:
     return pages
 
 
+def dependencies(src: Path, page: int) -> Dependencies:
+    """What a traced run of page ``page`` would record: ten data files, four packages."""
+    from importlib import metadata
+
+    files = []
+    for n in range(FILES_PER_PAGE):
+        relative = f"data/d{(page * 7 + n) % DATA_FILES:03d}.csv"
+        files.append((relative, sha256_file(src / relative)))
+    return Dependencies(
+        files=tuple(sorted(files)),
+        packages=tuple(sorted((p, metadata.version(p)) for p in PACKAGES)),
+        environment=(("kernel", kernel_fingerprint("python3")),),
+    )
+
+
 def measure(count: int, repeat: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="nbcache-stale-") as folder:
         root = Path(folder)
@@ -71,31 +102,45 @@ def measure(count: int, repeat: int) -> dict[str, float]:
             {"nb_custom_formats": {".py": ["jupytext.reads", {"fmt": "py:percent"}]}},
             base_dir=root,
         )
-        (root / "src").mkdir()
-        pages = write_pages(root / "src", count)
-        store = Store(root / "cache")
-        memos: dict[str, Memo] = {}
-        for state in plan_pages(pages, options, store, memos):  # store a result for each
-            assert state.key is not None
-            cells = tuple({"execution_count": 1, "outputs": []} for _ in range(4))
-            store.put(Record(state.key, "ok", None, page=state.page.name), Outputs(cells))
+        src = root / "src"
+        (src / "data").mkdir(parents=True)
+        for n in range(DATA_FILES):
+            (src / "data" / f"d{n:03d}.csv").write_text(f"a,b\n{n},{n * n}\n" * 50)
+        pages = write_pages(src, count)
         results: dict[str, float] = {"pages": count}
-        for label in ("cold", "parsed", "warm"):
-            times = []
-            for _ in range(repeat):
-                store.close()
-                if label == "parsed":  # forget what reading these bytes found: parse again
-                    with sqlite3.connect(root / "cache" / "nbcache.db") as db:
-                        db.execute("DELETE FROM sources")
-                    db.close()
-                store = Store(root / "cache")
-                use = dict(memos) if label == "warm" else {}
-                start = time.perf_counter()
-                states = plan_pages(pages, options, store, use)
-                times.append(time.perf_counter() - start)
-                assert all(s.verdict == "cached" for s in states), {s.verdict for s in states}
-            results[f"{label}_ms_per_page"] = round(statistics.median(times) / count * 1000, 3)
-        store.close()
+        for deps in (False, True):
+            cache = root / ("cache-deps" if deps else "cache")
+            store = Store(cache)
+            memos: dict[str, Memo] = {}
+            for i, state in enumerate(plan_pages(pages, options, store, memos)):
+                assert state.key is not None
+                cells = tuple({"execution_count": 1, "outputs": []} for _ in range(4))
+                recorded = dependencies(src, i) if deps else None
+                record = Record(state.key, "ok", None, page=state.page.name, kernel="python3")
+                store.put(Record(**{**record.__dict__, "dependencies": recorded}), Outputs(cells))
+            hashes: dict[str, tuple[int, int, str]] = {}
+            labels = ("cold", "warm") if deps else ("cold", "parsed", "warm")
+            for label in labels:
+                times = []
+                for _ in range(repeat):
+                    store.close()
+                    if label == "parsed":  # forget what reading these bytes found: parse
+                        with sqlite3.connect(cache / "nbcache.db") as db:
+                            db.execute("DELETE FROM sources")
+                        db.close()
+                    store = Store(cache)
+                    use = dict(memos) if label == "warm" else {}
+                    files = hashes if label == "warm" else {}
+                    start = time.perf_counter()
+                    check = Freshness(options, src, files)
+                    states = plan_pages(pages, options, store, use, freshness=check)
+                    times.append(time.perf_counter() - start)
+                    hashes = check.memo
+                    assert all(s.verdict == "cached" for s in states), {s.reason for s in states}
+                name = f"{label}+deps" if deps else label
+                per_page = statistics.median(times) / count * 1000
+                results[f"{name}_ms_per_page"] = round(per_page, 3)
+            store.close()
         return results
 
 
@@ -109,11 +154,11 @@ def main(argv: list[str] | None = None) -> int:
     rows = [measure(int(n), args.repeat) for n in args.sizes.split(",")]
     print(
         "| pages | cold, ms/page (read + hash) | parsed, ms/page (read + parse + hash)"
-        " | warm, ms/page (stat) |"
+        " | warm, ms/page (stat) | cold + 10 files, ms/page | warm + 10 files, ms/page |"
     )
-    print("|---|---|---|---|")
+    print("|---|---|---|---|---|---|")
     for row in rows:
-        cells = [row[f"{k}_ms_per_page"] for k in ("cold", "parsed", "warm")]
+        cells = [row[f"{k}_ms_per_page"] for k in LABELS]
         print(f"| {row['pages']:,} | " + " | ".join(str(c) for c in cells) + " |")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
@@ -134,6 +179,8 @@ def plot(rows: list[dict[str, float]], png: Path) -> None:
         ("cold", "cold: read + hash"),
         ("parsed", "parsed: read + parse + hash"),
         ("warm", "warm: stat only"),
+        ("cold+deps", "cold, 10 recorded files a page"),
+        ("warm+deps", "warm, 10 recorded files a page"),
     ):
         key = f"{label}_ms_per_page"
         if all(key in row for row in rows):

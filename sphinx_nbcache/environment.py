@@ -62,6 +62,8 @@ class KernelEnvironment:
         self._probes: dict[str, dict[str, object]] = {}
         self._specs: dict[str, tuple[list[str], str, dict[str, str]] | None] = {}
         self._versions: dict[str, str | None] = {}
+        self._local_programs: dict[str, bool] = {}
+        self._pythons: dict[str, str | None] = {}
 
     def _spec(self, kernel: str) -> tuple[list[str], str, dict[str, str]] | None:
         if kernel not in self._specs:
@@ -83,12 +85,14 @@ class KernelEnvironment:
         return program
 
     def _local(self, program: str) -> bool:
-        try:
-            return os.path.realpath(program) == os.path.realpath(sys.executable) or (
-                os.path.samefile(program, sys.executable)
-            )
-        except OSError:
-            return False
+        """Does this interpreter run here (the build's own)? Asked once per program."""
+        if program not in self._local_programs:
+            try:
+                same = os.path.realpath(program) == os.path.realpath(sys.executable)
+                self._local_programs[program] = same or os.path.samefile(program, sys.executable)
+            except OSError:
+                self._local_programs[program] = False
+        return self._local_programs[program]
 
     def _probe(self, program: str) -> dict[str, object]:
         if program not in self._probes:
@@ -103,6 +107,11 @@ class KernelEnvironment:
 
     def python(self, kernel: str) -> str | None:
         """``CPython 3.11.7`` for the kernel's interpreter (None: unknown)."""
+        if kernel not in self._pythons:
+            self._pythons[kernel] = self._python(kernel)
+        return self._pythons[kernel]
+
+    def _python(self, kernel: str) -> str | None:
         program = self.interpreter(kernel)
         if program is None:
             return None

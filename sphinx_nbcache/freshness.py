@@ -18,6 +18,7 @@ import hashlib
 import os
 from collections.abc import Iterable, Mapping, MutableMapping
 from pathlib import Path, PurePosixPath
+from stat import S_ISREG
 from typing import TYPE_CHECKING, Any
 
 from .environment import KernelEnvironment
@@ -62,7 +63,7 @@ class Freshness:
 
     # -- files --------------------------------------------------------------------------------
 
-    def file_hash(self, path: Path) -> str:
+    def file_hash(self, path: str | Path) -> str:
         """The SHA-256 of a file's content; "" when it does not exist (or is not a file)."""
         key = str(path)
         try:
@@ -70,7 +71,7 @@ class Freshness:
         except OSError:
             self.memo.pop(key, None)
             return ""
-        if not os.path.isfile(key):
+        if not S_ISREG(stat.st_mode):
             return ""
         known = self.memo.get(key)
         if known is not None and known[0] == stat.st_mtime_ns and known[1] == stat.st_size:
@@ -123,13 +124,14 @@ class Freshness:
                 return f"{pattern} is a declared dependency the cached result did not have"
         if deps is None:
             return None  # recorded before dependencies were: nothing to check
+        base = str(folder)
         for path, digest in deps.files:
             if path.startswith(DECLARED):
                 pattern = path[len(DECLARED) :]
                 if self.declared_digest(pattern, folder) != digest:
                     return f"files matching {pattern} changed (declared dependency)"
                 continue
-            now = self.file_hash(folder / path)
+            now = self.file_hash(os.path.join(base, path))
             if now != digest:
                 return _file_change(path, digest, now, deps)
         return self._environment_change(kernel or "python3", deps)
