@@ -8,6 +8,7 @@ per-notebook overrides (``metadata.mystnb`` and ``metadata.execution``) the way 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -90,6 +91,8 @@ OPTIONS: dict[str, OptionSpec] = {
     "nbcache_dependencies": OptionSpec({}, _DICT),
     # bytes of files a notebook writes inside the project kept with its result (per page)
     "nbcache_artifact_limit": OptionSpec(50_000_000, _INT),
+    # seconds a build's claim on a page it executes lasts unless renewed (shared stores)
+    "nbcache_lease_seconds": OptionSpec(60, (int, float)),
 }
 OPTION_DEFAULTS: dict[str, Any] = {name: spec.default for name, spec in OPTIONS.items()}
 
@@ -111,6 +114,7 @@ MYSTNB_OPTIONS: tuple[str, ...] = (
 ENV_OVERRIDES = {
     "NBCACHE_DATABASE": "nbcache_database",
     "NBCACHE_BLOBS": "nbcache_blobs",
+    "NBCACHE_BLOBS_OPTIONS": "nbcache_blobs_options",  # a JSON object (endpoint_url, keys)
 }
 
 
@@ -158,6 +162,7 @@ class Options:
     #: (page glob, file globs) pairs from ``nbcache_dependencies``
     dependencies: tuple[tuple[str, tuple[str, ...]], ...] = ()
     artifact_limit: int = 50_000_000
+    lease_seconds: float = 60.0
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     # -- construction -------------------------------------------------------------------------
@@ -175,7 +180,7 @@ class Options:
 
         for variable, name in ENV_OVERRIDES.items():
             if os.environ.get(variable):
-                values = {**values, name: os.environ[variable]}
+                values = {**values, name: _from_environment(variable)}
 
         mode = str(get("nb_execution_mode", "cache"))
         if mode not in MODES:
@@ -227,6 +232,7 @@ class Options:
             artifact_limit=_int(
                 get("nbcache_artifact_limit", 50_000_000), "nbcache_artifact_limit", 0
             ),
+            lease_seconds=_seconds(get("nbcache_lease_seconds", 60), "nbcache_lease_seconds"),
         )
 
     # -- per notebook -------------------------------------------------------------------------
@@ -294,12 +300,36 @@ def _int(value: Any, name: str, minimum: int = 0) -> int:
     return number
 
 
+def _seconds(value: Any, name: str) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(name, f"expected seconds, got {value!r}") from None
+    if seconds < 1:
+        raise ConfigError(name, f"must be at least 1 second, got {seconds:g}")
+    return seconds
+
+
 def _optional_str(value: Any, name: str) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str):
         raise ConfigError(name, f"expected a string (a URL), got {type(value).__name__}")
     return value
+
+
+def _from_environment(variable: str) -> Any:
+    value = os.environ[variable]
+    if ENV_OVERRIDES[variable] != "nbcache_blobs_options":
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:  # the value holds credentials: never shown
+        raise ConfigError(
+            ENV_OVERRIDES[variable],
+            f"the environment variable {variable} is not a JSON object; give one, for "
+            'example {"endpoint_url": "https://...", "key": "...", "secret": "..."}',
+        ) from None
 
 
 def _mapping(value: Any, name: str) -> dict[str, Any]:

@@ -220,8 +220,7 @@ class Engine:
         ordered = execution_order(stale, self.store)
         self.order = [s.page.name for s in ordered]
         runner = self._get_runner(prestart=max(0, len(ordered) - self.options.jobs))
-        for state in ordered:
-            runner.submit(self._job(state))
+        runner.submit_all(self._job(state) for state in ordered)
         return ordered
 
     def submit(self, state: PageState) -> None:
@@ -238,7 +237,9 @@ class Engine:
             from .runner import Runner
 
             wanted = min(self.options.prestart, prestart)
-            self._runner = Runner(self.store, self._executor_factory, wanted)
+            self._runner = Runner(
+                self.store, self._executor_factory, wanted, self.options.lease_seconds
+            )
         return self._runner
 
     def _default_executor(self, prestart: int) -> Executor:
@@ -282,7 +283,13 @@ class Engine:
 
     @property
     def executed(self) -> list[Record]:
+        """Results executed by this run."""
         return [] if self._runner is None else self._runner.executed
+
+    @property
+    def waited(self) -> list[Record]:
+        """Results of stale pages that another build sharing the store executed meanwhile."""
+        return [] if self._runner is None else self._runner.waited
 
     # -- merge --------------------------------------------------------------------------------
 
@@ -344,7 +351,7 @@ class Engine:
         from .report import ExecutionReport
 
         states = list(self.planned.values() if states is None else states)
-        done = {r.key: r for r in self.executed}
+        done = {r.key: r for r in (*self.waited, *self.executed)}
         keys = dict.fromkeys(s.key for s in states if s.stale and s.key)
         ran = [done[k] for k in keys if k in done]
         unreadable = []

@@ -19,10 +19,11 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from .execute import Executor, Job, Outcome
+from .leasing import Leases
 from .records import Dependencies, Failure, Record
 from .store import Store
 
@@ -34,7 +35,13 @@ ExecutorMaker = Callable[[int], Executor]  # prestart -> a new executor
 class Runner:
     """Runs jobs on an executor, stores outcomes, and answers "is key K done?"."""
 
-    def __init__(self, store: Store, make_executor: ExecutorMaker, prestart: int = 0) -> None:
+    def __init__(
+        self,
+        store: Store,
+        make_executor: ExecutorMaker,
+        prestart: int = 0,
+        lease_seconds: float = 60.0,
+    ) -> None:
         self.store = store
         self._make_executor = make_executor
         self._executor: Executor | None = None
@@ -51,11 +58,13 @@ class Runner:
         )
         self._storer: threading.Thread | None = None
         self._cancelling = False  # interrupted: a failure now may be the interruption's doing
+        self.waited: list[Record] = []  # results other builds sharing the store produced
+        self._leases = Leases(store, lease_seconds, self._from_elsewhere, self._execute)
 
     # -- submitting ---------------------------------------------------------------------------
 
     def submit(self, job: Job) -> None:
-        """Queue a job unless its key is already queued in this run.
+        """Queue a job unless its key is already queued in this run (see :meth:`submit_all`).
 
         In a process forked from the one that made the runner, the job runs right here, on an
         executor of this process's own, and its result is stored before this returns.
@@ -63,18 +72,44 @@ class Runner:
         if os.getpid() != self._owner:
             self._run_here(job)
             return
-        if job.key in self._futures:
+        self.submit_all([job])
+
+    def submit_all(self, jobs: Iterable[Job]) -> None:
+        """Queue jobs, in order, unless their key is queued already. A key another build
+        sharing the store is executing is waited for instead (its lease), and taken over if
+        that build dies."""
+        fresh: dict[str, Job] = {}
+        for job in jobs:
+            if job.key not in self._futures and job.key not in fresh:
+                fresh[job.key] = job
+        if not fresh:
             return
+        if not self._futures:  # after the executor's own: runs before it at exit
+            atexit.register(self.close, cancel=True)
+        for key in fresh:
+            self._futures[key] = concurrent.futures.Future()
+        run, _done = self._leases.take(fresh.values())
+        for job in run:
+            self._execute(job)
+
+    def _execute(self, job: Job) -> None:
         if self._executor is None:
             self._executor = self._make_executor(self._prestart)
             self._storer = threading.Thread(target=self._store_all, name="nbcache-store")
             self._storer.daemon = True
             self._storer.start()
         future = self._executor.submit(job)
-        if not self._futures:  # after the executor's own: runs before it at exit
-            atexit.register(self.close, cancel=True)
-        self._futures[job.key] = concurrent.futures.Future()
         future.add_done_callback(functools.partial(self._arrived, job))
+
+    def _from_elsewhere(self, job: Job, record: Record) -> None:
+        """Another build stored ``job``'s result: it is this run's result too."""
+        self.waited.append(record)
+        with self._local:
+            self._done[job.key] = Outcome(record, None)
+            self._local.notify_all()
+        stored = self._futures[job.key]
+        if not stored.done():
+            stored.set_result(self._done[job.key])
 
     def _run_here(self, job: Job) -> None:
         executor = self._make_executor(0)
@@ -135,12 +170,18 @@ class Runner:
             return
         self._cancelling = self._cancelling or cancel
         atexit.unregister(self.close)
+        if cancel:
+            self._leases.close()  # stop waiting for other builds
         if self._executor is not None:
             self._executor.shutdown(cancel=cancel)
         if self._storer is not None:
             self._inbox.put(None)
             self._storer.join()
             self._storer = None
+        self._leases.close()
+        for future in self._futures.values():  # waited for and never arrived: cancelled
+            if not future.done():
+                future.cancel()
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -165,6 +206,7 @@ class Runner:
                     _with_declared(outcome.record, job), outcome.outputs, outcome.artifacts
                 )
                 done = Outcome(record, outcome.outputs)
+                self._leases.stored(job.key)
             except BaseException as exc:  # cancelled, or the store broke
                 if isinstance(exc, concurrent.futures.CancelledError):
                     stored.cancel()

@@ -288,15 +288,21 @@ class BuildState:
             logger.info(f"nbcache: evicted {len(evicted)} least recently used results")
         executed = engine.executed
         failed = sum(1 for r in executed if not r.ok)
-        cached = sum(1 for s in self.planned.values() if s.verdict in ("cached", "failed"))
-        if executed or cached:
+        ran = {r.key for r in (*executed, *engine.waited)}  # damaged entries run again too
+        cached = sum(
+            1
+            for s in self.planned.values()
+            if s.verdict in ("cached", "failed") and s.key not in ran
+        )
+        elsewhere = f", {len(engine.waited)} executed by another build" if engine.waited else ""
+        if executed or cached or elsewhere:
             import time
 
             kernel_time = sum(r.runtime for r in executed)
             wall = time.perf_counter() - engine.started
             logger.info(
                 f"nbcache: {len(executed)} executed ({failed} failed, {kernel_time:.1f} s of "
-                f"kernel time), {cached} from cache; {wall:.1f} s since planning, of which "
-                f"{engine.plan_seconds:.2f} s planning and {engine.waited_seconds:.1f} s "
+                f"kernel time), {cached} from cache{elsewhere}; {wall:.1f} s since planning, "
+                f"of which {engine.plan_seconds:.2f} s planning and {engine.waited_seconds:.1f} s "
                 "reading waited for results"
             )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import hashlib
+import os
 import secrets
 import time
 from collections.abc import Iterator, Mapping
@@ -35,12 +36,16 @@ class FsspecBlobs:
         self._options = dict(options or {})
         self._fs: Any = None
         self._root = ""
+        self._pid = os.getpid()
 
     def describe(self) -> str:
         return self.url  # never the options: they may hold credentials
 
     @property
     def fs(self) -> Any:
+        if self._pid != os.getpid():  # a forked reader (sphinx-build -j): a client of its own
+            self._fs, self._pid = None, os.getpid()
+            _after_fork()
         if self._fs is None:
             try:
                 from fsspec.core import url_to_fs
@@ -49,7 +54,9 @@ class FsspecBlobs:
                     "nbcache_blobs", f"{self.url} needs fsspec: pip install fsspec (and s3fs)"
                 ) from None
             try:
-                self._fs, self._root = url_to_fs(self.url, **self._options)
+                self._fs, self._root = url_to_fs(
+                    self.url, skip_instance_cache=True, **self._options
+                )
             except (ImportError, ValueError) as exc:
                 raise ConfigError(
                     "nbcache_blobs", f"cannot use {self.url}: {exc} (install its fsspec driver)"
@@ -173,3 +180,20 @@ def _modified(info: Mapping[str, Any]) -> float:
             except ValueError:
                 continue
     return 0.0
+
+
+_forked_in: set[int] = set()
+
+
+def _after_fork() -> None:
+    """fsspec's async clients share one event loop thread, which a forked process does not
+    have: give this process its own (once), as fsspec asks of forked processes."""
+    pid = os.getpid()
+    if pid in _forked_in:
+        return
+    _forked_in.add(pid)
+    import sys
+
+    asyn = sys.modules.get("fsspec.asyn")
+    if asyn is not None:
+        asyn.reset_lock()

@@ -279,6 +279,36 @@ class Store:
             with self.db.write(changes_results=False) as conn:
                 upsert(conn, sources, list(kept.values()), ["digest"])
 
+    # -- leases: one execution per key across builds sharing the store ------------------------
+
+    def acquire(self, keys: Iterable[str], holder: str, seconds: float) -> set[str]:
+        """Take the leases of ``keys`` for ``holder`` (held by nobody, expired, or already
+        ours) for ``seconds``; returns the keys now ours. Others are being executed by
+        another build: wait for their results (or for their leases to expire)."""
+        from ._leases import acquire
+
+        if self.read_only:
+            return set(keys)
+        return acquire(self, sorted(set(keys)), holder, seconds)
+
+    def renew(self, keys: Iterable[str], holder: str, seconds: float) -> None:
+        """Extend ``holder``'s leases of ``keys`` (the heartbeat of a running build)."""
+        from ._leases import renew
+
+        renew(self, sorted(set(keys)), holder, seconds)
+
+    def release(self, keys: Iterable[str], holder: str) -> None:
+        """Give up ``holder``'s leases of ``keys`` (stored, cancelled or finished)."""
+        from ._leases import release
+
+        release(self, sorted(set(keys)), holder)
+
+    def leases(self, keys: Iterable[str]) -> dict[str, tuple[str, float]]:
+        """key -> (holder, expiry time) of the leases of ``keys`` that exist."""
+        from ._leases import held
+
+        return held(self, sorted(set(keys)))
+
     # -- housekeeping (``_housekeeping``) -----------------------------------------------------
 
     def collect_garbage(self, grace: float | None = None) -> int:
