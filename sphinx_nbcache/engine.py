@@ -72,6 +72,7 @@ class Engine:
         self.plan_seconds = 0.0  # finding stale pages
         self.waited_seconds = 0.0  # waiting for results while merging
         self.started = time.perf_counter()
+        self.planned_at: float | None = None  # wall clock of the first plan (for leases)
         o = options
         self.location = StoreLocation(o.cache_path, o.database, o.blobs, o.blobs_options)
         self._store = store
@@ -144,6 +145,8 @@ class Engine:
         from .plan import plan_pages
 
         begin = time.perf_counter()
+        if self.planned_at is None:
+            self.planned_at = time.time()
         states = plan_pages(
             pages,
             self.options,
@@ -238,7 +241,11 @@ class Engine:
 
             wanted = min(self.options.prestart, prestart)
             self._runner = Runner(
-                self.store, self._executor_factory, wanted, self.options.lease_seconds
+                self.store,
+                self._executor_factory,
+                wanted,
+                self.options.lease_seconds,
+                since=self.planned_at,
             )
         return self._runner
 

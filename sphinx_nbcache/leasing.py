@@ -36,11 +36,13 @@ class Leases:
         seconds: float,
         on_result: Callable[[Job, Record], object],
         on_orphan: Callable[[Job], object],
+        since: float | None = None,
     ) -> None:
         self.store = store
         self.seconds = max(1.0, seconds)
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-        self.started = time.time()
+        # results stored after this (when this run planned) are new: another run made them
+        self.started = time.time() if since is None else since
         self._on_result = on_result
         self._on_orphan = on_orphan
         self._mine: set[str] = set()
@@ -100,10 +102,12 @@ class Leases:
         if not keys:
             return {}
         found = self.store.lookup(keys)
+        # a result that could not run (status "error", e.g. an executor's bug) is no answer:
+        # the key is taken over and run here
         return {
             key: records[0]
             for key, records in found.items()
-            if records and records[0].created >= self.started - 1.0
+            if records and records[0].created >= self.started and records[0].status != "error"
         }
 
     def _ensure_thread(self) -> None:

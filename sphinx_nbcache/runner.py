@@ -41,6 +41,7 @@ class Runner:
         make_executor: ExecutorMaker,
         prestart: int = 0,
         lease_seconds: float = 60.0,
+        since: float | None = None,
     ) -> None:
         self.store = store
         self._make_executor = make_executor
@@ -59,7 +60,9 @@ class Runner:
         self._storer: threading.Thread | None = None
         self._cancelling = False  # interrupted: a failure now may be the interruption's doing
         self.waited: list[Record] = []  # results other builds sharing the store produced
-        self._leases = Leases(store, lease_seconds, self._from_elsewhere, self._execute)
+        self._leases = Leases(
+            store, lease_seconds, self._from_elsewhere, self._execute, since=since
+        )
 
     # -- submitting ---------------------------------------------------------------------------
 
