@@ -87,7 +87,7 @@ class Runner:
                 fresh[job.key] = job
         if not fresh:
             return
-        if not self._futures:  # after the executor's own: runs before it at exit
+        if not self._futures:  # at exit: stop waiting for other builds, give up leases
             atexit.register(self.close, cancel=True)
         for key in fresh:
             self._futures[key] = concurrent.futures.Future()
@@ -101,7 +101,14 @@ class Runner:
             self._storer = threading.Thread(target=self._store_all, name="nbcache-store")
             self._storer.daemon = True
             self._storer.start()
+            first = True
+        else:
+            first = False
         future = self._executor.submit(job)
+        if first:  # again, after the executor's own exit hook (made by its first submit), so
+            # that it runs first: an interrupted kernel's failure is the interruption's doing
+            atexit.unregister(self.close)
+            atexit.register(self.close, cancel=True)
         future.add_done_callback(functools.partial(self._arrived, job))
 
     def _from_elsewhere(self, job: Job, record: Record) -> None:
