@@ -182,6 +182,21 @@ def bench(session: nox.Session) -> None:
     )  # fmt: skip
 
 
+@nox.session
+def bench_scale(session: nox.Session) -> None:
+    """Scale-out figures: local kernels vs a Dask cluster vs a Jupyter server (cold sleep20),
+    and a local cache vs a shared PostgreSQL + S3 store (cold, CI-restore, no-op); starts the
+    services the tests use (PostgreSQL must be installed: see .ci/run)."""
+    if not (BENCH_DIR / "run_bench.py").exists():
+        session.error(f"benchmark harness not found: {BENCH_DIR}")
+    session.install(".[bench,test]")
+    _install_kernel(session)
+    BENCH_WORK.mkdir(exist_ok=True)
+    env = _jupyter_env(session)
+    session.run("python", str(ROOT / "benchmarks" / "scale_out.py"), str(BENCH_WORK), env=env)
+    session.run("python", str(ROOT / "benchmarks" / "report.py"), str(BENCH_WORK))
+
+
 @nox.session(venv_backend="none")
 def clean(session: nox.Session) -> None:
     """Remove build outputs and caches (not the nox venvs)."""

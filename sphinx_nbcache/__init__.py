@@ -15,7 +15,18 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "setup"]
+__all__ = ["__version__", "read_notebook", "read_notebooks", "setup"]
+
+_LAZY = {"read_notebook": "workflows", "read_notebooks": "workflows"}
+
+
+def __getattr__(name: str) -> Any:
+    """``read_notebook`` and ``read_notebooks``, imported on first use (not with Sphinx)."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def setup(app: Any) -> dict[str, Any]:

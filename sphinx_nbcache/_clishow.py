@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .records import Record
+from .scraps import Scrap
 from .verdicts import PageState
 
 __all__ = [
@@ -145,6 +146,15 @@ def records_table(records: Iterable[tuple[Record, int]]) -> Table:
             record.kernel or "-",
             format_size(size),
         )
+    return table
+
+
+def scraps_table(page: str, scraps: Iterable[Scrap]) -> Table:
+    table = Table(title=f"scraps of {page}", title_justify="left")
+    for column in ("name", "encoder", "preview"):
+        table.add_column(column, overflow="fold")
+    for scrap in scraps:
+        table.add_row(scrap.name, scrap.encoder, scrap.preview())
     return table
 
 

@@ -21,7 +21,7 @@ import dataclasses
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nbformat
 
@@ -39,6 +39,9 @@ from .records import Failure, Outputs, Record
 from .report import ExecutionReport
 from .store import GRACE_SECONDS, ImportReport, Store, open_store
 from .verdicts import PageState
+
+if TYPE_CHECKING:
+    from .workflows import CachedNotebook
 
 __all__ = [
     "Cache",
@@ -321,6 +324,13 @@ class Cache:
             notebook, self.outputs(record), copy_nb=True, where=f"result {record.id[:10]}"
         )
         return merged
+
+    def read(self, target: Target, wait: float = 0.0) -> CachedNotebook:
+        """The page's current result as a notebook with its scraps (see ``read_notebook``);
+        waits up to ``wait`` seconds for a build that is executing it."""
+        from .workflows import read_from
+
+        return read_from(self, self.page(target), wait)
 
     def diff(self, target: Target) -> NotebookDiff:
         """What differs between a page and its cached result (or its last cached version):

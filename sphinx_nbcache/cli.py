@@ -186,6 +186,22 @@ def cmd_why(args: argparse.Namespace) -> int:
     return 1 if state.verdict in ("stale", "failed", "unreadable") else 0
 
 
+def cmd_scraps(args: argparse.Namespace) -> int:
+    with _open(args, args.page, read_only=True) as cache:
+        notebook = cache.read(args.page)
+    scraps = list(notebook.scraps.values())
+    if args.json:
+        show.print_json(
+            [{"name": s.name, "encoder": s.encoder, "data": s.data, "preview": s.preview(),
+              "display": sorted((s.display or {}).get("data", {}))} for s in scraps]
+        )  # fmt: skip
+    elif not scraps:
+        show.console().print(f"{notebook.page}: no scraps", markup=False, highlight=False)
+    else:
+        show.console().print(show.scraps_table(notebook.page, scraps))
+    return 0
+
+
 def cmd_merge(args: argparse.Namespace) -> int:
     import nbformat
 
@@ -396,6 +412,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("diff", cmd_diff, "what changed in a page since it was cached").add_argument("page")
     add(
         "why", cmd_why, "why a page is fresh or stale: the file, package or code that changed"
+    ).add_argument("page")
+    add(
+        "scraps", cmd_scraps, "the values a page glued (scrapbook or myst-nb glue), from the cache"
     ).add_argument("page")
     merge = add("merge", cmd_merge, "write a page with its cached outputs as .ipynb")
     merge.add_argument("page", metavar="PAGE")

@@ -207,6 +207,9 @@ class BuildState:
         key = planned.key if planned is not None and planned.key else notebook_key(notebook, own)
         page = Page(docname, path or Path(docname))
         record, merged = self._result(page, key, notebook, own)
+        from ..scraps import hide_payloads
+
+        hide_payloads(merged)  # scrapbook's data: read from the cache, not rendered
         rendered[docname] = Rendered(
             key,
             record.status,

@@ -1,0 +1,224 @@
+"""Reading other notebooks' results from the cache: ``read_notebook`` and ``read_notebooks``.
+
+::
+
+    from sphinx_nbcache import read_notebook, read_notebooks
+
+    summary = read_notebook("analysis/summary.md")     # a page's path, or its page name
+    summary.scraps["total"].data                        # a value glued in that page
+    for nb in read_notebooks("analysis/sources"):       # every notebook page of a folder
+        print(nb.page, nb.scraps["mean"].data)
+
+Works in Python and inside a notebook during a build (paths are relative to the current
+folder, which is the page's folder there). The result read is the one a build shows: the
+page's current code with what it depended on unchanged. Reading a page's file is recorded like
+any file a notebook reads, so a reader is executed again when a page it read changes.
+
+A page that has no current result yet is an error saying so, unless a build that shares the
+store is executing it right now (it holds the page's lease): then the read waits for that
+result, up to ``wait`` seconds. scrapbook need not be installed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import importlib
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import NotFoundError
+from .scraps import Scrap, scraps_of
+
+if TYPE_CHECKING:
+    import nbformat
+
+    from .api import Cache
+    from .pages import Page
+    from .records import Record
+
+__all__ = ["CachedNotebook", "read_from", "read_notebook", "read_notebooks"]
+
+POLL = 0.1  # seconds between looks at the store while another build runs the page
+
+
+class CachedNotebook:
+    """An executed notebook from the cache, with scrapbook's reading API."""
+
+    def __init__(self, page: str, path: Path, notebook: nbformat.NotebookNode, record: Record):
+        self.page = page  #: the page's name in its project (``analysis/summary``)
+        self.path = path  #: its source file
+        self.notebook = notebook  #: the source with the cached outputs merged in
+        self.record = record  #: the cached result
+        self.scraps: dict[str, Scrap] = scraps_of(notebook)
+
+    @property
+    def filename(self) -> str:
+        return self.path.name
+
+    @property
+    def cells(self) -> list[Any]:
+        return list(self.notebook.cells)
+
+    @property
+    def metadata(self) -> Any:
+        return self.notebook.metadata
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        return dict(self.record.parameters or {})
+
+    @property
+    def scrap_dataframe(self) -> Any:
+        """The scraps as a pandas DataFrame (name, data, encoder, display, filename)."""
+        pandas: Any = importlib.import_module("pandas")
+        rows = [
+            {"name": s.name, "data": s.data, "encoder": s.encoder, "display": s.display,
+             "filename": self.filename}
+            for s in self.scraps.values()
+        ]  # fmt: skip
+        return pandas.DataFrame(rows, columns=["name", "data", "encoder", "display", "filename"])
+
+    def reglue(
+        self, name: str, new_name: str | None = None, *, raise_on_missing: bool = True
+    ) -> None:
+        """Glue scrap ``name`` of this notebook into the running notebook (as ``new_name``),
+        scrapbook-style: its data, and its display if it has one. Needs IPython."""
+        scrap = self.scraps.get(name)
+        if scrap is None:
+            if raise_on_missing:
+                raise NotFoundError(
+                    f"{self.page} has no scrap {name!r}",
+                    f"its scraps are {', '.join(sorted(self.scraps)) or 'none'}",
+                )
+            return
+        display: Any = importlib.import_module("IPython.display").display
+        glued = new_name or name
+        if scrap.data is not None:
+            kind = "text" if scrap.encoder == "text" else "json"
+            payload = {"name": glued, "data": scrap.data, "encoder": scrap.encoder, "version": 1}
+            display(
+                {f"application/scrapbook.scrap.{kind}+json": payload},
+                raw=True,
+                metadata={"scrapbook": {"name": glued, "data": True, "display": False}},
+            )
+        if scrap.display is not None:
+            metadata = {**scrap.display.get("metadata", {}), "scrapbook": {
+                "name": glued, "data": False, "display": True}}  # fmt: skip
+            display(dict(scrap.display.get("data", {})), raw=True, metadata=metadata)
+
+    def __repr__(self) -> str:
+        return (
+            f"<CachedNotebook {self.page}: {len(self.scraps)} scraps, result {self.record.id[:10]}>"
+        )
+
+
+def read_notebook(
+    target: str | Path, docs: str | Path | None = None, *, wait: float = 600.0
+) -> CachedNotebook:
+    """The cached result of one notebook page (a path, or a page name of ``docs``)."""
+    cache = _open(target, docs)
+    try:
+        return read_from(cache, cache.page(target), wait)
+    finally:
+        cache.close()
+
+
+def read_notebooks(
+    target: str | Path, docs: str | Path | None = None, *, wait: float = 600.0
+) -> list[CachedNotebook]:
+    """The cached results of every notebook page in a folder, or matching a glob, by name."""
+    found = _expand(target)
+    if not found:
+        raise NotFoundError(f"no notebook page in {str(target)!r}", "give a folder or a glob")
+    cache = _open(found[0], docs)
+    try:
+        pages: dict[str, Page] = {}
+        for path in found:
+            if path.is_dir():  # the project's pages under it (names as the build has them)
+                under = path.resolve()
+                for page in cache.project.pages():
+                    if page.path.resolve().is_relative_to(under):
+                        pages.setdefault(page.name, page)
+            else:
+                page = cache.page(path)
+                pages.setdefault(page.name, page)
+        if not pages:
+            raise NotFoundError(f"no notebook page in {str(target)!r}", "give a folder or a glob")
+        return [read_from(cache, pages[name], wait) for name in sorted(pages)]
+    finally:
+        cache.close()
+
+
+def _expand(target: str | Path) -> list[Path]:
+    path = Path(target)
+    if path.is_dir():
+        return [path]
+    if glob.has_magic(str(target)):
+        return sorted(Path(p) for p in glob.glob(str(target), recursive=True) if Path(p).is_file())
+    return [path] if path.is_file() else []
+
+
+def _open(target: str | Path, docs: str | Path | None) -> Cache:
+    from .api import open_cache
+    from .project import find_docs_dir
+
+    root = Path(docs) if docs is not None else find_docs_dir(Path(target).resolve().parent)
+    if root is None:
+        root = find_docs_dir(Path.cwd())
+    return open_cache(root, read_only=True)
+
+
+def read_from(cache: Cache, page: Page, wait: float = 0.0) -> CachedNotebook:
+    """The cached result of ``page`` in ``cache`` (what :meth:`Cache.read` answers)."""
+    from .merge import merge_outputs
+    from .parse import inspect_page
+
+    notebook, _own, _memo = inspect_page(page, cache.options, cache.project.md_config)
+    state = cache.plan([page])[0]
+    record = state.record if state.verdict in ("cached", "failed") else None
+    if record is None and state.key:
+        record = _wait_for(cache, page.name, state.key, wait)
+    if record is None:
+        raise NotFoundError(
+            f"{page.name} has no current result ({state.reason or state.verdict})",
+            "build the docs or run `nbcache execute` on it first",
+        )
+    if "_nbcache_trace" in sys.modules:  # inside a notebook that a build is executing
+        _depend_on(page, record)
+    outputs = cache.outputs(record)
+    merged = merge_outputs(notebook, outputs, copy_nb=True, where=f"result {record.id[:10]}")
+    return CachedNotebook(page.name, page.path, merged, record)
+
+
+def _depend_on(page: Page, record: Record) -> None:
+    """Open each file the result read (its page's file included): the build's tracer records
+    them for the reading notebook too, so the reader is executed again whenever what the
+    result came from changes (never stale; at worst it runs when only prose changed)."""
+    folder = page.path.parent
+    files = record.dependencies.files if record.dependencies is not None else ()
+    for path in (page.path, *(folder / relative for relative, _digest in files)):
+        with contextlib.suppress(OSError):
+            open(path, "rb").close()  # opened to be seen by the tracer, not read
+
+
+def _wait_for(cache: Cache, name: str, key: str, wait: float) -> Record | None:
+    """The result of ``key`` once the build running it (its lease's holder) stores it."""
+    store = cache.store
+    deadline = time.monotonic() + wait
+    known = {r.id for r in store.lookup([key]).get(key, ())}  # not valid: why it is stale
+    while True:
+        for record in store.lookup([key]).get(key, ()):
+            if record.id not in known and record.status != "error":
+                return record
+        held = store.leases([key]).get(key)
+        if held is None or held[1] < time.time():
+            return None  # nobody is running it
+        if time.monotonic() > deadline:
+            raise NotFoundError(
+                f"{name} is being executed by {held[0]} and did not finish in {wait:g} s",
+                "raise `wait`, or read it after that build",
+            )
+        time.sleep(POLL)  # another process stores it: no event crosses processes
