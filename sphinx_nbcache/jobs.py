@@ -69,4 +69,9 @@ def job_for(
         artifact_limit=own.artifact_limit,
         declared=check.declared(patterns, state.page.path.parent) if patterns else (),
         env=tuple((name, os.environ[name]) for name in own.executor_env if name in os.environ),
+        store=(
+            ("cache_path", str(options.cache_path)),
+            ("database", options.database or ""),
+            ("blobs", options.blobs or ""),
+        ),
     )

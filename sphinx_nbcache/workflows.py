@@ -162,13 +162,27 @@ def _expand(target: str | Path) -> list[Path]:
 
 
 def _open(target: str | Path, docs: str | Path | None) -> Cache:
-    from .api import open_cache
-    from .project import find_docs_dir
+    """The cache to read: inside a notebook a build is executing, the build's own store
+    (whatever ``-D nbcache_path=...`` or the environment said); else the docs folder's."""
+    import dataclasses
+
+    from .api import Cache, open_cache
+    from .project import Project, find_docs_dir
 
     root = Path(docs) if docs is not None else find_docs_dir(Path(target).resolve().parent)
     if root is None:
         root = find_docs_dir(Path.cwd())
-    return open_cache(root, read_only=True)
+    tracer = sys.modules.get("_nbcache_trace")
+    store: dict[str, str] = dict(getattr(tracer, "store", None) or {})
+    if not store.get("cache_path"):
+        return open_cache(root, read_only=True)
+    project = Project.load(root, store["cache_path"])
+    options = dataclasses.replace(
+        project.options,
+        database=store.get("database") or project.options.database,
+        blobs=store.get("blobs") or project.options.blobs,
+    )
+    return Cache(project=dataclasses.replace(project, options=options), read_only=True)
 
 
 def read_from(cache: Cache, page: Page, wait: float = 0.0) -> CachedNotebook:

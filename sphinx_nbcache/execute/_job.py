@@ -137,6 +137,9 @@ class Job:
     declared: tuple[tuple[str, str], ...] = ()
     #: environment variables set for the kernel (a remote executor passes only these)
     env: tuple[tuple[str, str], ...] = field(default=())
+    #: where the build keeps results (``cache_path``, ``database``, ``blobs``; never
+    #: credentials): what ``read_notebook`` inside the notebook reads from
+    store: tuple[tuple[str, str], ...] = ()
 
     def local_folder(self) -> Path | None:
         """The folder to run the kernel in on this machine; None: a fresh empty folder."""

@@ -229,7 +229,7 @@ async def connect(handle: KernelHandle, job: Job) -> None:
         if notebook.metadata.get("language_info", {}).get("name") == "python":
             root = job.files.root if job.files is not None and not job.in_temp else handle.cwd
             try:  # without the tracer a run records less; it still runs
-                handle.traced = await _trace.install(client, root, job.environment)
+                handle.traced = await _trace.install(client, root, job.environment, job.store)
             except Exception:
                 handle.traced = False
     except Exception as exc:  # reported by execute_in, as a failure of this job

@@ -56,11 +56,12 @@ __all__ = [
 #: kernel sees it, ``__SCOPE__`` what to record of the environment. Everything it defines lives
 #: on a module object in ``sys.modules``; the user's namespace is left as it was.
 TRACER = r"""
-def _nbcache_install(root, scope):
+def _nbcache_install(root, scope, store):
     import os, sys, types
     state = types.ModuleType("_nbcache_trace")
     state.root = os.path.realpath(root)
     state.scope = scope
+    state.store = store  # where the build keeps results: for read_notebook
     state.opened = {}      # path -> [first mode ('r' or 'w'), cell]
     state.imported = {}    # module name -> cell
     state.before = set(sys.modules)
@@ -156,7 +157,7 @@ def _nbcache_install(root, scope):
     sys.modules["_nbcache_trace"] = state
     sys.addaudithook(hook)
 
-_nbcache_install(__ROOT__, __SCOPE__)
+_nbcache_install(__ROOT__, __SCOPE__, __STORE__)
 del _nbcache_install
 """
 
@@ -286,10 +287,16 @@ def artifacts(
     return kept, left_out
 
 
-async def install(client: Any, root: str, scope: str) -> bool:
+async def install(
+    client: Any, root: str, scope: str, store: tuple[tuple[str, str], ...] = ()
+) -> bool:
     """Run :data:`TRACER` silently in the client's kernel; True if it is in place."""
     kc = client.kc
-    code = TRACER.replace("__ROOT__", repr(root)).replace("__SCOPE__", repr(scope))
+    code = (
+        TRACER.replace("__ROOT__", repr(root))
+        .replace("__SCOPE__", repr(scope))
+        .replace("__STORE__", repr(dict(store)))
+    )
     msg_id = kc.execute(code, silent=True, store_history=False)
     if hasattr(msg_id, "__await__"):
         msg_id = await msg_id
