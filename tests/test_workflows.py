@@ -4,6 +4,7 @@ Python, with ``nbcache scraps`` and inside a notebook during a build, never stal
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 
 import nbformat
@@ -20,6 +21,13 @@ SCRAP_TEXT = "application/scrapbook.scrap.text+json"
 
 def display(data: dict, metadata: dict) -> dict:  # type: ignore[type-arg]
     return nbformat.v4.new_output("display_data", data=data, metadata=metadata)
+
+
+def pasted(project) -> str:  # type: ignore[no-untyped-def]
+    """The value the prose page pasted from the summary (myst-nb renders it as code)."""
+    found = re.search(r"pasted from the summary, is .*?>(\d+)<", project.html("report"))
+    assert found, project.html("report")
+    return found.group(1)
 
 
 def test_scraps_of_both_conventions() -> None:
@@ -83,6 +91,7 @@ def test_a_summary_reads_its_sources_from_the_cache_and_is_never_stale(  # type:
     assert "WARNING" not in cold.warnings, cold.warnings
     assert "grand total: 21" in project.html("summary")  # 3+6 and 4+8
     assert "sites: north, south" in project.html("summary")
+    assert pasted(project) == "21"
 
     # in Python: the results a build shows, with their scraps
     north = read_notebook(src / "sources" / "north.md")
@@ -108,6 +117,7 @@ def test_a_summary_reads_its_sources_from_the_cache_and_is_never_stale(  # type:
     edited = project.build()
     assert edited.executed == Counter({"north": 1, "summary": 1}), edited.warnings
     assert "grand total: 48" in project.html("summary")
+    assert pasted(project) == "48"  # re-rendered
     assert read_notebook(src / "sources" / "north.md").scraps["total"].data == 36
 
     # a file a source read changed (its code did not): never stale, the summary runs too
@@ -122,11 +132,13 @@ def test_a_summary_reads_its_sources_from_the_cache_and_is_never_stale(  # type:
     changed = project.build()
     assert changed.executed == Counter({"south": 1, "summary": 1}), changed.warnings
     assert "grand total: 49" in project.html("summary")
+    assert pasted(project) == "49"
 
     # a CI-style build (build folder deleted, cache kept): nothing runs, every value is there
     project.clear_build()
     assert project.build().total == 0
     assert "grand total: 49" in project.html("summary")
+    assert pasted(project) == "49"
 
     # a page with no current result says so
     project.edit("sources/north.md", "readings = [30, 3 * 2]", "readings = [31, 3 * 2]")

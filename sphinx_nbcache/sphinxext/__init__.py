@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["ENV_VERSION", "setup"]
 
 #: Bump when the layout of our environment data changes (Sphinx then re-reads everything).
-ENV_VERSION = 2
+ENV_VERSION = 3
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
@@ -36,6 +36,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("env-before-read-docs", _handlers.on_env_before_read_docs)
     app.connect("source-read", _handlers.on_source_read, priority=100)
     app.connect("env-updated", _handlers.on_env_updated)
+    app.connect("doctree-read", _handlers.on_doctree_read)
     app.connect("env-purge-doc", _handlers.on_env_purge_doc)
     app.connect("env-merge-info", _handlers.on_env_merge_info)
     app.connect("build-finished", _handlers.on_build_finished)

@@ -14,10 +14,11 @@ from ..config import MYSTNB_OPTIONS, OPTIONS, Options
 from ..errors import ConfigError, StoreError
 from . import _mystnb
 from ._highlight import register_notebook_lexers
-from ._memory import env_memos, env_rendered, env_token, set_env_token
+from ._memory import env_memos, env_pasted, env_rendered, env_token, set_env_token
 from ._state import BuildState
 
 if TYPE_CHECKING:
+    from docutils import nodes
     from sphinx.application import Sphinx
     from sphinx.config import Config
     from sphinx.environment import BuildEnvironment
@@ -68,6 +69,7 @@ def on_config_inited(app: Sphinx, config: Config) -> None:
 
 def on_builder_inited(app: Sphinx) -> None:
     _mystnb.install()
+    _mystnb.forget_glue_reads()  # another build in this process: values pasted anew
     env = app.env
     env_memos(env)  # created if missing
     env_rendered(env)
@@ -98,7 +100,22 @@ def on_env_get_outdated(
         again = state.plan(env, added | changed, removed)
     except (StoreError, ConfigError) as exc:
         raise SphinxConfigError(f"sphinx-nbcache: {exc}") from None
-    return sorted(again)
+    # a page pasting a value glued in a page read again is read (and written) again too
+    moved = added | changed | set(again)
+    pasting = {doc for doc, sources in env_pasted(env).items() if sources & moved}
+    return sorted(set(again) | (pasting - added - changed))
+
+
+def on_doctree_read(app: Sphinx, doctree: nodes.document) -> None:
+    """Remember which documents this one pastes glued values from."""
+    if _state(app) is None:
+        return
+    sources = _mystnb.pasted_from(doctree)
+    pasted = env_pasted(app.env)
+    if sources:
+        pasted[app.env.docname] = sources
+    else:
+        pasted.pop(app.env.docname, None)
 
 
 def on_env_before_read_docs(app: Sphinx, env: BuildEnvironment, docnames: list[str]) -> None:
@@ -153,15 +170,18 @@ def on_env_updated(app: Sphinx, env: BuildEnvironment) -> list[str]:
 
 def on_env_purge_doc(app: Sphinx, env: BuildEnvironment, docname: str) -> None:
     env_rendered(env).pop(docname, None)
+    env_pasted(env).pop(docname, None)
 
 
 def on_env_merge_info(
     app: Sphinx, env: BuildEnvironment, docnames: list[str], other: BuildEnvironment
 ) -> None:
-    ours, theirs = env_rendered(env), env_rendered(other)
+    rendered, pasted = env_rendered(other), env_pasted(other)
     for docname in docnames:
-        if docname in theirs:
-            ours[docname] = theirs[docname]
+        if docname in rendered:
+            env_rendered(env)[docname] = rendered[docname]
+        if docname in pasted:
+            env_pasted(env)[docname] = pasted[docname]
 
 
 def on_build_finished(app: Sphinx, exception: BaseException | None) -> None:

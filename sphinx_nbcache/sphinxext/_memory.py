@@ -52,6 +52,11 @@ def env_files(env: BuildEnvironment) -> FileMemo:
     return cast("FileMemo", env.__dict__.setdefault("nbcache_files", {}))
 
 
+def env_pasted(env: BuildEnvironment) -> dict[str, set[str]]:
+    """docname -> the documents whose glued values it pastes (myst-nb's ``path::key``)."""
+    return cast("dict[str, set[str]]", env.__dict__.setdefault("nbcache_pasted", {}))
+
+
 def env_token(env: BuildEnvironment) -> str | None:
     """The cache's change token the doctrees agree with (None: not known to agree)."""
     return cast("str | None", env.__dict__.get("nbcache_token"))

@@ -28,7 +28,15 @@ if TYPE_CHECKING:
 
     from ._state import BuildState
 
-__all__ = ["NbcacheClient", "hide_jupyter_cache_line", "install", "register", "unregister"]
+__all__ = [
+    "NbcacheClient",
+    "forget_glue_reads",
+    "hide_jupyter_cache_line",
+    "install",
+    "pasted_from",
+    "register",
+    "unregister",
+]
 
 _ENV: contextvars.ContextVar[BuildEnvironment | None] = contextvars.ContextVar(
     "nbcache_env", default=None
@@ -117,3 +125,21 @@ class NbcacheClient(NotebookClientBase):  # type: ignore[misc]
         self._notebook = merged
         if exec_metadata is not None:
             self.exec_metadata = exec_metadata
+
+
+def pasted_from(doctree: nodes.document) -> set[str]:
+    """The documents whose glued values this doctree pastes (``{glue}`other.md::key```):
+    myst-nb resolves them only when the pasting page is written, from the build folder."""
+    from myst_nb.ext.glue.utils import PendingGlueReference
+
+    return {str(node["refdoc"]) for node in doctree.findall(PendingGlueReference)}
+
+
+def forget_glue_reads() -> None:
+    """myst-nb keeps the last glue files it read in an ``lru_cache`` for the life of the
+    process: a second build in one process (sphinx-autobuild, tests) would paste old values."""
+    from myst_nb.ext.glue import crossref
+
+    cache_clear = getattr(crossref.read_glue_cache, "cache_clear", None)
+    if cache_clear is not None:
+        cache_clear()
