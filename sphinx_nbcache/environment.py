@@ -15,9 +15,10 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Iterable
 from importlib import metadata
 
-__all__ = ["KernelEnvironment", "kernel_fingerprint"]
+__all__ = ["KernelEnvironment", "Stamp", "kernel_fingerprint", "stamp_holds"]
 
 _PROBE = (
     "import json, platform\n"
@@ -135,3 +136,55 @@ class KernelEnvironment:
             return None
         found = packages.get(distribution.lower().replace("_", "-"))
         return str(found) if found is not None else None
+
+    def stamp(self, kernels: Iterable[str]) -> Stamp | None:
+        """What would show a change of these kernels' environments, for a later cheap look
+        (:func:`stamp_holds`): the variables that choose kernels and interpreters, the
+        modification times of the kernel spec files, of the folders kernels are found in, of
+        the folders on ``sys.path`` (installing, upgrading or removing a distribution adds or
+        removes its ``*.dist-info`` folder there, which changes the folder's time). None
+        when a kernel does not run this interpreter: the packages it sees are not ours to
+        watch."""
+        from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+        from jupyter_core.paths import jupyter_path
+
+        manager = KernelSpecManager()
+        paths = list(jupyter_path("kernels"))
+        for kernel in sorted(set(kernels)):
+            program = self.interpreter(kernel)
+            if program is None or not self._local(program):
+                return None
+            try:
+                paths.append(
+                    os.path.join(manager.get_kernel_spec(kernel).resource_dir, "kernel.json")
+                )
+            except NoSuchKernel:
+                return None
+        paths.extend(folder or "." for folder in sys.path)
+        return (_variables(), tuple((path, _mtime(path)) for path in paths))
+
+
+Stamp = tuple[tuple[tuple[str, str], ...], tuple[tuple[str, int], ...]]
+_VARIABLES = ("JUPYTER_PATH", "JUPYTER_DATA_DIR", "JUPYTER_PLATFORM_DIRS", "PYTHONPATH",
+              "PYTHONHOME", "VIRTUAL_ENV", "CONDA_PREFIX", "PATH")  # fmt: skip
+
+
+def stamp_holds(stamp: Stamp) -> bool:
+    """Nothing :meth:`KernelEnvironment.stamp` watched changed (a few ``stat`` calls; no
+    kernel spec, no package metadata is read)."""
+    variables, paths = stamp
+    if variables != _variables():
+        return False
+    return all(_mtime(path) == mtime for path, mtime in paths)
+
+
+def _variables() -> tuple[tuple[str, str], ...]:
+    return (("sys", f"{sys.executable}|{sys.prefix}|{platform.python_version()}"),
+            *((name, os.environ.get(name, "")) for name in _VARIABLES))  # fmt: skip
+
+
+def _mtime(path: str) -> int:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return -1

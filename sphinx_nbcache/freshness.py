@@ -60,6 +60,9 @@ class Freshness:
         self.root = root.resolve() if root is not None else None
         self.memo: FileMemo = {} if files is None else files
         self.kernels = KernelEnvironment()
+        #: set when nothing that chooses kernels or installs packages changed since the
+        #: environment was last checked (:func:`~sphinx_nbcache.environment.stamp_holds`)
+        self.environment_unchanged = False
 
     # -- files --------------------------------------------------------------------------------
 
@@ -138,7 +141,7 @@ class Freshness:
 
     def _environment_change(self, kernel: str, deps: Dependencies) -> str | None:
         scope = self.options.environment
-        if scope == "off":
+        if scope == "off" or self.environment_unchanged:
             return None
         environment = dict(deps.environment)
         recorded_spec = environment.get("kernel")

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from sphinx.environment import BuildEnvironment
 
     from ..config import Options
+    from ..environment import Stamp
     from ..freshness import FileMemo, Freshness
     from ..verdicts import PageState
     from ._state import Rendered
@@ -55,6 +56,15 @@ def env_files(env: BuildEnvironment) -> FileMemo:
 def env_pasted(env: BuildEnvironment) -> dict[str, set[str]]:
     """docname -> the documents whose glued values it pastes (myst-nb's ``path::key``)."""
     return cast("dict[str, set[str]]", env.__dict__.setdefault("nbcache_pasted", {}))
+
+
+def env_stamp(env: BuildEnvironment) -> Stamp | None:
+    """What the kernels' environments looked like when the results shown were checked."""
+    return cast("Stamp | None", env.__dict__.get("nbcache_envstamp"))
+
+
+def set_env_stamp(env: BuildEnvironment, stamp: Stamp | None) -> None:
+    env.__dict__["nbcache_envstamp"] = stamp
 
 
 def env_token(env: BuildEnvironment) -> str | None:

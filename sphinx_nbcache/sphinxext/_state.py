@@ -19,6 +19,7 @@ from sphinx.util.display import status_iterator
 
 from ..config import Options
 from ..engine import Engine
+from ..environment import stamp_holds
 from ..errors import CorruptCacheError, NotebookExecutionError
 from ..hashing import code_cells, notebook_key
 from ..memo import not_a_notebook, still_valid
@@ -27,8 +28,10 @@ from ..readers import is_notebook
 from ._memory import (
     env_memos,
     env_rendered,
+    env_stamp,
     env_token,
     plan_from_memory,
+    set_env_stamp,
     set_env_token,
     shown,
 )
@@ -96,9 +99,15 @@ class BuildState:
         self._token = self.engine.token()  # before anything is looked up
         same_token = self._token is not None and self._token == env_token(env)
         if same_token and len(to_read) <= _FROM_MEMORY_LIMIT:
-            states = plan_from_memory(
-                env, to_read, self.options, self.engine.freshness, self.engine.md_config
-            )
+            freshness = self.engine.freshness
+            stamp = env_stamp(env)  # what the results shown were last checked against
+            freshness.environment_unchanged = stamp is not None and stamp_holds(stamp)
+            try:
+                states = plan_from_memory(
+                    env, to_read, self.options, freshness, self.engine.md_config
+                )
+            finally:  # results from the store are always checked against the environment
+                freshness.environment_unchanged = False
             if states is not None:  # the cache has not changed, nor the code of any page
                 self.unchanged = not to_read  # every verdict of the last build still holds
                 self.planned.update((state.page.name, state) for state in states)
@@ -118,6 +127,8 @@ class BuildState:
                 continue
             pages.append(Page(docname, path))
         states = self.engine.plan(pages, memos, must_read=to_read)
+        kernels = {s.record.kernel or "python3" for s in states if s.record is not None}
+        set_env_stamp(env, self.engine.freshness.kernels.stamp(kernels) if kernels else None)
         self._log_notices()
         self.engine.mark_used(states)
         again = {s.page.name for s in states if not shown(s, rendered.get(s.page.name))}
