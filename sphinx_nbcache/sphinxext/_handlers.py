@@ -157,13 +157,13 @@ def on_env_updated(app: Sphinx, env: BuildEnvironment) -> list[str]:
     state = _state(app)
     if state is None:
         return []
-    kept = state.settle(env)
+    kept = state.settle(env) or state.stamp_renewed
     if not state.unchanged:  # pages with outputs are about to be written
         register_notebook_lexers(app)
     root = app.config.root_doc
     if kept and not state.reading and root in env.all_docs:
         # Sphinx saves the environment only when a page was read or is to be written: name
-        # the root page, so that the token is kept and the next build skips the cache
+        # the root page, so that the token (or the stamp) is kept for the next build
         return [root]
     return []
 

@@ -84,6 +84,7 @@ class BuildState:
         self.reading = 0  # pages Sphinx reads in this build (env-before-read-docs)
         self._token: str | None = None  # the cache's change token when planning began
         self._from_memory: set[str] = set()  # planned from the environment, not the database
+        self.stamp_renewed = False  # a new environment stamp is kept: save the environment
 
     @property
     def planned(self) -> dict[str, PageState]:
@@ -101,13 +102,17 @@ class BuildState:
         if same_token and len(to_read) <= _FROM_MEMORY_LIMIT:
             freshness = self.engine.freshness
             stamp = env_stamp(env)  # what the results shown were last checked against
-            freshness.environment_unchanged = stamp is not None and stamp_holds(stamp)
+            holds = stamp is not None and stamp_holds(stamp)
+            freshness.environment_unchanged = holds
             try:
                 states = plan_from_memory(
                     env, to_read, self.options, freshness, self.engine.md_config
                 )
             finally:  # results from the store are always checked against the environment
                 freshness.environment_unchanged = False
+            if states is not None and not holds:  # checked in full: stamp it for next time
+                kernels = {seen.kernel or "python3" for seen in rendered.values()}
+                self._stamp(env, kernels)
             if states is not None:  # the cache has not changed, nor the code of any page
                 self.unchanged = not to_read  # every verdict of the last build still holds
                 self.planned.update((state.page.name, state) for state in states)
@@ -127,8 +132,7 @@ class BuildState:
                 continue
             pages.append(Page(docname, path))
         states = self.engine.plan(pages, memos, must_read=to_read)
-        kernels = {s.record.kernel or "python3" for s in states if s.record is not None}
-        set_env_stamp(env, self.engine.freshness.kernels.stamp(kernels) if kernels else None)
+        self._stamp(env, {s.record.kernel or "python3" for s in states if s.record is not None})
         self._log_notices()
         self.engine.mark_used(states)
         again = {s.page.name for s in states if not shown(s, rendered.get(s.page.name))}
@@ -137,6 +141,13 @@ class BuildState:
             f"nbcache: planned {len(states)} notebook pages in {self.engine.plan_seconds:.3f} s"
         )
         return (again - to_read) & set(env.found_docs)
+
+    def _stamp(self, env: BuildEnvironment, kernels: set[str]) -> None:
+        """Keep in the environment what the kernels' environments look like now."""
+        stamp = self.engine.freshness.kernels.stamp(kernels) if kernels else None
+        if stamp != env_stamp(env):
+            set_env_stamp(env, stamp)
+            self.stamp_renewed = stamp is not None  # to be saved with the environment
 
     def _log_notices(self) -> None:
         for notice in self.engine.take_notices():
