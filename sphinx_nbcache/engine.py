@@ -223,12 +223,23 @@ class Engine:
         ordered = execution_order(stale, self.store)
         self.order = [s.page.name for s in ordered]
         runner = self._get_runner(prestart=max(0, len(ordered) - self.options.jobs))
+        self._know(runner, ordered)
         runner.submit_all(self._job(state) for state in ordered)
         return ordered
 
     def submit(self, state: PageState) -> None:
         """Submit one page (a page found stale only while reading it)."""
-        self._get_runner(prestart=0).submit(self._job(state))
+        runner = self._get_runner(prestart=0)
+        self._know(runner, [state])
+        runner.submit(self._job(state))
+
+    @staticmethod
+    def _know(runner: Runner, states: Iterable[PageState]) -> None:
+        """Tell the runner which results each key had when planned: any other result it
+        finds later was stored by another build sharing the store (see ``leasing``)."""
+        for state in states:
+            if state.key and state.seen is not None:
+                runner.known.setdefault(state.key, set()).update(state.seen)
 
     def _job(self, state: PageState) -> Any:
         from .jobs import job_for

@@ -37,12 +37,15 @@ class Leases:
         on_result: Callable[[Job, Record], object],
         on_orphan: Callable[[Job], object],
         since: float | None = None,
+        known: dict[str, set[str]] | None = None,
     ) -> None:
         self.store = store
         self.seconds = max(1.0, seconds)
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-        # results stored after this (when this run planned) are new: another run made them
+        # results not among ``known`` (key -> ids stored when this run planned it) are
+        # another run's; for a key with none known, those stored after ``since``
         self.started = time.time() if since is None else since
+        self.known = {} if known is None else known
         self._on_result = on_result
         self._on_orphan = on_orphan
         self._mine: set[str] = set()
@@ -59,7 +62,7 @@ class Leases:
         if not jobs:
             return [], []
         mine = self.store.acquire((j.key for j in jobs), self.holder, self.seconds)
-        stored = self._stored_since_start(k for k in mine)  # finished between plan and lease
+        stored = self.new_results(k for k in mine)  # finished between plan and lease
         run, done = [], []
         with self._lock:
             for job in jobs:
@@ -97,18 +100,23 @@ class Leases:
             with contextlib.suppress(Exception):  # else they expire on their own
                 self.store.release(mine, self.holder)
 
-    def _stored_since_start(self, keys: Iterable[str]) -> dict[str, Record]:
+    def new_results(self, keys: Iterable[str], errors: bool = False) -> dict[str, Record]:
+        """The newest result of each key stored since this run planned it (by this run or
+        another); one that could not run only with ``errors``."""
         keys = list(keys)
         if not keys:
             return {}
         found = self.store.lookup(keys)
-        # a result that could not run (status "error", e.g. an executor's bug) is no answer:
-        # the key is taken over and run here
-        return {
-            key: records[0]
-            for key, records in found.items()
-            if records and records[0].created >= self.started and records[0].status != "error"
-        }
+        new: dict[str, Record] = {}
+        for key, records in found.items():
+            seen = self.known.get(key)
+            for record in records:  # newest first
+                if record.status == "error" and not errors:  # could not run: no answer
+                    continue
+                if record.id not in seen if seen is not None else record.created >= self.started:
+                    new[key] = record
+                    break
+        return new
 
     def _ensure_thread(self) -> None:
         if self._thread is None:
@@ -139,7 +147,7 @@ class Leases:
             waiting = dict(self._waiting)
         if not waiting:
             return self.seconds / 3
-        stored = self._stored_since_start(waiting)
+        stored = self.new_results(waiting)
         now = time.time()
         held = self.store.leases(k for k in waiting if k not in stored)
         expired = [k for k in waiting if k not in stored and (k not in held or held[k][1] < now)]

@@ -72,6 +72,7 @@ def plan_pages(
             folder=state.page.path.parent,
             declared=declared_patterns(name, options),
         )
+        state.seen = tuple(r.id for r in candidates.get(state.key or "", []))
         decide(
             state,
             memo,

@@ -48,7 +48,6 @@ class Runner:
         self._executor: Executor | None = None
         self._prestart = prestart
         self._owner = os.getpid()
-        self._started = time.time()
         self._futures: dict[str, concurrent.futures.Future[Outcome]] = {}  # stored outcomes
         self._messages: queue.SimpleQueue[Record] = queue.SimpleQueue()
         self._local = threading.Condition()
@@ -60,8 +59,9 @@ class Runner:
         self._storer: threading.Thread | None = None
         self._cancelling = False  # interrupted: a failure now may be the interruption's doing
         self.waited: list[Record] = []  # results other builds sharing the store produced
+        self.known: dict[str, set[str]] = {}  # key -> ids of its results when it was planned
         self._leases = Leases(
-            store, lease_seconds, self._from_elsewhere, self._execute, since=since
+            store, lease_seconds, self._from_elsewhere, self._execute, since=since, known=self.known
         )
 
     # -- submitting ---------------------------------------------------------------------------
@@ -134,8 +134,7 @@ class Runner:
         if key in self._futures:
             return True
         if os.getpid() != self._owner:  # submitted by this forked reader itself
-            record = self.store.get(key)
-            return record is not None and record.created >= self._started - 1.0
+            return key in self._leases.new_results([key], errors=True)
         return False
 
     # -- results ------------------------------------------------------------------------------
@@ -247,11 +246,8 @@ class Runner:
     def _wait_forked(self, key: str) -> Record | None:
         parent = os.getppid()
 
-        def fresh() -> Record | None:
-            record = self.store.get(key)
-            if record is not None and record.created >= self._started - 1.0:
-                return record
-            return None
+        def fresh() -> Record | None:  # stored since planning, by this build or another
+            return self._leases.new_results([key], errors=True).get(key)
 
         delay = 0.005
         while True:
