@@ -137,14 +137,15 @@ class KernelEnvironment:
         found = packages.get(distribution.lower().replace("_", "-"))
         return str(found) if found is not None else None
 
-    def stamp(self, kernels: Iterable[str]) -> Stamp | None:
+    def stamp(self, kernels: Iterable[str], scope: str) -> Stamp | None:
         """What would show a change of these kernels' environments, for a later cheap look
         (:func:`stamp_holds`): the variables that choose kernels and interpreters, the
         modification times of the kernel spec files, of the folders kernels are found in, of
         the folders on ``sys.path`` (installing, upgrading or removing a distribution adds or
         removes its ``*.dist-info`` folder there, which changes the folder's time). None
         when a kernel does not run this interpreter: the packages it sees are not ours to
-        watch."""
+        watch. ``scope`` is ``nbcache_environment``: a stamp vouches only for what was
+        checked under the same scope."""
         from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
         from jupyter_core.paths import jupyter_path
 
@@ -161,7 +162,7 @@ class KernelEnvironment:
             except NoSuchKernel:
                 return None
         paths.extend(folder or "." for folder in sys.path)
-        return (_variables(), tuple((path, _mtime(path)) for path in paths))
+        return (_variables(scope), tuple((path, _mtime(path)) for path in paths))
 
 
 Stamp = tuple[tuple[tuple[str, str], ...], tuple[tuple[str, int], ...]]
@@ -169,17 +170,17 @@ _VARIABLES = ("JUPYTER_PATH", "JUPYTER_DATA_DIR", "JUPYTER_PLATFORM_DIRS", "PYTH
               "PYTHONHOME", "VIRTUAL_ENV", "CONDA_PREFIX", "PATH")  # fmt: skip
 
 
-def stamp_holds(stamp: Stamp) -> bool:
+def stamp_holds(stamp: Stamp, scope: str) -> bool:
     """Nothing :meth:`KernelEnvironment.stamp` watched changed (a few ``stat`` calls; no
     kernel spec, no package metadata is read)."""
     variables, paths = stamp
-    if variables != _variables():
+    if variables != _variables(scope):
         return False
     return all(_mtime(path) == mtime for path, mtime in paths)
 
 
-def _variables() -> tuple[tuple[str, str], ...]:
-    return (("sys", f"{sys.executable}|{sys.prefix}|{platform.python_version()}"),
+def _variables(scope: str) -> tuple[tuple[str, str], ...]:
+    return (("scope", scope), ("sys", f"{sys.executable}|{sys.prefix}|{platform.python_version()}"),
             *((name, os.environ.get(name, "")) for name in _VARIABLES))  # fmt: skip
 
 

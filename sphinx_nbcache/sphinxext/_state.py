@@ -102,7 +102,7 @@ class BuildState:
         if same_token and len(to_read) <= _FROM_MEMORY_LIMIT:
             freshness = self.engine.freshness
             stamp = env_stamp(env)  # what the results shown were last checked against
-            holds = stamp is not None and stamp_holds(stamp)
+            holds = stamp is not None and stamp_holds(stamp, self.options.environment)
             freshness.environment_unchanged = holds
             try:
                 states = plan_from_memory(
@@ -144,7 +144,8 @@ class BuildState:
 
     def _stamp(self, env: BuildEnvironment, kernels: set[str]) -> None:
         """Keep in the environment what the kernels' environments look like now."""
-        stamp = self.engine.freshness.kernels.stamp(kernels) if kernels else None
+        kernel_env = self.engine.freshness.kernels
+        stamp = kernel_env.stamp(kernels, self.options.environment) if kernels else None
         if stamp != env_stamp(env):
             set_env_stamp(env, stamp)
             self.stamp_renewed = stamp is not None  # to be saved with the environment
