@@ -161,7 +161,8 @@ class KernelEnvironment:
                 )
             except NoSuchKernel:
                 return None
-        paths.extend(folder or "." for folder in sys.path)
+        here = os.path.realpath(os.getcwd())  # the project, where builds write: not packages
+        paths.extend(folder for folder in sys.path if folder and os.path.realpath(folder) != here)
         return (_variables(scope), tuple((path, _mtime(path)) for path in paths))
 
 
