@@ -157,7 +157,8 @@ def on_env_updated(app: Sphinx, env: BuildEnvironment) -> list[str]:
     state = _state(app)
     if state is None:
         return []
-    kept = state.settle(env) or state.stamp_renewed
+    kept = state.settle(env)
+    kept = state.restamp(env) or kept
     if not state.unchanged:  # pages with outputs are about to be written
         register_notebook_lexers(app)
     root = app.config.root_doc

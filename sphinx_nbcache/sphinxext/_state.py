@@ -84,7 +84,7 @@ class BuildState:
         self.reading = 0  # pages Sphinx reads in this build (env-before-read-docs)
         self._token: str | None = None  # the cache's change token when planning began
         self._from_memory: set[str] = set()  # planned from the environment, not the database
-        self.stamp_renewed = False  # a new environment stamp is kept: save the environment
+        self._restamp = False  # the environment was checked in full: stamp it after reading
 
     @property
     def planned(self) -> dict[str, PageState]:
@@ -110,9 +110,7 @@ class BuildState:
                 )
             finally:  # results from the store are always checked against the environment
                 freshness.environment_unchanged = False
-            if states is not None and not holds:  # checked in full: stamp it for next time
-                kernels = {seen.kernel or "python3" for seen in rendered.values()}
-                self._stamp(env, kernels)
+            self._restamp = states is not None and not holds  # checked in full: stamp it
             if states is not None:  # the cache has not changed, nor the code of any page
                 self.unchanged = not to_read  # every verdict of the last build still holds
                 self.planned.update((state.page.name, state) for state in states)
@@ -132,7 +130,8 @@ class BuildState:
                 continue
             pages.append(Page(docname, path))
         states = self.engine.plan(pages, memos, must_read=to_read)
-        self._stamp(env, {s.record.kernel or "python3" for s in states if s.record is not None})
+        set_env_stamp(env, None)  # stamped again once the pages are read (env-updated)
+        self._restamp = True
         self._log_notices()
         self.engine.mark_used(states)
         again = {s.page.name for s in states if not shown(s, rendered.get(s.page.name))}
@@ -142,13 +141,20 @@ class BuildState:
         )
         return (again - to_read) & set(env.found_docs)
 
-    def _stamp(self, env: BuildEnvironment, kernels: set[str]) -> None:
-        """Keep in the environment what the kernels' environments look like now."""
+    def restamp(self, env: BuildEnvironment) -> bool:
+        """After reading: if the environment was checked in full, keep in ``env`` what the
+        kernels of the pages shown look like now (a no-op build then needs only a few stat
+        calls). True if a new stamp was kept (the environment must be saved for it)."""
+        if not self._restamp:
+            return False
+        self._restamp = False
+        kernels = {seen.kernel or "python3" for seen in env_rendered(env).values() if seen.key}
         kernel_env = self.engine.freshness.kernels
         stamp = kernel_env.stamp(kernels, self.options.environment) if kernels else None
-        if stamp != env_stamp(env):
-            set_env_stamp(env, stamp)
-            self.stamp_renewed = stamp is not None  # to be saved with the environment
+        if stamp is None or stamp == env_stamp(env):
+            return False
+        set_env_stamp(env, stamp)
+        return True
 
     def _log_notices(self) -> None:
         for notice in self.engine.take_notices():
