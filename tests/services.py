@@ -229,7 +229,9 @@ def start_postgres(base: Path) -> Postgres:
         except KeyError:
             shutil.rmtree(top)
             raise Missing("running as root, but there is no 'postgres' user for initdb") from None
-        runuser = shutil.which("runuser")
+        # util-linux's runuser is in /usr/sbin or /sbin, which a minimal PATH may leave out
+        search = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+        runuser = shutil.which("runuser", path=search)
         if runuser is None:
             shutil.rmtree(top)
             raise Missing("running as root, but 'runuser' is not installed (util-linux)")
