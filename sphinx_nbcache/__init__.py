@@ -15,18 +15,29 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "read_notebook", "read_notebooks", "setup"]
+__all__ = ["__version__", "read_notebook", "read_notebooks", "run", "run_notebook", "setup"]
 
-_LAZY = {"read_notebook": "workflows", "read_notebooks": "workflows"}
+_LAZY = {
+    "read_notebook": "workflows",
+    "read_notebooks": "workflows",
+    "run": "calls",
+    "run_notebook": "calls",
+}
 
 
 def __getattr__(name: str) -> Any:
-    """``read_notebook`` and ``read_notebooks``, imported on first use (not with Sphinx)."""
+    """The Python API's functions, imported on first use (never with Sphinx)."""
     if name in _LAZY:
         import importlib
 
         return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    """Jupyter Server's entry point: ``jupyter server
+    --ServerApp.jpserver_extensions="{'sphinx_nbcache': True}"`` serves ``/nbcache/run/``."""
+    return [{"module": "sphinx_nbcache.serve"}]
 
 
 def setup(app: Any) -> dict[str, Any]:

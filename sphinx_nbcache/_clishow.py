@@ -132,11 +132,15 @@ def states_table(states: Iterable[PageState]) -> Table:
 
 
 def records_table(records: Iterable[tuple[Record, int]]) -> Table:
+    """Every record; a Parameters column when some are variants or calls."""
+    records = list(records)
+    variants = any(record.parameters is not None for record, _size in records)
     table = Table(show_edge=False, pad_edge=False)
-    for column in ("ID", "Page", "Status", "Created", "Last used", "Run time", "Kernel", "Size"):
-        table.add_column(column, no_wrap=True)
+    columns = ["ID", "Page", "Status", "Created", "Last used", "Run time", "Kernel", "Size"]
+    for column in columns + (["Parameters"] if variants else []):
+        table.add_column(column, no_wrap=column != "Parameters", overflow="fold")
     for record, size in records:
-        table.add_row(
+        row: list[Any] = [
             short_id(record.id),
             record.page or "-",
             _status(record.status),
@@ -145,8 +149,18 @@ def records_table(records: Iterable[tuple[Record, int]]) -> Table:
             format_seconds(record.runtime),
             record.kernel or "-",
             format_size(size),
-        )
+        ]
+        if variants:
+            row.append(_parameters(record.parameters))
+        table.add_row(*row)
     return table
+
+
+def _parameters(parameters: Any) -> str:
+    if parameters is None:
+        return "-"
+    text = json.dumps(parameters, ensure_ascii=False, sort_keys=True)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def scraps_table(page: str, scraps: Iterable[Scrap]) -> Table:

@@ -21,6 +21,7 @@ from typing import Any
 from . import __version__
 from . import _clishow as show
 from ._book import BOOK_CONFIG, BOOK_TOC, is_book
+from ._clicalls import add_commands as add_calls
 from .api import Cache, ExecutionReport, ImportReport, open_cache
 from .errors import NbcacheError, NotFoundError
 from .project import CONF_NAME, find_docs_dir
@@ -449,6 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "import-jupyter-cache", cmd_import_jupyter_cache, "bring over a .jupyter_cache folder"
     ).add_argument("path")
+    add_calls(add)
     return parser
 
 

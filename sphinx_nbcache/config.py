@@ -93,6 +93,8 @@ OPTIONS: dict[str, OptionSpec] = {
     "nbcache_artifact_limit": OptionSpec(50_000_000, _INT),
     # seconds a build's claim on a page it executes lasts unless renewed (shared stores)
     "nbcache_lease_seconds": OptionSpec(60, (int, float)),
+    # notebooks executing at once for REST calls (`nbcache serve`); 0: as nbcache_jobs
+    "nbcache_serve_jobs": OptionSpec(0, _INT),
 }
 OPTION_DEFAULTS: dict[str, Any] = {name: spec.default for name, spec in OPTIONS.items()}
 
@@ -163,6 +165,7 @@ class Options:
     dependencies: tuple[tuple[str, tuple[str, ...]], ...] = ()
     artifact_limit: int = 50_000_000
     lease_seconds: float = 60.0
+    serve_jobs: int = 1
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     # -- construction -------------------------------------------------------------------------
@@ -233,6 +236,7 @@ class Options:
                 get("nbcache_artifact_limit", 50_000_000), "nbcache_artifact_limit", 0
             ),
             lease_seconds=_seconds(get("nbcache_lease_seconds", 60), "nbcache_lease_seconds"),
+            serve_jobs=_int(get("nbcache_serve_jobs", 0), "nbcache_serve_jobs", 0) or jobs,
         )
 
     # -- per notebook -------------------------------------------------------------------------

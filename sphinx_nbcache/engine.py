@@ -386,9 +386,9 @@ class Engine:
             states=tuple(states),
         )
 
-    def finish(self, cancel: bool = False, evict: bool = True) -> list[str]:
-        """Stop executing (or cancel), keep the store within its limits, close it; returns
-        the ids of evicted results."""
+    def finish(self, cancel: bool = False, evict: bool = True, close: bool = True) -> list[str]:
+        """Stop executing (or cancel), keep the store within its limits, close it (unless
+        not ``close``: a store shared with other runs); returns the ids of evicted results."""
         evicted: list[str] = []
         try:
             if self._runner is not None:
@@ -396,6 +396,6 @@ class Engine:
             if evict and self._opened and (self.options.max_entries or self.options.max_size):
                 evicted = self.store.evict(self.options.max_entries, self.options.max_size)
         finally:
-            if self._store is not None:
+            if self._store is not None and close:
                 self._store.close()
         return evicted

@@ -15,6 +15,13 @@ what to do about it. All of them pickle (they cross process boundaries under
     ├── NotFoundError(LookupError)    no record, page or file matches what was asked (CLI, API)
     ├── NotebookExecutionError        a notebook failed and the caller asked for an error
     │                                 (nb_execution_raise_on_error), or no result could be had
+    │   ├── NotebookCallError         a notebook called as a function raised (ename, evalue,
+    │   │                             traceback)
+    │   └── CallTimeoutError          ... or a cell of it ran past its timeout
+    ├── SignatureError(ValueError)    a notebook cannot be called as a function like that:
+    │   │                             a bad ``return`` cell, a non-Python kernel
+    │   └── ParameterError            a parameter it does not declare, or a value that is
+    │                                 not a literal
     └── StoreError                    the cache cannot be used
         ├── CorruptCacheError         a record or blob failed validation (key mismatch,
         │                             truncated file, unreadable database)
@@ -25,14 +32,18 @@ from __future__ import annotations
 
 __all__ = [
     "ArchiveError",
+    "CallTimeoutError",
     "ConfFileError",
     "ConfigError",
     "CorruptCacheError",
     "ExecutorError",
     "NbcacheError",
     "NotFoundError",
+    "NotebookCallError",
     "NotebookExecutionError",
     "NotebookReadError",
+    "ParameterError",
+    "SignatureError",
     "StoreError",
 ]
 
@@ -112,6 +123,67 @@ class NotebookExecutionError(NbcacheError):
 
     def __str__(self) -> str:
         return f"{self.page}: {self.message}"
+
+
+class NotebookCallError(NotebookExecutionError):
+    """A notebook called as a function raised: its ``ename``, ``evalue`` and ``traceback``
+    (text, colours stripped), and the code cell (counted from 1) that raised."""
+
+    def __init__(
+        self,
+        page: str,
+        ename: str,
+        evalue: str,
+        traceback: str = "",
+        cell: int | None = None,
+    ) -> None:
+        Exception.__init__(self, page, ename, evalue, traceback, cell)
+        self.page = page
+        self.ename = ename
+        self.evalue = evalue
+        self.traceback = traceback
+        self.cell = cell
+        self.message = f"{ename}: {evalue}"
+
+    def __str__(self) -> str:
+        where = f" in code cell {self.cell}" if self.cell is not None else ""
+        return f"{self.page}{where} raised {self.ename}: {self.evalue}"
+
+
+class CallTimeoutError(NotebookCallError, TimeoutError):
+    """A cell of a notebook called as a function did not finish within the timeout."""
+
+    def __str__(self) -> str:
+        where = f"code cell {self.cell}" if self.cell is not None else "a cell"
+        return (
+            f"{self.page}: {where} did not finish within the timeout; give a larger timeout "
+            "(`timeout=`, `--timeout`, or the notebook's metadata.execution.timeout)"
+        )
+
+
+class SignatureError(NbcacheError, ValueError):
+    """A notebook cannot be called as a function that way. ``cell`` counts code cells from
+    1 and ``line`` lines of that cell from 1, where known."""
+
+    def __init__(
+        self, path: str, message: str, cell: int | None = None, line: int | None = None
+    ) -> None:
+        super().__init__(path, message, cell, line)
+        self.path = path
+        self.message = message
+        self.cell = cell
+        self.line = line
+
+    def __str__(self) -> str:
+        where = ""
+        if self.cell is not None:
+            where = f", code cell {self.cell}" + (f" line {self.line}" if self.line else "")
+        return f"{self.path}{where}: {self.message}"
+
+
+class ParameterError(SignatureError):
+    """A parameter the notebook does not declare (in its ``parameters`` cell), or a value
+    that cannot be written as a literal."""
 
 
 class StoreError(NbcacheError):

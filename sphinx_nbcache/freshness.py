@@ -28,10 +28,13 @@ if TYPE_CHECKING:
     from .config import Options
     from .records import Dependencies, Record
 
-__all__ = ["DECLARED", "Freshness", "declared_patterns", "describe_fresh"]
+__all__ = ["DECLARED", "VARIANTS", "Freshness", "declared_patterns", "describe_fresh"]
 
 #: How a declared dependency is named among a result's files: ``glob:<pattern>``.
 DECLARED = "glob:"
+#: How reading a notebook's page variants is named among a result's files:
+#: ``variants:<notebook>``, its digest the ``nbcache-notebook`` directives that show it.
+VARIANTS = "variants:"
 
 FileMemo = MutableMapping[str, tuple[int, int, str]]  # path -> (mtime_ns, size, sha256)
 
@@ -57,6 +60,7 @@ class Freshness:
         self, options: Options, root: Path | None = None, files: FileMemo | None = None
     ) -> None:
         self.options = options
+        self._variants: dict[str, str] = {}  # notebook -> digest of its variants now
         self.root = root.resolve() if root is not None else None
         self.memo: FileMemo = {} if files is None else files
         self.kernels = KernelEnvironment()
@@ -100,6 +104,17 @@ class Freshness:
                 digest.update(f"{PurePosixPath(relative)}\0{self.file_hash(path)}\n".encode())
         return digest.hexdigest()
 
+    def variants_digest(self, notebook: Path) -> str:
+        """What the project's ``nbcache-notebook`` directives showing ``notebook`` are now."""
+        from .variants import variants_digest
+
+        if self.root is None:
+            return ""
+        known = self._variants.get(str(notebook))
+        if known is None:
+            known = self._variants[str(notebook)] = variants_digest(self.root, notebook)
+        return known
+
     def declared(self, patterns: Iterable[str], folder: Path) -> tuple[tuple[str, str], ...]:
         """The ``glob:`` entries a run of a page in ``folder`` records for its declarations."""
         return tuple((DECLARED + p, self.declared_digest(p, folder)) for p in patterns)
@@ -134,6 +149,11 @@ class Freshness:
                 if self.declared_digest(pattern, folder) != digest:
                     return f"files matching {pattern} changed (declared dependency)"
                 continue
+            if path.startswith(VARIANTS):
+                shown = path[len(VARIANTS) :]
+                if self.variants_digest(folder / shown) != digest:
+                    return f"the variants of {shown} the pages show changed (it read them)"
+                continue
             now = self.file_hash(os.path.join(base, path))
             if now != digest:
                 return _file_change(path, digest, now, deps)
@@ -165,7 +185,7 @@ def describe_fresh(record: Record) -> str:
     deps = record.dependencies
     if deps is None:
         return "no dependencies recorded (cached before sphinx-nbcache recorded them)"
-    files = sum(1 for path, _ in deps.files if not path.startswith(DECLARED))
+    files = sum(1 for path, _ in deps.files if not path.startswith((DECLARED, VARIANTS)))
     declared = len(deps.files) - files
     parts = [_count(files, "file"), _count(len(deps.packages), "package")]
     if declared:

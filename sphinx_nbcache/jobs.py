@@ -74,4 +74,6 @@ def job_for(
             ("database", options.database or ""),
             ("blobs", options.blobs or ""),
         ),
+        parameters=None if state.parameters is None else dict(state.parameters),
+        variant=state.variant,
     )

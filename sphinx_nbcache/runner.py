@@ -127,7 +127,12 @@ class Runner:
             outcome = _outcome_of(job, executor.submit(job))
         finally:
             executor.shutdown()
-        self.store.put(_with_declared(outcome.record, job), outcome.outputs, outcome.artifacts)
+        self.store.put(
+            _with_declared(outcome.record, job),
+            outcome.outputs,
+            outcome.artifacts,
+            variant=job.variant,
+        )
 
     def pending(self, key: str) -> bool:
         """True if ``key`` was submitted in this run (whether or not it has finished)."""
@@ -212,7 +217,10 @@ class Runner:
                 if self._cancelling and not outcome.record.ok:  # its kernel was stopped
                     raise concurrent.futures.CancelledError
                 record = self.store.put(
-                    _with_declared(outcome.record, job), outcome.outputs, outcome.artifacts
+                    _with_declared(outcome.record, job),
+                    outcome.outputs,
+                    outcome.artifacts,
+                    variant=job.variant,
                 )
                 done = Outcome(record, outcome.outputs)
                 self._leases.stored(job.key)
@@ -261,7 +269,10 @@ class Runner:
 
 
 def _with_declared(record: Record, job: Job) -> Record:
-    """The record with the job's declared dependencies among its recorded files."""
+    """The record with the job's parameters, and its declared dependencies among its
+    recorded files."""
+    if job.parameters is not None:
+        record = dataclasses.replace(record, parameters=dict(job.parameters))
     if not job.declared or record.status == "error":
         return record
     deps = record.dependencies or Dependencies()

@@ -40,6 +40,8 @@ class PageState:
     error: NotebookReadError | None = None
     #: parameters injected into the page's notebook (a variant); None: the page as written
     parameters: dict[str, Any] | None = None
+    #: the row of the ``pages`` table its result is shown as (None: from ``parameters``)
+    variant: str | None = None
     #: ids of the results of ``key`` the store held when the page was planned (None: unknown)
     seen: tuple[str, ...] | None = None
 

@@ -24,8 +24,10 @@ from __future__ import annotations
 import contextlib
 import glob
 import importlib
+import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +41,7 @@ if TYPE_CHECKING:
     from .pages import Page
     from .records import Record
 
-__all__ = ["CachedNotebook", "read_from", "read_notebook", "read_notebooks"]
+__all__ = ["CachedNotebook", "open_for", "read_from", "read_notebook", "read_notebooks"]
 
 POLL = 0.1  # seconds between looks at the store while another build runs the page
 
@@ -119,7 +121,7 @@ def read_notebook(
     target: str | Path, docs: str | Path | None = None, *, wait: float = 600.0
 ) -> CachedNotebook:
     """The cached result of one notebook page (a path, or a page name of ``docs``)."""
-    cache = _open(target, docs)
+    cache = open_for(target, docs)
     try:
         return read_from(cache, cache.page(target), wait)
     finally:
@@ -127,19 +129,27 @@ def read_notebook(
 
 
 def read_notebooks(
-    target: str | Path, docs: str | Path | None = None, *, wait: float = 600.0
+    target: str | Path,
+    docs: str | Path | None = None,
+    *,
+    wait: float = 600.0,
+    variants: bool = True,
 ) -> list[CachedNotebook]:
-    """The cached results of every notebook page in a folder, or matching a glob, by name."""
+    """The cached results of every notebook page in a folder, or matching a glob, by name;
+    each followed by its variants (the page shown with parameters by ``nbcache-notebook``
+    directives, in the order the pages show them) unless not ``variants``."""
     found = _expand(target)
     if not found:
         raise NotFoundError(f"no notebook page in {str(target)!r}", "give a folder or a glob")
-    cache = _open(found[0], docs)
+    cache = open_for(found[0], docs)
     try:
         pages: dict[str, Page] = {}
         for path in found:
             if path.is_dir():  # the project's pages under it (names as the build has them)
                 under = path.resolve()
-                for page in cache.project.pages():
+                with _unrecorded():  # looking at every file: the reader depends on none
+                    listed = cache.project.pages()
+                for page in listed:
                     if page.path.resolve().is_relative_to(under):
                         pages.setdefault(page.name, page)
             else:
@@ -147,9 +157,66 @@ def read_notebooks(
                 pages.setdefault(page.name, page)
         if not pages:
             raise NotFoundError(f"no notebook page in {str(target)!r}", "give a folder or a glob")
-        return [read_from(cache, pages[name], wait) for name in sorted(pages)]
+        found_all = []
+        for name in sorted(pages):
+            found_all.append(read_from(cache, pages[name], wait))
+            if variants:
+                found_all.extend(variants_of(cache, pages[name], wait))
+        return found_all
     finally:
         cache.close()
+
+
+def variants_of(cache: Cache, page: Page, wait: float = 0.0) -> list[CachedNotebook]:
+    """The current results of ``page`` shown with parameters by the project's
+    ``nbcache-notebook`` directives, one per set of parameters, in the order found. Inside a
+    notebook, the directives are what it depends on (not the prose of the pages holding
+    them): adding, changing or removing one executes the reader again."""
+    from .store._store import variant_of
+    from .variants import declared_variants, plan_variant, variant_result
+
+    root = cache.project.root
+    if root is None:
+        return []
+    with _unrecorded():  # the scan reads every text page: the reader depends on none of them
+        declared = declared_variants(root, page.path)
+    tracer = sys.modules.get("_nbcache_trace")
+    if tracer is not None and isinstance(getattr(tracer, "variants", None), set):
+        tracer.variants.add(os.path.realpath(page.path))  # re-run if the directives change
+    engine = cache.engine()
+    results: dict[str, CachedNotebook] = {}
+    for _file, parameters in declared:
+        shown = variant_of(parameters)
+        if not parameters or shown in results:
+            continue
+        state = plan_variant(engine, page, parameters)
+        if state.record is None and state.key:
+            state.record = _wait_for(cache, page.name, state.key, wait)
+            state.verdict = "cached" if state.record is not None else "stale"
+        if state.record is None:
+            raise NotFoundError(
+                f"{page.name} with parameters {parameters} has no current result",
+                "build the docs that show it first",
+            )
+        if "_nbcache_trace" in sys.modules:
+            _depend_on(page, state.record)
+        record, merged = variant_result(engine, state)
+        results[shown] = CachedNotebook(page.name, page.path, merged, record)
+    return list(results.values())
+
+
+@contextlib.contextmanager
+def _unrecorded() -> Iterator[None]:
+    """Inside a notebook a build executes: files opened here are not recorded as read."""
+    tracer = sys.modules.get("_nbcache_trace")
+    opened: dict[str, Any] | None = getattr(tracer, "opened", None)
+    before = set(opened) if opened is not None else set()
+    try:
+        yield
+    finally:
+        if opened is not None:
+            for path in set(opened) - before:
+                opened.pop(path, None)
 
 
 def _expand(target: str | Path) -> list[Path]:
@@ -161,9 +228,17 @@ def _expand(target: str | Path) -> list[Path]:
     return [path] if path.is_file() else []
 
 
-def _open(target: str | Path, docs: str | Path | None) -> Cache:
-    """The cache to read: inside a notebook a build is executing, the build's own store
-    (whatever ``-D nbcache_path=...`` or the environment said); else the docs folder's."""
+def open_for(
+    target: str | Path,
+    docs: str | Path | None,
+    *,
+    cache: str | Path | None = None,
+    read_only: bool = True,
+) -> Cache:
+    """The cache of the project ``target`` belongs to: inside a notebook a build is
+    executing, the build's own store (whatever ``-D nbcache_path=...`` or the environment
+    said); else the docs folder's (``docs``, or the nearest folder with a ``conf.py`` above
+    ``target``, or above the current folder); ``cache`` overrides ``nbcache_path``."""
     import dataclasses
 
     from .api import Cache, open_cache
@@ -174,15 +249,15 @@ def _open(target: str | Path, docs: str | Path | None) -> Cache:
         root = find_docs_dir(Path.cwd())
     tracer = sys.modules.get("_nbcache_trace")
     store: dict[str, str] = dict(getattr(tracer, "store", None) or {})
-    if not store.get("cache_path"):
-        return open_cache(root, read_only=True)
+    if cache is not None or not store.get("cache_path"):
+        return open_cache(root, cache, read_only=read_only)
     project = Project.load(root, store["cache_path"])
     options = dataclasses.replace(
         project.options,
         database=store.get("database") or project.options.database,
         blobs=store.get("blobs") or project.options.blobs,
     )
-    return Cache(project=dataclasses.replace(project, options=options), read_only=True)
+    return Cache(project=dataclasses.replace(project, options=options), read_only=read_only)
 
 
 def read_from(cache: Cache, page: Page, wait: float = 0.0) -> CachedNotebook:

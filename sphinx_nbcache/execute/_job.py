@@ -140,6 +140,10 @@ class Job:
     #: where the build keeps results (``cache_path``, ``database``, ``blobs``; never
     #: credentials): what ``read_notebook`` inside the notebook reads from
     store: tuple[tuple[str, str], ...] = ()
+    #: the parameters injected into the notebook (None: the page as written), stored with
+    #: the result, and the page variant it is shown as (None: worked out from them)
+    parameters: dict[str, Any] | None = None
+    variant: str | None = None
 
     def local_folder(self) -> Path | None:
         """The folder to run the kernel in on this machine; None: a fresh empty folder."""

@@ -68,6 +68,7 @@ def _nbcache_install(root, scope, store):
     shell = get_ipython()
     state.names = set(shell.user_ns)
     state.cell = 0  # code cells run so far (silent requests are not cells)
+    state.variants = set()  # notebooks whose page variants were read (read_notebooks)
 
     def pre_run_cell(*args):
         state.cell += 1
@@ -150,6 +151,7 @@ def _nbcache_install(root, scope, store):
         return json.dumps({
             "cwd": os.path.realpath(cwd), "root": state.root, "files": files,
             "modules": modules, "path": paths, "packages": packages,
+            "variants": sorted(state.variants),
             "python": platform.python_implementation() + " " + platform.python_version(),
         })
 
@@ -243,6 +245,13 @@ def dependencies(
     for path, (mode, count) in sorted(report.get("files", {}).items()):
         if mode == "r" and not path.endswith((".pyc", ".pyo")) and not os.path.isdir(path):
             note(path, count, False)
+    for notebook in report.get("variants", ()):  # read through read_notebooks
+        if _inside(notebook, root):
+            from ..freshness import VARIANTS
+            from ..variants import variants_digest
+
+            shown = VARIANTS + _relative(notebook, cwd)
+            files[shown] = variants_digest(Path(root), Path(notebook))
     packages = report.get("packages") or {}
     python = str(report.get("python", ""))
     if environment.get("scope") == "off":

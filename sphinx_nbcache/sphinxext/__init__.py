@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..config import OPTIONS
-from . import _handlers, _mystnb
+from . import _handlers, _mystnb, _variants
 
 if TYPE_CHECKING:
     from sphinx.application import Sphinx
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["ENV_VERSION", "setup"]
 
 #: Bump when the layout of our environment data changes (Sphinx then re-reads everything).
-ENV_VERSION = 3
+ENV_VERSION = 4
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
@@ -41,6 +41,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("env-merge-info", _handlers.on_env_merge_info)
     app.connect("build-finished", _handlers.on_build_finished)
     app.setup_extension("sphinx_nbcache.sphinxext._report")  # the nbcache-report directive
+    _variants.setup(app)  # the nbcache-notebook directive
     return {
         "version": __version__,
         "env_version": ENV_VERSION,

@@ -12,7 +12,7 @@ from sphinx.util import logging
 
 from ..config import MYSTNB_OPTIONS, OPTIONS, Options
 from ..errors import ConfigError, StoreError
-from . import _mystnb
+from . import _mystnb, _variants
 from ._highlight import register_notebook_lexers
 from ._memory import env_memos, env_pasted, env_rendered, env_token, set_env_token
 from ._state import BuildState
@@ -98,6 +98,8 @@ def on_env_get_outdated(
         return []
     try:  # the cache is opened here, unless nothing changed since the last build
         again = state.plan(env, added | changed, removed)
+        # page variants (the nbcache-notebook directive) of the pages read, in parallel
+        again |= _variants.plan_for_reading(state, env, added | changed | again)
     except (StoreError, ConfigError) as exc:
         raise SphinxConfigError(f"sphinx-nbcache: {exc}") from None
     # a page pasting a value glued in a page read again is read (and written) again too
@@ -172,6 +174,7 @@ def on_env_updated(app: Sphinx, env: BuildEnvironment) -> list[str]:
 def on_env_purge_doc(app: Sphinx, env: BuildEnvironment, docname: str) -> None:
     env_rendered(env).pop(docname, None)
     env_pasted(env).pop(docname, None)
+    _variants.purge(env, docname)
 
 
 def on_env_merge_info(
@@ -183,6 +186,7 @@ def on_env_merge_info(
             env_rendered(env)[docname] = rendered[docname]
         if docname in pasted:
             env_pasted(env)[docname] = pasted[docname]
+    _variants.merge(env, docnames, other)
 
 
 def on_build_finished(app: Sphinx, exception: BaseException | None) -> None:

@@ -35,6 +35,7 @@ __all__ = [
     "install",
     "pasted_from",
     "register",
+    "render_notebook",
     "unregister",
 ]
 
@@ -143,3 +144,40 @@ def forget_glue_reads() -> None:
     cache_clear = getattr(crossref.read_glue_cache, "cache_clear", None)
     if cache_clear is not None:
         cache_clear()
+
+
+class _Executed(NotebookClientBase):  # type: ignore[misc]
+    """A client for a notebook that is already executed (its outputs are rendered as-is)."""
+
+
+def render_notebook(document: nodes.document, notebook: NotebookNode) -> list[nodes.Node]:
+    """The nodes of an executed notebook rendered by myst-nb for ``document``'s page (a page
+    variant shown by a directive): myst-nb's own parse, into a fragment of the page."""
+    from docutils import nodes as docutils_nodes
+    from myst_nb.core.loggers import SphinxDocLogger
+    from myst_nb.core.nb_to_tokens import notebook_to_tokens
+    from myst_nb.core.render import load_renderer
+    from myst_parser.parsers.mdit import create_md_parser
+    from sphinx.util.docutils import new_document
+
+    env = document.settings.env
+    fragment = new_document(document["source"], document.settings)
+    logger = SphinxDocLogger(fragment)
+    nb_config = env.mystnb_config
+    parser = create_md_parser(env.myst_config, mystnb_sphinx.SphinxNbRenderer)
+    parser.options["document"] = fragment
+    parser.options["nb_config"] = nb_config
+    renderer: Any = parser.renderer
+    mdit_env: dict[str, Any] = {}
+    fragment.attributes["nb_renderer"] = load_renderer(nb_config.render_plugin)(renderer, logger)
+    renderer.setup_render(parser.options, mdit_env)
+    tokens = notebook_to_tokens(notebook, parser, mdit_env, logger)
+    with _Executed(notebook, None, nb_config, logger) as client:
+        parser.options["nb_client"] = client
+        renderer.render(tokens, parser.options, mdit_env)
+    fragment.attributes.pop("nb_renderer", None)
+    found = [n for n in fragment.children if not isinstance(n, docutils_nodes.docinfo)]
+    for top in found:  # they belong to the page now (the fragment is not kept)
+        for node in top.findall():
+            node.document = document
+    return found

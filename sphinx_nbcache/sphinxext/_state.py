@@ -85,6 +85,9 @@ class BuildState:
         self._token: str | None = None  # the cache's change token when planning began
         self._from_memory: set[str] = set()  # planned from the environment, not the database
         self._restamp = False  # the environment was checked in full: stamp it after reading
+        self.from_memory = False  # planned from the environment: the results shown still hold
+        #: page variants planned in this build: (notebook path, parameters JSON) -> verdict
+        self.variants: dict[tuple[str, str], PageState] = {}
 
     @property
     def planned(self) -> dict[str, PageState]:
@@ -115,6 +118,7 @@ class BuildState:
                 self.unchanged = not to_read  # every verdict of the last build still holds
                 self.planned.update((state.page.name, state) for state in states)
                 self._from_memory.update(state.page.name for state in states)
+                self.from_memory = True
                 logger.debug("nbcache: planned from the environment; cache not opened")
                 return set()
         set_env_token(env, None)  # until settle() finds the pages agree with the cache again
@@ -197,6 +201,7 @@ class BuildState:
     def execute_all(self, verbosity: int) -> None:
         """Wait for every planned execution, with Sphinx's progress display."""
         total = sum(1 for s in self.planned.values() if s.stale)
+        total += sum(1 for s in self.variants.values() if s.stale)
         if not total:
             return
         for record in status_iterator(

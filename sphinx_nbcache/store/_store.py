@@ -142,9 +142,11 @@ class Store:
         record: Record,
         outputs: Outputs | None,
         artifacts: Mapping[str, tuple[bytes, float]] | None = None,
+        variant: str | None = None,
     ) -> Record:
         """Store a result: its outputs and artifacts (files the notebook wrote: relative path
-        -> content, mtime) as blobs first, then its row, in one transaction."""
+        -> content, mtime) as blobs first, then its row, in one transaction. The page shows
+        it as ``variant`` (default: the variant its parameters make)."""
         if not KEY_PATTERN.fullmatch(record.key):
             raise StoreError(self.describe(), f"refusing to store invalid key {record.key!r}")
         stored, size = None, 0
@@ -161,7 +163,8 @@ class Store:
         with self.db.write() as conn:
             upsert(conn, results, [_to_row(record, size)], ["id"])
             if record.page:
-                _set_page(conn, record.page, variant_of(record.parameters), record)
+                shown = variant_of(record.parameters) if variant is None else variant
+                _set_page(conn, record.page, shown, record)
         return record
 
     def load_outputs(self, record: Record) -> Outputs:
