@@ -220,7 +220,7 @@ class Engine:
         stale = [s for s in states if s.stale]
         if not stale:
             return []
-        ordered = execution_order(stale, self.store)
+        ordered = execution_order(stale, self.store, self.warn)
         self.order = [s.page.name for s in ordered]
         runner = self._get_runner(prestart=max(0, len(ordered) - self.options.jobs))
         self._know(runner, ordered)

@@ -73,6 +73,7 @@ def job_for(
             ("cache_path", str(options.cache_path)),
             ("database", options.database or ""),
             ("blobs", options.blobs or ""),
+            *((("wait", "0"),) if state.no_wait else ()),
         ),
         parameters=None if state.parameters is None else dict(state.parameters),
         variant=state.variant,

@@ -8,7 +8,7 @@ decides; :func:`execution_order` then says which stale page runs first.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from .config import Options
@@ -85,10 +85,18 @@ def plan_pages(
     return states
 
 
-def execution_order(stale: list[PageState], store: Store) -> list[PageState]:
+def execution_order(
+    stale: list[PageState],
+    store: Store,
+    warn: Callable[[str, str, str], Any] | None = None,
+) -> list[PageState]:
     """The order to execute stale pages in: longest recorded run time first (it shortens the
     whole run when there are more pages than workers); pages with no recorded run time first of
-    all, in their given order, since nothing says they are short."""
+    all, in their given order, since nothing says they are short. A page that reads another
+    stale page's result runs after it (:mod:`~sphinx_nbcache.ordering`); pages reading each
+    other are warned about (``warn(page, message, subtype)``) and do not wait for each other."""
+    from .ordering import order_by_reads, reads_of
+
     previous = store.page_keys()
     old = store.lookup(previous[s.page.name] for s in stale if s.page.name in previous)
     runtimes: dict[str, float] = {}
@@ -100,4 +108,25 @@ def execution_order(stale: list[PageState], store: Store) -> list[PageState]:
     known = sorted(
         (s for s in stale if s.page.name in runtimes), key=lambda s: -runtimes[s.page.name]
     )
-    return unknown + known
+    if len(stale) < 2:
+        return unknown + known
+    paths = {s.page.path.resolve(): s.page.name for s in stale}
+    reads = {}
+    for state in stale:
+        records = old.get(previous.get(state.page.name, ""), [])
+        reads[state.page.name] = reads_of(state, paths, records[0] if records else None)
+    ordered, loops = order_by_reads(unknown + known, reads)
+    by_name = {s.page.name: s for s in stale}
+    for loop in loops:
+        for name in loop:
+            others = ", ".join(n for n in loop if n != name) or "itself"
+            by_name[name].no_wait = True
+            if warn is not None:
+                warn(
+                    name,
+                    f"this page and {others} read each other's results, so neither can run "
+                    "first: their reads do not wait (a read of a result not there yet fails); "
+                    "break the cycle",
+                    "cycle",
+                )
+    return ordered

@@ -42,6 +42,8 @@ class PageState:
     parameters: dict[str, Any] | None = None
     #: the row of the ``pages`` table its result is shown as (None: from ``parameters``)
     variant: str | None = None
+    #: in a cycle of pages reading each other: its reads of other pages do not wait
+    no_wait: bool = False
     #: ids of the results of ``key`` the store held when the page was planned (None: unknown)
     seen: tuple[str, ...] | None = None
 

@@ -122,6 +122,7 @@ def read_notebook(
 ) -> CachedNotebook:
     """The cached result of one notebook page (a path, or a page name of ``docs``)."""
     cache = open_for(target, docs)
+    wait = _wait_limit(wait)
     try:
         return read_from(cache, cache.page(target), wait)
     finally:
@@ -142,6 +143,7 @@ def read_notebooks(
     if not found:
         raise NotFoundError(f"no notebook page in {str(target)!r}", "give a folder or a glob")
     cache = open_for(found[0], docs)
+    wait = _wait_limit(wait)
     try:
         pages: dict[str, Page] = {}
         for path in found:
@@ -217,6 +219,12 @@ def _unrecorded() -> Iterator[None]:
         if opened is not None:
             for path in set(opened) - before:
                 opened.pop(path, None)
+
+
+def _wait_limit(wait: float) -> float:
+    """No waiting inside a notebook of a cycle (pages reading each other's results)."""
+    tracer = sys.modules.get("_nbcache_trace")
+    return 0.0 if dict(getattr(tracer, "store", None) or {}).get("wait") == "0" else wait
 
 
 def _expand(target: str | Path) -> list[Path]:

@@ -98,8 +98,8 @@ def on_env_get_outdated(
         return []
     try:  # the cache is opened here, unless nothing changed since the last build
         again = state.plan(env, added | changed, removed)
-        # page variants (the nbcache-notebook directive) of the pages read, in parallel
-        again |= _variants.plan_for_reading(state, env, added | changed | again)
+        if state.from_memory:  # (else planned with the pages) variants of the pages read
+            again |= _variants.plan_for_reading(state, env, added | changed | again)
     except (StoreError, ConfigError) as exc:
         raise SphinxConfigError(f"sphinx-nbcache: {exc}") from None
     # a page pasting a value glued in a page read again is read (and written) again too

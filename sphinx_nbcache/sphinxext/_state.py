@@ -139,6 +139,10 @@ class BuildState:
         self._log_notices()
         self.engine.mark_used(states)
         again = {s.page.name for s in states if not shown(s, rendered.get(s.page.name))}
+        # page variants (nbcache-notebook) first: the pages that read them run after them
+        from ._variants import plan_for_reading
+
+        again |= plan_for_reading(self, env, to_read | again)
         self.engine.start(states)
         logger.debug(
             f"nbcache: planned {len(states)} notebook pages in {self.engine.plan_seconds:.3f} s"
