@@ -108,7 +108,7 @@ def lint(session: nox.Session) -> None:
     """ruff check, ruff format --check, mypy --strict; runs all three, fails if any failed."""
     # pinned so that a new release cannot fail CI on unchanged code; bump deliberately
     session.install(
-        "-e", ".", "ruff==0.17.6", "mypy==2.4.1",
+        "-e", ".[serve]", "ruff==0.17.6", "mypy==2.4.1",
         "types-docutils", "types-PyYAML", "types-Pygments",
     )  # fmt: skip
     failed = []

@@ -37,7 +37,7 @@ def __getattr__(name: str) -> Any:
 def _jupyter_server_extension_points() -> list[dict[str, str]]:
     """Jupyter Server's entry point: ``jupyter server
     --ServerApp.jpserver_extensions="{'sphinx_nbcache': True}"`` serves ``/nbcache/run/``."""
-    return [{"module": "sphinx_nbcache.serve"}]
+    return [{"module": "sphinx_nbcache.rest"}]
 
 
 def setup(app: Any) -> dict[str, Any]:

@@ -92,10 +92,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .serve import main as serve
+    from .rest import main as serve
 
     root = Path(args.root or args.docs or ".")
-    return serve(root, port=args.port, token=args.token)
+    return serve(root, port=args.port, token=args.token, allow_root=args.allow_root)
 
 
 def add_commands(add: Add) -> None:
@@ -118,3 +118,4 @@ def add_commands(add: Add) -> None:
     serve.add_argument("root", nargs="?", metavar="DIR", help="default: --docs, or here")
     serve.add_argument("--port", type=int, default=8890, metavar="N")
     serve.add_argument("--token", default=None, help="default: a new random token")
+    serve.add_argument("--allow-root", action="store_true", help="run even as root (Jupyter)")
