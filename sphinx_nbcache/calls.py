@@ -23,6 +23,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import hashlib
+import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -112,19 +113,24 @@ class Caller:
         """
         from .hashing import notebook_key
         from .parse import inspect_page
+        from .workflows import _depend_on, _unrecorded
 
         begin = time.perf_counter()
         given = dict(parameters or {})
         page = self.page(target)
         cache = self.cache
-        notebook, own, _memo = inspect_page(page, cache.options, cache.project.md_config)
+        with _unrecorded():  # inside a notebook: the caller depends on its code (below)
+            notebook, own, _memo = inspect_page(page, cache.options, cache.project.md_config)
         if timeout is not None:
             own = dataclasses.replace(own, timeout=timeout)
         prepared = prepare(notebook, given, path=page.name, call=True)
         key = notebook_key(prepared, own, given)
         if not force:
-            found = self._lookup(page, key, notebook, own.timeout)
+            with _unrecorded():
+                found = self._lookup(page, key, notebook, own.timeout)
             if found is not None:
+                if "_nbcache_trace" in sys.modules:
+                    _depend_on(page, found, cache.options)
                 return self._answer(page, prepared, notebook, found, True, begin, given)
         with self._lock:
             running = self._running.get(key)
@@ -138,7 +144,10 @@ class Caller:
             if executing is not None:
                 executing.acquire()
             try:
-                record = self._execute(page, key, prepared, own, given)
+                with _unrecorded():
+                    record = self._execute(page, key, prepared, own, given)
+                if "_nbcache_trace" in sys.modules:
+                    _depend_on(page, record, cache.options)
             finally:
                 if executing is not None:
                     executing.release()

@@ -28,13 +28,37 @@ if TYPE_CHECKING:
     from .config import Options
     from .records import Dependencies, Record
 
-__all__ = ["DECLARED", "VARIANTS", "Freshness", "declared_patterns", "describe_fresh"]
+__all__ = [
+    "CODE",
+    "DECLARED",
+    "VARIANTS",
+    "Freshness",
+    "code_digest",
+    "declared_patterns",
+    "describe_fresh",
+]
 
 #: How a declared dependency is named among a result's files: ``glob:<pattern>``.
 DECLARED = "glob:"
 #: How reading a notebook's page variants is named among a result's files:
 #: ``variants:<notebook>``, its digest the ``nbcache-notebook`` directives that show it.
 VARIANTS = "variants:"
+#: How reading another notebook's result is named among a result's files: ``code:<notebook>``,
+#: its digest that notebook's cache key (its code, not its prose).
+CODE = "code:"
+
+
+def code_digest(path: Path, options: Options) -> str:
+    """The cache key of the notebook at ``path`` as written ("" if it cannot be read)."""
+    from .errors import NotebookReadError
+    from .hashing import notebook_key
+    from .readers import read_notebook
+
+    try:
+        notebook = read_notebook(path, options)
+    except (NotebookReadError, OSError):
+        return ""
+    return notebook_key(notebook, options.for_notebook(notebook.get("metadata", {})))
 
 FileMemo = MutableMapping[str, tuple[int, int, str]]  # path -> (mtime_ns, size, sha256)
 
@@ -149,6 +173,11 @@ class Freshness:
                 if self.declared_digest(pattern, folder) != digest:
                     return f"files matching {pattern} changed (declared dependency)"
                 continue
+            if path.startswith(CODE):
+                read = path[len(CODE) :]
+                if code_digest(folder / read, self.options) != digest:
+                    return f"the code of {read} changed (its result was read)"
+                continue
             if path.startswith(VARIANTS):
                 shown = path[len(VARIANTS) :]
                 if self.variants_digest(folder / shown) != digest:
@@ -185,7 +214,7 @@ def describe_fresh(record: Record) -> str:
     deps = record.dependencies
     if deps is None:
         return "no dependencies recorded (cached before sphinx-nbcache recorded them)"
-    files = sum(1 for path, _ in deps.files if not path.startswith((DECLARED, VARIANTS)))
+    files = sum(1 for path, _ in deps.files if not path.startswith((DECLARED, VARIANTS, CODE)))
     declared = len(deps.files) - files
     parts = [_count(files, "file"), _count(len(deps.packages), "package")]
     if declared:

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     import nbformat
 
     from .api import Cache
+    from .config import Options
     from .pages import Page
     from .records import Record
 
@@ -191,7 +192,8 @@ def variants_of(cache: Cache, page: Page, wait: float = 0.0) -> list[CachedNoteb
         shown = variant_of(parameters)
         if not parameters or shown in results:
             continue
-        state = plan_variant(engine, page, parameters)
+        with _unrecorded():
+            state = plan_variant(engine, page, parameters)
         if state.record is None and state.key:
             state.record = _wait_for(cache, page.name, state.key, wait)
             state.verdict = "cached" if state.record is not None else "stale"
@@ -201,7 +203,7 @@ def variants_of(cache: Cache, page: Page, wait: float = 0.0) -> list[CachedNoteb
                 "build the docs that show it first",
             )
         if "_nbcache_trace" in sys.modules:
-            _depend_on(page, state.record)
+            _depend_on(page, state.record, cache.options)
         record, merged = variant_result(engine, state)
         results[shown] = CachedNotebook(page.name, page.path, merged, record)
     return list(results.values())
@@ -273,8 +275,9 @@ def read_from(cache: Cache, page: Page, wait: float = 0.0) -> CachedNotebook:
     from .merge import merge_outputs
     from .parse import inspect_page
 
-    notebook, _own, _memo = inspect_page(page, cache.options, cache.project.md_config)
-    state = cache.plan([page])[0]
+    with _unrecorded():  # the reader depends on the page's code, not its text (_depend_on)
+        notebook, _own, _memo = inspect_page(page, cache.options, cache.project.md_config)
+        state = cache.plan([page])[0]
     record = state.record if state.verdict in ("cached", "failed") else None
     if record is None and state.key:
         record = _wait_for(cache, page.name, state.key, wait)
@@ -284,21 +287,41 @@ def read_from(cache: Cache, page: Page, wait: float = 0.0) -> CachedNotebook:
             "build the docs or run `nbcache execute` on it first",
         )
     if "_nbcache_trace" in sys.modules:  # inside a notebook that a build is executing
-        _depend_on(page, record)
+        _depend_on(page, record, cache.options)
     outputs = cache.outputs(record)
     merged = merge_outputs(notebook, outputs, copy_nb=True, where=f"result {record.id[:10]}")
     return CachedNotebook(page.name, page.path, merged, record)
 
 
-def _depend_on(page: Page, record: Record) -> None:
-    """Open each file the result read (its page's file included): the build's tracer records
-    them for the reading notebook too, so the reader is executed again whenever what the
-    result came from changes (never stale; at worst it runs when only prose changed)."""
+def _depend_on(page: Page, record: Record, options: Options) -> None:
+    """Inside a notebook a build executes, make what ``record`` came from a dependency of the
+    reading notebook: the page's code (its key, not its prose), every file the result read
+    and the code of the pages it read in turn. The reader then executes again when the result
+    it read would change, and only then."""
+    from .freshness import CODE, VARIANTS, code_digest
+
+    tracer = sys.modules.get("_nbcache_trace")
+    code = getattr(tracer, "code", None)
+    variants = getattr(tracer, "variants", None)
     folder = page.path.parent
     files = record.dependencies.files if record.dependencies is not None else ()
-    for path in (page.path, *(folder / relative for relative, _digest in files)):
-        with contextlib.suppress(OSError):
-            open(path, "rb").close()  # opened to be seen by the tracer, not read
+    if isinstance(code, dict):
+        with _unrecorded():
+            code[os.path.realpath(page.path)] = code_digest(page.path, options)
+    else:  # a tracer that records files only: the page's file itself
+        _open_for_tracer(page.path)
+    for relative, digest in files:
+        if relative.startswith(CODE) and isinstance(code, dict):
+            code.setdefault(os.path.realpath(folder / relative[len(CODE) :]), digest)
+        elif relative.startswith(VARIANTS) and isinstance(variants, set):
+            variants.add(os.path.realpath(folder / relative[len(VARIANTS) :]))
+        elif ":" not in relative:
+            _open_for_tracer(folder / relative)
+
+
+def _open_for_tracer(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        open(path, "rb").close()  # opened to be seen by the tracer, not read
 
 
 def _wait_for(cache: Cache, name: str, key: str, wait: float) -> Record | None:

@@ -241,9 +241,10 @@ def test_page_variants_are_planned_with_the_pages_and_read_by_a_summary(  # type
     assert "grand total: 22" in project.html("summary")
     assert "pasted from the summary, is 22" in text(project, "report")
 
-    # prose around the variants, or anywhere else: nothing executes
+    # prose around the variants, in the notebook read and called, anywhere: nothing executes
     project.edit("stations/overview.md", "Prose about the stations.", "Edited prose.")
     project.edit("report.md", "# Report", "# The report")
+    project.edit("stations/station.md", "# A station", "# A station, described anew")
     assert project.build().total == 0
 
     # the source notebook's code: the page, every variant, and every reader or caller

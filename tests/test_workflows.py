@@ -112,6 +112,10 @@ def test_a_summary_reads_its_sources_from_the_cache_and_is_never_stale(  # type:
 
     assert project.build().total == 0  # no-op
 
+    # a source's prose: nothing runs (the summary read the source's result, not its text)
+    project.edit("sources/north.md", "Prose of north.", "Prose of north, rewritten.")
+    assert project.build().total == 0
+
     # a source's code: that source and the summary, and the summary shows the new value
     project.edit("sources/north.md", "readings = [3, 3 * 2]", "readings = [30, 3 * 2]")
     edited = project.build()

@@ -69,6 +69,7 @@ def _nbcache_install(root, scope, store):
     state.names = set(shell.user_ns)
     state.cell = 0  # code cells run so far (silent requests are not cells)
     state.variants = set()  # notebooks whose page variants were read (read_notebooks)
+    state.code = {}  # notebook -> its key: notebooks whose results were read or called
 
     def pre_run_cell(*args):
         state.cell += 1
@@ -151,7 +152,7 @@ def _nbcache_install(root, scope, store):
         return json.dumps({
             "cwd": os.path.realpath(cwd), "root": state.root, "files": files,
             "modules": modules, "path": paths, "packages": packages,
-            "variants": sorted(state.variants),
+            "variants": sorted(state.variants), "code": state.code,
             "python": platform.python_implementation() + " " + platform.python_version(),
         })
 
@@ -245,6 +246,11 @@ def dependencies(
     for path, (mode, count) in sorted(report.get("files", {}).items()):
         if mode == "r" and not path.endswith((".pyc", ".pyo")) and not os.path.isdir(path):
             note(path, count, False)
+    for notebook, key in sorted(report.get("code", {}).items()):  # results read, calls
+        if _inside(notebook, root):
+            from ..freshness import CODE
+
+            files[CODE + _relative(notebook, cwd)] = str(key)
     for notebook in report.get("variants", ()):  # read through read_notebooks
         if _inside(notebook, root):
             from ..freshness import VARIANTS
