@@ -60,6 +60,7 @@ def code_digest(path: Path, options: Options) -> str:
         return ""
     return notebook_key(notebook, options.for_notebook(notebook.get("metadata", {})))
 
+
 FileMemo = MutableMapping[str, tuple[int, int, str]]  # path -> (mtime_ns, size, sha256)
 
 
