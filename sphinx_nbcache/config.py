@@ -95,6 +95,8 @@ OPTIONS: dict[str, OptionSpec] = {
     "nbcache_lease_seconds": OptionSpec(60, (int, float)),
     # notebooks executing at once for REST calls (`nbcache serve`); 0: as nbcache_jobs
     "nbcache_serve_jobs": OptionSpec(0, _INT),
+    # local kernels forked from a warm process (env NBCACHE_FORK_KERNELS=0 turns it off)
+    "nbcache_fork_kernels": OptionSpec(True, _BOOL),
 }
 OPTION_DEFAULTS: dict[str, Any] = {name: spec.default for name, spec in OPTIONS.items()}
 
@@ -166,6 +168,7 @@ class Options:
     artifact_limit: int = 50_000_000
     lease_seconds: float = 60.0
     serve_jobs: int = 1
+    fork_kernels: bool = True
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     # -- construction -------------------------------------------------------------------------
@@ -237,6 +240,7 @@ class Options:
             ),
             lease_seconds=_seconds(get("nbcache_lease_seconds", 60), "nbcache_lease_seconds"),
             serve_jobs=_int(get("nbcache_serve_jobs", 0), "nbcache_serve_jobs", 0) or jobs,
+            fork_kernels=bool(get("nbcache_fork_kernels", True)),
         )
 
     # -- per notebook -------------------------------------------------------------------------

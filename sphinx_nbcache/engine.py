@@ -273,6 +273,7 @@ class Engine:
                 "url": o.executor_url,
                 "token": o.executor_token,
                 "env": o.executor_env,
+                "fork_kernels": o.fork_kernels,
             },
         )
 

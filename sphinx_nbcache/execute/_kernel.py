@@ -18,6 +18,7 @@ import shutil
 import signal
 import tempfile
 import time
+import uuid
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernel
 from ..merge import outputs_of
 from ..records import Failure, Record
 from . import _trace
+from ._forkserver import ForkProvisioner, ForkServers
 from ._job import Job, Outcome
 
 __all__ = ["KernelHandle", "connect", "execute_in", "run_notebook", "start_kernel", "stop_kernel"]
@@ -61,8 +63,9 @@ class KernelHandle:
         self.traced = False  # the dependency tracer runs in the kernel
 
 
-async def start_kernel(job: Job) -> KernelHandle | Failure:
-    """Start the job's kernel; a :class:`Failure` if that is impossible."""
+async def start_kernel(job: Job, forks: ForkServers | None = None) -> KernelHandle | Failure:
+    """Start the job's kernel (forked by one of ``forks`` when it can be); a
+    :class:`Failure` if that is impossible."""
     started = time.perf_counter()
     folder = tempfile.mkdtemp(prefix=_FOLDER_PREFIX)
     with open(os.path.join(folder, "owner"), "w") as owner:  # for sweep_orphan_folders()
@@ -73,6 +76,8 @@ async def start_kernel(job: Job) -> KernelHandle | Failure:
     manager = AsyncKernelManager(kernel_name=job.kernel, transport="ipc", log=_QUIET)
     manager.ip = os.path.join(folder, "k")
     manager.shutdown_wait_time = _SHUTDOWN_WAIT
+    if forks is not None:
+        _fork_through(manager, forks)
     # the kernel's own stdout/stderr (C-level prints, shutdown noise) go to a file, not into
     # the build log; its tail explains a dead kernel
     with open(os.path.join(folder, "kernel.log"), "wb") as log:
@@ -87,6 +92,21 @@ async def start_kernel(job: Job) -> KernelHandle | Failure:
             shutil.rmtree(folder, ignore_errors=True)
             return Failure("no_kernel", type(exc).__name__, f"the kernel failed to start: {exc}")
     return KernelHandle(manager, folder, started, cwd)
+
+
+def _fork_through(manager: AsyncKernelManager, forks: ForkServers) -> None:
+    """Give the manager a provisioner that forks the kernel, if its spec allows it."""
+    try:
+        spec = manager.kernel_spec
+    except Exception:  # no such kernel: start_kernel says so
+        return
+    server = forks.for_spec(list(spec.argv)) if spec is not None else None
+    if server is None:
+        return
+    manager.kernel_id = str(uuid.uuid4())
+    provisioner = ForkProvisioner(kernel_id=manager.kernel_id, kernel_spec=spec, parent=manager)
+    provisioner.server = server
+    manager.provisioner = provisioner
 
 
 def missing_kernel_hint(name: str) -> str:

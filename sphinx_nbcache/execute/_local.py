@@ -25,6 +25,7 @@ import threading
 from typing import Any
 
 from ..records import Failure
+from ._forkserver import ForkServers, fork_enabled
 from ._job import Job, Outcome
 from ._kernel import (
     KernelHandle,
@@ -42,9 +43,13 @@ __all__ = ["LocalExecutor"]
 class LocalExecutor:
     """Executes jobs in fresh local kernels, ``jobs`` at a time."""
 
-    def __init__(self, jobs: int = 1, prestart: int = 1, **_settings: Any) -> None:
+    def __init__(
+        self, jobs: int = 1, prestart: int = 1, fork_kernels: bool = True, **_settings: Any
+    ) -> None:
         self.jobs = max(1, jobs)
         self.prestart = max(0, prestart)
+        #: warm processes that fork kernels (None: every kernel starts the usual way)
+        self.forks = ForkServers() if fork_enabled(fork_kernels) else None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -151,7 +156,10 @@ class LocalExecutor:
     ) -> Outcome:
         assert self._kernels is not None and self._slots is not None
         async with self._kernels:
-            started = await start_kernel(job)
+            # forking pays once more notebooks than workers are queued (a warm process costs
+            # what one kernel start costs)
+            forks = self.forks if len(self._tasks) > self.jobs else None
+            started = await start_kernel(job, forks)
             if isinstance(started, Failure):
                 return error_outcome(job, started)
             self._handles.add(started)
@@ -189,6 +197,8 @@ class LocalExecutor:
         await asyncio.gather(
             *(stop_kernel(h) for h in handles), *self._stopping, return_exceptions=True
         )
+        if self.forks is not None:
+            await self.forks.close()
 
     def _atexit(self) -> None:
         self.shutdown(cancel=True)
