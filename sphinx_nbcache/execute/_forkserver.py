@@ -40,6 +40,8 @@ import ipykernel.kernelapp, ipykernel.ipkernel, ipykernel.zmqshell  # the warm p
 import IPython.core.interactiveshell, jupyter_client.session, zmq, tornado.ioloop  # noqa
 parent = os.getppid()
 exits = {}
+children = set()
+stopping = []
 def reap(*_):
     while True:
         try:
@@ -48,8 +50,10 @@ def reap(*_):
             return
         if pid == 0:
             return
+        children.discard(pid)
         exits[pid] = os.waitstatus_to_exitcode(status)
 signal.signal(signal.SIGCHLD, reap)
+signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
 listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 listener.bind(sys.argv[1])
 listener.listen(64)
@@ -75,9 +79,22 @@ def become_kernel(request, conn):
     finally:
         os._exit(0)
 while True:
-    if os.getppid() != parent:  # the build is gone: so is the server
+    if stopping or os.getppid() != parent:  # told to, or the build is gone: end every kernel
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        for pid in list(children):
+            for end in (os.killpg, os.kill):
+                try:
+                    end(pid, signal.SIGKILL)
+                    break
+                except OSError:
+                    pass
+        for pid in list(children):
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
         break
-    ready, _, _ = select.select([listener], [], [], 1.0)
+    ready, _, _ = select.select([listener], [], [], 0.5)
     if not ready:
         continue
     conn, _ = listener.accept()
@@ -91,6 +108,7 @@ while True:
             pid = os.fork()
             if pid == 0:
                 become_kernel(request, conn)
+            children.add(pid)
             answer = {"pid": pid}
         conn.sendall((json.dumps(answer) + "\n").encode())
 """
@@ -166,11 +184,12 @@ class ForkServer:
         finally:
             writer.close()
 
-    def stop(self) -> None:
-        """End the server (the kernels it forked are ended by their managers)."""
+    def stop(self, now: bool = True) -> None:
+        """End the server: it ends the kernels it forked that still run (their managers
+        normally have); ``now``: kill it instead (it leaves them to exit on their own)."""
         if self.process is not None and self.process.returncode is None:
             with contextlib.suppress(OSError):
-                os.killpg(self.process.pid, signal.SIGKILL)
+                os.killpg(self.process.pid, signal.SIGKILL if now else signal.SIGTERM)
         with contextlib.suppress(OSError):
             os.unlink(self.socket)
         with contextlib.suppress(OSError):
@@ -182,10 +201,15 @@ class ForkServer:
             self._starting.cancel()
             with contextlib.suppress(BaseException):
                 await self._starting
-        self.stop()
+        self.stop(now=False)
         if self.process is not None:
-            with contextlib.suppress(Exception):
+            try:
                 await asyncio.wait_for(self.process.wait(), 10)
+            except Exception:
+                self.stop()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self.process.wait(), 10)
+        self.stop()  # the socket and folder
 
     @property
     def pid(self) -> int | None:
