@@ -141,10 +141,11 @@ class ForkServer:
         self.forked = 0  # kernels forked
         self._starting: asyncio.Task[bool] | None = None
 
-    def begin(self) -> None:
-        """Start the server in the background (once): kernels start the usual way meanwhile."""
+    async def begin(self) -> bool:
+        """Start the server (once; later callers wait for the same start): True if it runs."""
         if self._starting is None:
             self._starting = asyncio.ensure_future(self.start())
+        return await asyncio.shield(self._starting)
 
     async def start(self) -> bool:
         """Start the server; True when it answers."""
@@ -303,9 +304,10 @@ class ForkProvisioner(LocalProvisioner):
         at = cmd.index("-m") if "-m" in cmd else -1
         if server is None or not isinstance(log, str) or at < 0 or not server.usable(env):
             return await super().launch_kernel(cmd, **kwargs)
-        if not server.ready:  # warming up: this kernel starts the usual way
-            server.begin()
-            return await super().launch_kernel(cmd, **kwargs)
+        if not server.ready:  # warming up: ready about as soon as a kernel started the usual
+            # way would be, and then every kernel comes up in a fraction of that
+            if not await server.begin():
+                return await super().launch_kernel(cmd, **kwargs)
         request = {"argv": cmd[at + 2 :], "cwd": str(kwargs.get("cwd") or os.getcwd())}
         try:
             answer = await server.ask({**request, "env": env, "log": log})
