@@ -304,10 +304,10 @@ class ForkProvisioner(LocalProvisioner):
         at = cmd.index("-m") if "-m" in cmd else -1
         if server is None or not isinstance(log, str) or at < 0 or not server.usable(env):
             return await super().launch_kernel(cmd, **kwargs)
-        if not server.ready:  # warming up: ready about as soon as a kernel started the usual
-            # way would be, and then every kernel comes up in a fraction of that
-            if not await server.begin():
-                return await super().launch_kernel(cmd, **kwargs)
+        # warming up: ready about as soon as a kernel started the usual way would be, and
+        # then every kernel comes up in a fraction of that
+        if not server.ready and not await server.begin():
+            return await super().launch_kernel(cmd, **kwargs)
         request = {"argv": cmd[at + 2 :], "cwd": str(kwargs.get("cwd") or os.getcwd())}
         try:
             answer = await server.ask({**request, "env": env, "log": log})

@@ -22,10 +22,11 @@ from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 
 from ..errors import NbcacheError
-from ..freshness import DECLARED, VARIANTS
 from ..pages import Page
-from ..variants import DIRECTIVE, parse_parameters, plan_variant, scan, variant_result
-from ..variants import start as start_variants
+
+# the rest of sphinx_nbcache.variants is imported when a page shows a variant (a build with
+# nothing changed never needs it)
+DIRECTIVE = "nbcache-notebook"
 
 if TYPE_CHECKING:
     from sphinx.application import Sphinx
@@ -69,6 +70,8 @@ def _page(state: BuildState, path: Path) -> Page:
 
 def _plan(state: BuildState, path: Path, parameters: dict[str, Any]) -> PageState:
     """The planned variant (planned now if it was not)."""
+    from ..variants import plan_variant
+
     wanted = (str(path.resolve()), _canonical(parameters))
     planned = state.variants.get(wanted)
     if planned is None:
@@ -82,6 +85,11 @@ def plan_for_reading(state: BuildState, env: BuildEnvironment, to_read: set[str]
     variants' results changed (to read again)."""
     again: set[str] = set()
     shown = env_variants(env) if not state.from_memory else {}  # else: still what they were
+    if not shown and not to_read:
+        return again
+    from ..variants import parse_parameters, scan
+    from ..variants import start as start_variants
+
     for docname, variants in sorted(shown.items()):
         if docname in to_read or docname not in env.found_docs:
             continue
@@ -119,6 +127,8 @@ class NotebookDirective(SphinxDirective):
     option_spec = {"parameters": directives.unchanged}  # noqa: RUF012 (docutils' API)
 
     def run(self) -> list[nodes.Node]:
+        from ..freshness import DECLARED, VARIANTS
+        from ..variants import parse_parameters, variant_result
         from . import _mystnb
 
         state = _mystnb.state_for_env(self.env)
