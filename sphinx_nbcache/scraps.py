@@ -77,10 +77,16 @@ def scraps_of(notebook: Mapping[str, Any]) -> dict[str, Scrap]:
     return found
 
 
+#: how myst-nb marks a value glued but not shown (``glue(name, value, display=False)``)
+HIDDEN_PREFIX = "application/papermill.record/"
+
+
 def hide_payloads(notebook: Any) -> None:
-    """Leave scrapbook's data payloads out of what is rendered: they are data, not something
-    to show (scrapbook shows nothing for them either), and renderers warn about their
-    mimetypes. Outputs are replaced, never changed in place (they may be shared)."""
+    """Turn scrapbook's data payloads into what myst-nb's ``glue(..., display=False)``
+    writes: nothing is shown where they were glued (scrapbook shows nothing either, and
+    renderers warn about their mimetypes), and ``{glue}`page.md::name``` can paste them
+    (their value as text, as myst-nb's own glue would show it). A ``pandas`` payload is only
+    hidden. Outputs are replaced, never changed in place (they may be shared)."""
     for cell in notebook.get("cells", ()):
         outputs = cell.get("outputs")
         if cell.get("cell_type") != "code" or not outputs:
@@ -95,8 +101,33 @@ def hide_payloads(notebook: Any) -> None:
             rest = {k: v for k, v in data.items() if not k.startswith(SCRAP_PREFIX)}
             if rest:
                 kept.append(type(output)({**output, "data": type(data)(rest)}))
+            kept.extend(_node(output, glue) for glue in _as_glue(data))
         if changed:
             cell["outputs"] = kept
+
+
+def _node(like: Any, output: dict[str, Any]) -> Any:
+    """``output`` as the same kind of object as ``like`` (nbformat's nodes, or plain dicts)."""
+    if isinstance(like, dict) and type(like) is not dict:
+        from nbformat import from_dict
+
+        return from_dict(output)
+    return output
+
+
+def _as_glue(data: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    """myst-nb's hidden glue outputs for the scrapbook payloads in ``data``."""
+    for key, payload in data.items():
+        if not key.startswith(SCRAP_PREFIX) or not isinstance(payload, Mapping):
+            continue
+        name, encoder = payload.get("name"), payload.get("encoder")
+        if not isinstance(name, str) or encoder not in ("json", "text"):
+            continue
+        yield {
+            "output_type": "display_data",
+            "data": {HIDDEN_PREFIX + "text/plain": repr(payload.get("data"))},
+            "metadata": {"scrapbook": {"name": name, "mime_prefix": HIDDEN_PREFIX}},
+        }
 
 
 def _outputs(notebook: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:

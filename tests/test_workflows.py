@@ -23,11 +23,15 @@ def display(data: dict, metadata: dict) -> dict:  # type: ignore[type-arg]
     return nbformat.v4.new_output("display_data", data=data, metadata=metadata)
 
 
-def pasted(project) -> str:  # type: ignore[no-untyped-def]
-    """The value the prose page pasted from the summary (myst-nb renders it as code)."""
-    found = re.search(r"pasted from the summary, is .*?>(\d+)<", project.html("report"))
+def pasted(project, what: str = "pasted from the summary, is") -> str:  # type: ignore[no-untyped-def]
+    """The value the prose page pasted from the summary (myst-nb renders it as code), or
+    after ``what``."""
+    found = re.search(rf"{what} .*?>(\d+)<", project.html("report"))
     assert found, project.html("report")
     return found.group(1)
+
+
+SCRAP = "a scrapbook scrap pasted the same way, is"
 
 
 def test_scraps_of_both_conventions() -> None:
@@ -92,6 +96,7 @@ def test_a_summary_reads_its_sources_from_the_cache_and_is_never_stale(  # type:
     assert "grand total: 21" in project.html("summary")  # 3+6 and 4+8
     assert "sites: north, south" in project.html("summary")
     assert pasted(project) == "21"
+    assert pasted(project, SCRAP) == "9"  # sb.glue("total", 9) in sources/north.md
 
     # in Python: the results a build shows, with their scraps
     north = read_notebook(src / "sources" / "north.md")
@@ -122,6 +127,7 @@ def test_a_summary_reads_its_sources_from_the_cache_and_is_never_stale(  # type:
     assert edited.executed == Counter({"north": 1, "summary": 1}), edited.warnings
     assert "grand total: 48" in project.html("summary")
     assert pasted(project) == "48"  # re-rendered
+    assert pasted(project, SCRAP) == "36"
     assert read_notebook(src / "sources" / "north.md").scraps["total"].data == 36
 
     # a file a source read changed (its code did not): never stale, the summary runs too
