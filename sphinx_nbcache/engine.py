@@ -282,6 +282,11 @@ class Engine:
     def pending(self, key: str) -> bool:
         return self._runner is not None and self._runner.pending(key)
 
+    def may_fork_while_executing(self) -> bool:
+        """True if this process may fork (``sphinx-build -j`` readers) while notebooks still
+        execute: every kernel comes from a warm process, none is started here meanwhile."""
+        return self._runner is not None and self._runner.forks_every_kernel()
+
     def wait(self, key: str, on_record: Callable[[Record], Any] | None = None) -> Outcome | None:
         """The outcome of ``key`` in this run, waiting for it (None: never submitted)."""
         if self._runner is None:

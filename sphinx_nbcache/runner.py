@@ -134,6 +134,12 @@ class Runner:
             variant=job.variant,
         )
 
+    def forks_every_kernel(self) -> bool:
+        """True if the executor forks every kernel of this run from a warm process (so this
+        process may fork while they run: it starts no other process meanwhile)."""
+        check = getattr(self._executor, "forks_every_kernel", None)
+        return bool(check()) if callable(check) else False
+
     def pending(self, key: str) -> bool:
         """True if ``key`` was submitted in this run (whether or not it has finished)."""
         if key in self._futures:

@@ -93,9 +93,11 @@ def test_each_format_executes_once_and_only_when_code_changes(project_factory) -
 
 def test_parallel_read_build(project_factory) -> None:  # type: ignore[no-untyped-def]
     project = project_factory("formats")
-    cold = project.build(parallel=2)
+    cold = project.build(parallel=2, nbcache_jobs=2)
     assert cold.executed == Counter(NOTEBOOKS), cold.status + cold.warnings
     assert "WARNING" not in cold.warnings, cold.warnings
+    # more notebooks than workers: kernels are forked, so the readers start at once
+    assert "reading pages while the notebooks execute" in cold.status
     assert_outputs(project)
     assert "42" in project.html("index")
     again = project.build(parallel=2)

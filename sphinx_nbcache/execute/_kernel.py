@@ -32,7 +32,7 @@ from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernel
 from ..merge import outputs_of
 from ..records import Failure, Record
 from . import _trace
-from ._forkserver import ForkProvisioner, ForkServers
+from ._forkserver import ForkProvisioner, ForkServer, ForkServers
 from ._job import Job, Outcome
 
 __all__ = ["KernelHandle", "connect", "execute_in", "run_notebook", "start_kernel", "stop_kernel"]
@@ -92,6 +92,19 @@ async def start_kernel(job: Job, forks: ForkServers | None = None) -> KernelHand
             shutil.rmtree(folder, ignore_errors=True)
             return Failure("no_kernel", type(exc).__name__, f"the kernel failed to start: {exc}")
     return KernelHandle(manager, folder, started, cwd)
+
+
+def forkable(name: str, forks: ForkServers) -> ForkServer | None:
+    """The warm process that would fork kernel ``name`` in this environment, if any."""
+    manager = AsyncKernelManager(kernel_name=name, log=_QUIET)
+    try:
+        spec = manager.kernel_spec
+    except Exception:
+        return None
+    if spec is None or spec.env:  # a spec's own variables: another environment
+        return None
+    server = forks.for_spec(list(spec.argv))
+    return server if server is not None and server.usable(dict(os.environ)) else None
 
 
 def _fork_through(manager: AsyncKernelManager, forks: ForkServers) -> None:

@@ -50,6 +50,7 @@ class LocalExecutor:
         self.prestart = max(0, prestart)
         #: warm processes that fork kernels (None: every kernel starts the usual way)
         self.forks = ForkServers() if fork_enabled(fork_kernels) else None
+        self._kernel_names: set[str] = set()  # of every job submitted
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -72,6 +73,7 @@ class LocalExecutor:
         if self._closed:
             raise RuntimeError("this executor has been shut down")
         loop = self._ensure_loop()
+        self._kernel_names.add(job.kernel)
         future: concurrent.futures.Future[Outcome] = concurrent.futures.Future()
         self._tasks.append(asyncio.run_coroutine_threadsafe(self._run(job, future), loop))
         self._outcomes.append(future)
@@ -103,6 +105,28 @@ class LocalExecutor:
     @property
     def kernels_alive(self) -> int:
         return len(self._handles)
+
+    def forks_every_kernel(self, timeout: float = 60.0) -> bool:
+        """True if every kernel of the jobs submitted so far is (and will be) forked from a
+        running warm process: this process then starts no other process while they run, so it
+        may fork itself safely (``sphinx-build -j`` readers). Waits for the warm processes."""
+        forks, loop = self.forks, self._loop
+        if forks is None or loop is None or len(self._tasks) <= self.jobs:
+            return False  # too few notebooks to fork them: kernels start the usual way
+
+        async def check() -> bool:
+            from ._kernel import forkable
+
+            for name in sorted(self._kernel_names):
+                server = forkable(name, forks)
+                if server is None or not await server.begin():
+                    return False
+            return True
+
+        try:
+            return asyncio.run_coroutine_threadsafe(check(), loop).result(timeout)
+        except Exception:
+            return False
 
     # -- internals ----------------------------------------------------------------------------
 

@@ -121,8 +121,10 @@ def on_doctree_read(app: Sphinx, doctree: nodes.document) -> None:
 
 
 def on_env_before_read_docs(app: Sphinx, env: BuildEnvironment, docnames: list[str]) -> None:
-    """Read cheap pages first; under ``-j``, finish executing before Sphinx forks readers
-    (a fork while the executor thread starts a kernel would inherit its pipes)."""
+    """Read cheap pages first; under ``-j``, readers start while the notebooks execute when
+    every kernel is forked from a warm process, else executing finishes before Sphinx forks
+    its readers (a fork while the executor thread starts a kernel would inherit the pipes of
+    that start and hang it)."""
     state = _state(app)
     if state is None:
         return
@@ -142,7 +144,10 @@ def on_env_before_read_docs(app: Sphinx, env: BuildEnvironment, docnames: list[s
             except OSError:
                 pass
     if app.parallel > 1:
-        state.execute_all(app.verbosity)
+        if state.engine.may_fork_while_executing():
+            logger.info("nbcache: reading pages while the notebooks execute (forked kernels)")
+        else:
+            state.execute_all(app.verbosity)
 
 
 def on_source_read(app: Sphinx, docname: str, source: list[str]) -> None:
