@@ -10,6 +10,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import sphinx
 
 from sphinx_nbcache.ordering import cycles, order_by_reads, reads_of
 from sphinx_nbcache.pages import Page
@@ -77,10 +78,10 @@ def test_pages_reading_each_other_are_warned_about_and_do_not_hang(  # type: ign
     assert built.executed == Counter({"ping": 1, "pong": 1}), built.warnings
     for page in ("ping", "pong"):
         assert re.search(
-            rf"{page}\.md: WARNING: this page and \w+ read each other's results"
-            r".*\[nbcache\.cycle\]",
-            built.warnings,
+            rf"{page}\.md: WARNING: this page and \w+ read each other's results", built.warnings
         ), built.warnings
+    if sphinx.version_info >= (8,):  # Sphinx 8 appends [type.subtype] to warnings
+        assert built.warnings.count("[nbcache.cycle]") == 2, built.warnings
     shown = project.html("ping") + project.html("pong")
     assert "could not read: NotFoundError" in shown  # the first of the two found nothing
     assert project.build().total == 0
