@@ -262,4 +262,5 @@ def test_a_kernel_that_dies_is_a_failed_page_and_a_missing_kernel_an_error(
     assert absent.record.failure is not None
     assert absent.record.failure.kind == "no_kernel"
     assert jupyter_server.url in absent.record.failure.evalue
+    assert executor.leaked == []
     assert remote_kernels(jupyter_server) == []

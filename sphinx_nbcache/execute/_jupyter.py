@@ -318,12 +318,24 @@ class JupyterExecutor:
             shutil.rmtree(run.local, ignore_errors=True)
 
     async def _delete_kernel(self, kernel_id: str) -> None:
-        try:
-            await self._api.call("DELETE", f"api/kernels/{kernel_id}")
-        except ServerError as exc:
-            if exc.status != 404:  # 404: gone already (the server was restarted)
+        # A kernel that died is restarted by the server's own restarter, and a shutdown that
+        # meets that restart fails (HTTP 500): asked again once the restart is over, it works.
+        # The server gives no event for that: retry with growing pauses, ~15 s in all.
+        pause = 0.25
+        while True:
+            try:
+                await self._api.call("DELETE", f"api/kernels/{kernel_id}")
+                break
+            except ServerError as exc:
+                if exc.status == 404:  # gone already (the server was restarted)
+                    break
+                if exc.status is not None and exc.status >= 500 and pause <= 8:
+                    await asyncio.sleep(pause)
+                    pause *= 2
+                    continue
                 self.leaked.append(f"kernel {kernel_id}")
                 log.warning("cannot delete kernel %s on %s: %s", kernel_id, self.url, exc)
+                break
         self._live.discard(kernel_id)
 
     async def _delete_folder(self, path: str) -> None:
