@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CODE",
     "DECLARED",
+    "PAGES",
     "VARIANTS",
     "Freshness",
     "code_digest",
@@ -46,6 +47,9 @@ VARIANTS = "variants:"
 #: How reading another notebook's result is named among a result's files: ``code:<notebook>``,
 #: its digest that notebook's cache key (its code, not its prose).
 CODE = "code:"
+#: How listing the pages of a folder (or a glob) is named among a result's files:
+#: ``pages:<folder or glob>``, its digest the names of the notebook pages found there.
+PAGES = "pages:"
 
 
 def code_digest(path: Path, options: Options) -> str:
@@ -86,6 +90,7 @@ class Freshness:
     ) -> None:
         self.options = options
         self._variants: dict[str, str] = {}  # notebook -> digest of its variants now
+        self._listings: dict[str, str] = {}  # folder or glob -> digest of its pages now
         self.root = root.resolve() if root is not None else None
         self.memo: FileMemo = {} if files is None else files
         self.kernels = KernelEnvironment()
@@ -140,6 +145,15 @@ class Freshness:
             known = self._variants[str(notebook)] = variants_digest(self.root, notebook)
         return known
 
+    def listing_digest(self, target: str) -> str:
+        """What the notebook pages in a folder (or matching a glob) are now, by name."""
+        from .workflows import listing_digest
+
+        known = self._listings.get(target)
+        if known is None:
+            known = self._listings[target] = listing_digest(target, self.root)
+        return known
+
     def declared(self, patterns: Iterable[str], folder: Path) -> tuple[tuple[str, str], ...]:
         """The ``glob:`` entries a run of a page in ``folder`` records for its declarations."""
         return tuple((DECLARED + p, self.declared_digest(p, folder)) for p in patterns)
@@ -183,6 +197,11 @@ class Freshness:
                 shown = path[len(VARIANTS) :]
                 if self.variants_digest(folder / shown) != digest:
                     return f"the variants of {shown} the pages show changed (it read them)"
+                continue
+            if path.startswith(PAGES):
+                listed = path[len(PAGES) :]
+                if self.listing_digest(os.path.join(base, listed)) != digest:
+                    return f"the notebook pages in {listed} changed (it listed them)"
                 continue
             now = self.file_hash(os.path.join(base, path))
             if now != digest:

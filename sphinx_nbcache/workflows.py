@@ -11,8 +11,10 @@
 
 Works in Python and inside a notebook during a build (paths are relative to the current
 folder, which is the page's folder there). The result read is the one a build shows: the
-page's current code with what it depended on unchanged. Reading a page's file is recorded like
-any file a notebook reads, so a reader is executed again when a page it read changes.
+page's current code with what it depended on unchanged. Inside a notebook, what was read is
+recorded as the reader's dependencies: each page's code (its cache key, not its prose) and what
+its result depended on, the pages a folder or glob listed, the directives showing variants; so
+a reader is executed again exactly when what it read would be different.
 
 A page that has no current result yet is an error saying so, unless a build that shares the
 store is executing it right now (it holds the page's lease): then the read waits for that
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
     from .api import Cache
     from .config import Options
     from .pages import Page
+    from .project import Project
     from .records import Record
 
 __all__ = ["CachedNotebook", "open_for", "read_from", "read_notebook", "read_notebooks"]
@@ -146,20 +149,15 @@ def read_notebooks(
     cache = open_for(found[0], docs)
     wait = _wait_limit(wait)
     try:
-        pages: dict[str, Page] = {}
-        for path in found:
-            if path.is_dir():  # the project's pages under it (names as the build has them)
-                under = path.resolve()
-                with _unrecorded():  # looking at every file: the reader depends on none
-                    listed = cache.project.pages()
-                for page in listed:
-                    if page.path.resolve().is_relative_to(under):
-                        pages.setdefault(page.name, page)
-            else:
-                page = cache.page(path)
-                pages.setdefault(page.name, page)
+        with _unrecorded():  # looking at every file: the reader depends on none...
+            pages = _pages_in(cache.project, found)
         if not pages:
             raise NotFoundError(f"no notebook page in {str(target)!r}", "give a folder or a glob")
+        tracer = sys.modules.get("_nbcache_trace")
+        listings = getattr(tracer, "listings", None)
+        if isinstance(listings, dict) and (found[0].is_dir() or glob.has_magic(str(target))):
+            # ...but on which pages there are: a page added or removed executes it again
+            listings[os.path.realpath(target)] = _names_digest(pages)
         found_all = []
         for name in sorted(pages):
             found_all.append(read_from(cache, pages[name], wait))
@@ -227,6 +225,40 @@ def _wait_limit(wait: float) -> float:
     """No waiting inside a notebook of a cycle (pages reading each other's results)."""
     tracer = sys.modules.get("_nbcache_trace")
     return 0.0 if dict(getattr(tracer, "store", None) or {}).get("wait") == "0" else wait
+
+
+def _pages_in(project: Project, found: list[Path]) -> dict[str, Page]:
+    """The notebook pages among ``found`` (files and folders), by name as a build has them."""
+    pages: dict[str, Page] = {}
+    listed: list[Page] | None = None
+    for path in found:
+        if path.is_dir():  # the project's pages under it
+            under = path.resolve()
+            listed = project.pages() if listed is None else listed
+            for page in listed:
+                if page.path.resolve().is_relative_to(under):
+                    pages.setdefault(page.name, page)
+        else:
+            page = project.page(path)
+            pages.setdefault(page.name, page)
+    return pages
+
+
+def _names_digest(pages: dict[str, Page]) -> str:
+    import hashlib
+
+    return hashlib.sha256("\n".join(sorted(pages)).encode()).hexdigest()
+
+
+def listing_digest(target: str, root: Path | None) -> str:
+    """What the notebook pages in a folder (or matching a glob) under the project ``root``
+    are now: how a reader of ``read_notebooks(target)`` is found stale."""
+    from .project import Project
+
+    found = _expand(target)
+    if not found:
+        return _names_digest({})
+    return _names_digest(_pages_in(Project.load(root), found))
 
 
 def _expand(target: str | Path) -> list[Path]:

@@ -150,6 +150,24 @@ def test_a_summary_reads_its_sources_from_the_cache_and_is_never_stale(  # type:
     assert "grand total: 49" in project.html("summary")
     assert pasted(project) == "49"
 
+    # a page added to the folder the summary lists: it runs, and so does the summary; a file
+    # that is not a notebook page changes nothing; once the page is removed the summary shows
+    # its earlier result again (still in the cache and valid again: nothing runs)
+    east = (src / "sources" / "south.md").read_text()
+    east = east.replace("south", "east").replace("readings = [int(", "readings = [1 + int(")
+    (src / "sources" / "east.md").write_text(east)
+    added = project.build()
+    assert added.executed == Counter({"east": 1, "summary": 1}), added.warnings
+    assert "grand total: 63" in project.html("summary")  # 36 + 13 + 14
+    assert "sites: east, north, south" in project.html("summary")
+    (src / "sources" / "notes.txt").write_text("not a page")
+    assert project.build().total == 0
+    (src / "sources" / "east.md").unlink()
+    removed = project.build()
+    assert removed.total == 0, removed.warnings
+    assert "grand total: 49" in project.html("summary")
+    assert "sites: north, south" in project.html("summary")
+
     # a page with no current result says so
     project.edit("sources/north.md", "readings = [30, 3 * 2]", "readings = [31, 3 * 2]")
     with pytest.raises(NotFoundError, match="sources/north has no current result"):

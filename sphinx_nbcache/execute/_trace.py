@@ -70,6 +70,7 @@ def _nbcache_install(root, scope, store):
     state.cell = 0  # code cells run so far (silent requests are not cells)
     state.variants = set()  # notebooks whose page variants were read (read_notebooks)
     state.code = {}  # notebook -> its key: notebooks whose results were read or called
+    state.listings = {}  # folder or glob -> digest of the pages it listed (read_notebooks)
 
     def pre_run_cell(*args):
         state.cell += 1
@@ -153,6 +154,7 @@ def _nbcache_install(root, scope, store):
             "cwd": os.path.realpath(cwd), "root": state.root, "files": files,
             "modules": modules, "path": paths, "packages": packages,
             "variants": sorted(state.variants), "code": state.code,
+            "listings": state.listings,
             "python": platform.python_implementation() + " " + platform.python_version(),
         })
 
@@ -258,6 +260,11 @@ def dependencies(
 
             shown = VARIANTS + _relative(notebook, cwd)
             files[shown] = variants_digest(Path(root), Path(notebook))
+    for target, listed in sorted(report.get("listings", {}).items()):  # read_notebooks(folder)
+        if _inside(target, root):
+            from ..freshness import PAGES
+
+            files[PAGES + _relative(target, cwd)] = str(listed)
     packages = report.get("packages") or {}
     python = str(report.get("python", ""))
     if environment.get("scope") == "off":
