@@ -327,16 +327,27 @@ def read_from(cache: Cache, page: Page, wait: float = 0.0) -> CachedNotebook:
 
 def _depend_on(page: Page, record: Record, options: Options) -> None:
     """Inside a notebook a build executes, make what ``record`` came from a dependency of the
-    reading notebook: the page's code (its key, not its prose), every file the result read
-    and the code of the pages it read in turn. The reader then executes again when the result
-    it read would change, and only then."""
-    from .freshness import CODE, VARIANTS, code_digest
+    reading notebook: the page's code (its key, not its prose), every file the result read,
+    the files its declared globs match, the packages it imported, and the code of the pages it
+    read in turn. The reader then executes again when the result it read would change, and
+    only then."""
+    from .freshness import CODE, DECLARED, VARIANTS, code_digest
 
     tracer = sys.modules.get("_nbcache_trace")
     code = getattr(tracer, "code", None)
     variants = getattr(tracer, "variants", None)
     folder = page.path.parent
-    files = record.dependencies.files if record.dependencies is not None else ()
+    deps = record.dependencies
+    files = deps.files if deps is not None else ()
+    packages = getattr(tracer, "read_packages", None)
+    if isinstance(packages, dict) and deps is not None:
+        for name, version in deps.packages:
+            packages.setdefault(name, version)
+    globs = getattr(tracer, "read_globs", None)
+    root = getattr(tracer, "root", None)
+    if isinstance(globs, dict) and isinstance(root, str):
+        _declared_globs(globs, [f[len(DECLARED) :] for f, _ in files if f.startswith(DECLARED)],
+                        folder, Path(root), options)  # fmt: skip
     if isinstance(code, dict):
         with _unrecorded():
             code[os.path.realpath(page.path)] = code_digest(page.path, options)
@@ -349,6 +360,27 @@ def _depend_on(page: Page, record: Record, options: Options) -> None:
             variants.add(os.path.realpath(folder / relative[len(VARIANTS) :]))
         elif ":" not in relative:
             _open_for_tracer(folder / relative)
+
+
+def _declared_globs(
+    globs: dict[str, str], patterns: list[str], folder: Path, root: Path, options: Options
+) -> None:
+    """The read page's declared globs, anchored at the project root (``/...``) so that they
+    match the same files from the reader's folder, with what they match now."""
+    from .freshness import Freshness
+
+    check = Freshness(options, root)
+    for pattern in patterns:
+        if pattern.startswith("/"):
+            anchored = pattern
+        else:
+            where = Path(os.path.normpath(folder.resolve() / pattern))
+            if not where.is_relative_to(root):
+                continue  # outside the project: not followed (as files read outside are not)
+            anchored = "/" + where.relative_to(root).as_posix()
+        if anchored not in globs:
+            with _unrecorded():
+                globs[anchored] = check.declared_digest(anchored, folder)
 
 
 def _open_for_tracer(path: Path) -> None:

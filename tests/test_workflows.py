@@ -9,6 +9,7 @@ from collections import Counter
 
 import nbformat
 import pytest
+from test_freshness import fake_package
 
 from sphinx_nbcache import read_notebook, read_notebooks
 from sphinx_nbcache.cli import main
@@ -84,11 +85,15 @@ def test_scraps_of_both_conventions() -> None:
 
 @pytest.mark.kernel
 def test_a_summary_reads_its_sources_from_the_cache_and_is_never_stale(  # type: ignore[no-untyped-def]
-    project_factory, capsys
+    project_factory, capsys, tmp_path, monkeypatch
 ) -> None:
     project = project_factory("workflow")
     src = project.src
     everything = Counter({"north": 1, "south": 1, "summary": 1})
+    site = tmp_path / "site"
+    fake_package(site, "1.0")
+    monkeypatch.setenv("PYTHONPATH", str(site))  # the kernels import it from there
+    monkeypatch.syspath_prepend(str(site))  # and the build checks its version here
 
     cold = project.build()
     assert cold.executed == everything, cold.warnings
@@ -167,6 +172,26 @@ def test_a_summary_reads_its_sources_from_the_cache_and_is_never_stale(  # type:
     assert removed.total == 0, removed.warnings
     assert "grand total: 49" in project.html("summary")
     assert "sites: north, south" in project.html("summary")
+
+    # a file matched by a glob a source declares (nbcache.depends) changes: the source runs,
+    # and so does the summary, which read that source's result (anchored at the project)
+    project.edit(
+        "sources/south.md", "kernelspec:", "nbcache:\n  depends: [data/*.csv]\nkernelspec:"
+    )
+    (src / "sources" / "data").mkdir()
+    (src / "sources" / "data" / "a.csv").write_text("1")
+    assert project.build().executed == Counter({"south": 1, "summary": 1})
+    (src / "sources" / "data" / "a.csv").write_text("2")
+    globbed = project.build()
+    assert globbed.executed == Counter({"south": 1, "summary": 1}), globbed.warnings
+    assert project.build().total == 0
+
+    # a package a source imports is upgraded (the summary does not import it): both run
+    project.edit("sources/south.md", "readings = [int(", "import fakepkg\nreadings = [int(")
+    assert project.build().executed == Counter({"south": 1, "summary": 1})
+    fake_package(site, "2.0")
+    upgraded = project.build()
+    assert upgraded.executed == Counter({"south": 1, "summary": 1}), upgraded.warnings
 
     # a page with no current result says so
     project.edit("sources/north.md", "readings = [30, 3 * 2]", "readings = [31, 3 * 2]")

@@ -71,6 +71,8 @@ def _nbcache_install(root, scope, store):
     state.variants = set()  # notebooks whose page variants were read (read_notebooks)
     state.code = {}  # notebook -> its key: notebooks whose results were read or called
     state.listings = {}  # folder or glob -> digest of the pages it listed (read_notebooks)
+    state.read_packages = {}  # packages the results read depended on -> their version
+    state.read_globs = {}  # declared globs of the results read (anchored "/...") -> digest
 
     def pre_run_cell(*args):
         state.cell += 1
@@ -154,7 +156,8 @@ def _nbcache_install(root, scope, store):
             "cwd": os.path.realpath(cwd), "root": state.root, "files": files,
             "modules": modules, "path": paths, "packages": packages,
             "variants": sorted(state.variants), "code": state.code,
-            "listings": state.listings,
+            "listings": state.listings, "read_packages": state.read_packages,
+            "read_globs": state.read_globs,
             "python": platform.python_implementation() + " " + platform.python_version(),
         })
 
@@ -265,7 +268,11 @@ def dependencies(
             from ..freshness import PAGES
 
             files[PAGES + _relative(target, cwd)] = str(listed)
-    packages = report.get("packages") or {}
+    for pattern, digest in sorted(report.get("read_globs", {}).items()):  # results read
+        from ..freshness import DECLARED
+
+        files.setdefault(DECLARED + pattern, str(digest))
+    packages = {**(report.get("read_packages") or {}), **(report.get("packages") or {})}
     python = str(report.get("python", ""))
     if environment.get("scope") == "off":
         packages, python = {}, ""
