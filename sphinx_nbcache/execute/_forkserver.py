@@ -45,6 +45,13 @@ for name in __PRELOAD__:
         importlib.import_module(name)
     except Exception:
         pass
+try:  # what every kernel compiles for its first cell (tokenize's regular expressions, ...)
+    import io, tokenize
+    from IPython.core.inputtransformer2 import TransformerManager
+    list(tokenize.generate_tokens(io.StringIO("x = 1\n").readline))
+    TransformerManager().transform_cell("x = 1\n")
+except Exception:
+    pass
 if threading.active_count() != 1:  # a thread would not survive a fork: do not serve
     sys.stdout.write("threads\n")
     sys.stdout.flush()

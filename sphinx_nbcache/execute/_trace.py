@@ -319,18 +319,26 @@ def artifacts(
 async def install(
     client: Any, root: str, scope: str, store: tuple[tuple[str, str], ...] = ()
 ) -> bool:
-    """Run :data:`TRACER` silently in the client's kernel; True if it is in place."""
+    """Run :data:`TRACER` silently in the client's kernel; True if it is in place.
+
+    It goes as a user expression, ``exec`` of one string literal in a namespace of its own:
+    run as a cell, IPython would tokenize it and ipykernel hash it in pure Python (~0.13 s of
+    CPU in every kernel, a third of what a forked kernel costs)."""
     kc = client.kc
     code = (
         TRACER.replace("__ROOT__", repr(root))
         .replace("__SCOPE__", repr(scope))
         .replace("__STORE__", repr(dict(store)))
     )
-    msg_id = kc.execute(code, silent=True, store_history=False)
+    expression = {"nbcache": f"exec({code!r}, {{'get_ipython': get_ipython}})"}
+    msg_id = kc.execute("", silent=True, store_history=False, user_expressions=expression)
     if hasattr(msg_id, "__await__"):
         msg_id = await msg_id
     reply = await client.async_wait_for_reply(msg_id)
-    return bool(reply) and reply["content"].get("status") == "ok"
+    if not reply or reply["content"].get("status") != "ok":
+        return False
+    found = reply["content"].get("user_expressions", {}).get("nbcache", {})
+    return isinstance(found, dict) and found.get("status") == "ok"
 
 
 async def collect(client: Any) -> dict[str, Any] | None:
