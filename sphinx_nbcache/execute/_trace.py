@@ -138,7 +138,8 @@ def _nbcache_install(root, scope, store):
             from importlib import metadata
             local = {name.split(".")[0] for name, (origin, _) in modules.items()
                      if origin and origin.startswith(state.root + os.sep)}
-            tops -= local | set(sys.builtin_module_names) | {"_nbcache_trace", "__main__"}
+            stdlib = set(getattr(sys, "stdlib_module_names", ()))  # the Python version says
+            tops -= local | set(sys.builtin_module_names) | stdlib | {"_nbcache_trace", "__main__"}
             owners = None
             for top in sorted(tops):
                 try:
