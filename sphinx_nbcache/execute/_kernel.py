@@ -24,8 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
-import zmq.asyncio
-from jupyter_client.asynchronous.client import AsyncKernelClient
 from jupyter_client.kernelspec import NoSuchKernel
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
@@ -45,34 +43,6 @@ _QUIET = logging.getLogger("sphinx_nbcache.kernel")
 _QUIET.addHandler(logging.NullHandler())
 _QUIET.propagate = False
 _SHUTDOWN_WAIT = 3.0
-
-
-class _Client(AsyncKernelClient):
-    """A client without the heartbeat channel: its thread (started and joined for every
-    kernel) is not needed, since the manager of a local kernel knows if its process lives."""
-
-    def start_channels(
-        self,
-        shell: bool = True,
-        iopub: bool = True,
-        stdin: bool = True,
-        hb: bool = True,
-        control: bool = True,
-    ) -> None:
-        super().start_channels(shell, iopub, stdin, False, control)
-
-
-_contexts: dict[int, zmq.asyncio.Context] = {}
-
-
-def _context() -> zmq.asyncio.Context:
-    """One ZeroMQ context for this process's kernels (a context per kernel costs its I/O
-    thread's start and end); a forked process makes its own."""
-    pid = os.getpid()
-    if pid not in _contexts:
-        _contexts.clear()
-        _contexts[pid] = zmq.asyncio.Context()
-    return _contexts[pid]
 
 
 def strip_ansi(text: str) -> str:
@@ -103,10 +73,7 @@ async def start_kernel(job: Job, forks: ForkServers | None = None) -> KernelHand
     local = job.local_folder()
     cwd = str(local) if local is not None else os.path.join(folder, "cwd")
     os.makedirs(cwd, exist_ok=True)
-    manager = AsyncKernelManager(
-        kernel_name=job.kernel, transport="ipc", log=_QUIET, context=_context()
-    )
-    manager.client_factory = _Client
+    manager = AsyncKernelManager(kernel_name=job.kernel, transport="ipc", log=_QUIET)
     manager.ip = os.path.join(folder, "k")
     manager.shutdown_wait_time = _SHUTDOWN_WAIT
     if forks is not None:
