@@ -323,8 +323,8 @@ async def install(
     """Run :data:`TRACER` silently in the client's kernel; True if it is in place.
 
     It goes as a user expression, ``exec`` of one string literal in a namespace of its own:
-    run as a cell, IPython would tokenize it and ipykernel hash it in pure Python (~0.13 s of
-    CPU in every kernel, a third of what a forked kernel costs)."""
+    run as a cell, IPython would tokenize its lines and ipykernel hash them in pure Python, in
+    every kernel."""
     kc = client.kc
     code = (
         TRACER.replace("__ROOT__", repr(root))
