@@ -343,23 +343,25 @@ def _depend_on(page: Page, record: Record, options: Options) -> None:
     if isinstance(packages, dict) and deps is not None:
         for name, version in deps.packages:
             packages.setdefault(name, version)
-    globs = getattr(tracer, "read_globs", None)
-    root = getattr(tracer, "root", None)
-    if isinstance(globs, dict) and isinstance(root, str):
-        _declared_globs(globs, [f[len(DECLARED) :] for f, _ in files if f.startswith(DECLARED)],
-                        folder, Path(root), options)  # fmt: skip
     if isinstance(code, dict):
         with _unrecorded():
             code[os.path.realpath(page.path)] = code_digest(page.path, options)
     else:  # a tracer that records files only: the page's file itself
         _open_for_tracer(page.path)
+    declared: list[str] = []
     for relative, digest in files:
         if relative.startswith(CODE) and isinstance(code, dict):
             code.setdefault(os.path.realpath(folder / relative[len(CODE) :]), digest)
         elif relative.startswith(VARIANTS) and isinstance(variants, set):
             variants.add(os.path.realpath(folder / relative[len(VARIANTS) :]))
+        elif relative.startswith(DECLARED):
+            declared.append(relative[len(DECLARED) :])
         elif ":" not in relative:
             _open_for_tracer(folder / relative)
+    globs = getattr(tracer, "read_globs", None)
+    root = getattr(tracer, "root", None)
+    if declared and isinstance(globs, dict) and isinstance(root, str):
+        _declared_globs(globs, declared, folder, Path(root), options)
 
 
 def _declared_globs(
