@@ -109,7 +109,7 @@ def lint(session: nox.Session) -> None:
     # pinned so that a new release cannot fail CI on unchanged code; bump deliberately
     session.install(
         "-e", ".[serve]", "ruff==0.17.6", "mypy==2.4.1",
-        "types-docutils", "types-PyYAML", "types-Pygments",
+        "types-docutils", "types-PyYAML", "types-Pygments", "types-psutil",
     )  # fmt: skip
     failed = []
     for cmd in (

@@ -206,7 +206,7 @@ class Cache:
         if timeout is not None:
             options = dataclasses.replace(options, timeout=timeout if timeout > 0 else None)
         if jobs:
-            options = dataclasses.replace(options, jobs=max(1, jobs))
+            options = dataclasses.replace(options, jobs=max(1, jobs), max_jobs=max(1, jobs))
         if executor:
             options = dataclasses.replace(options, executor=executor)
         pages = self.pages(targets)

@@ -75,6 +75,9 @@ OPTIONS: dict[str, OptionSpec] = {
     "nbcache_executor_options": OptionSpec({}, _DICT),  # more keyword settings for the factory
     "nbcache_files_limit": OptionSpec(50_000_000, _INT),  # bytes of a folder shipped per job
     "nbcache_jobs": OptionSpec(0, _INT),  # notebooks executing at once; 0: one per CPU
+    # ... at most, while the CPUs sit idle (kernels waiting on I/O); None: 4 x nbcache_jobs
+    # when nbcache_jobs is 0, else nbcache_jobs (a fixed number)
+    "nbcache_max_jobs": OptionSpec(None, _INT + _NONE),
     # kernels started ahead of need; None: as many as nbcache_jobs
     "nbcache_prestart": OptionSpec(None, _INT + _NONE),
     # re-execute notebooks whose cached result is a failure
@@ -115,6 +118,9 @@ MYSTNB_OPTIONS: tuple[str, ...] = (
 )
 
 #: Environment variables that win over conf.py (for secrets kept out of the repository).
+#: with ``nbcache_jobs = 0``, up to this many notebooks per CPU while the CPUs are idle
+AUTO_JOBS_FACTOR = 4
+
 ENV_OVERRIDES = {
     "NBCACHE_DATABASE": "nbcache_database",
     "NBCACHE_BLOBS": "nbcache_blobs",
@@ -139,6 +145,7 @@ class Options:
     cache_path: Path
     mode: Mode = "cache"
     jobs: int = 1
+    max_jobs: int = 1  # more notebooks at once while the CPUs are idle (local kernels)
     prestart: int = 1
     timeout: float | None = 30.0  # per cell, seconds; None = no limit
     allow_errors: bool = False
@@ -193,7 +200,13 @@ class Options:
             raise ConfigError("nb_execution_mode", f"{mode!r} is not one of {', '.join(MODES)}")
         cache = get("nbcache_path") or get("nb_execution_cache_path") or DEFAULT_CACHE_DIR
         cache_path = Path(base_dir, os.path.expanduser(str(cache))).resolve()
-        jobs = _int(get("nbcache_jobs", 0), "nbcache_jobs", minimum=0) or (os.cpu_count() or 1)
+        fixed = _int(get("nbcache_jobs", 0), "nbcache_jobs", minimum=0)
+        jobs = fixed or (os.cpu_count() or 1)
+        max_raw = get("nbcache_max_jobs")
+        if max_raw is None:
+            max_jobs = jobs if fixed else AUTO_JOBS_FACTOR * jobs
+        else:
+            max_jobs = max(jobs, _int(max_raw, "nbcache_max_jobs", minimum=1))
         prestart_raw = get("nbcache_prestart")
         prestart = jobs if prestart_raw is None else _int(prestart_raw, "nbcache_prestart", 0)
         timeout_raw = get("nb_execution_timeout", 30)
@@ -208,6 +221,7 @@ class Options:
             cache_path=cache_path,
             mode=mode,  # checked against MODES above
             jobs=jobs,
+            max_jobs=max_jobs,
             prestart=prestart,
             timeout=_timeout(timeout_raw, "nb_execution_timeout"),
             allow_errors=bool(get("nb_execution_allow_errors", False)),

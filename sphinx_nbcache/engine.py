@@ -269,6 +269,7 @@ class Engine:
             **{
                 **o.executor_options,
                 "jobs": o.jobs,
+                "max_jobs": o.max_jobs,
                 "prestart": prestart,
                 "url": o.executor_url,
                 "token": o.executor_token,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -11,14 +13,16 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from sphinx_nbcache.config import AUTO_JOBS_FACTOR, Options
 from sphinx_nbcache.execute import Job, LocalExecutor
+from sphinx_nbcache.execute._autoscale import MEMORY_TO_GROW, Autoscale, Places
 from sphinx_nbcache.execute._kernel import sweep_orphan_folders
 
 CODE = "import os, time\ntime.sleep(0.3)\nos.getpid()"
 
 
-def job(number: int) -> Job:
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(CODE)])
+def job(number: int, code: str = CODE) -> Job:
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
     return Job(key=f"{number:064x}", notebook=nb, page=f"page{number}")
 
 
@@ -54,3 +58,90 @@ def test_folders_of_dead_builds_are_swept(tmp_path: Path, monkeypatch: pytest.Mo
     assert not orphan.exists()
     assert mine.exists()
     assert foreign.exists()
+
+
+# -- more notebooks at once while the CPUs sit idle ----------------------------------------
+
+WAITS = "import json, time\nbegin = time.time()\ntime.sleep(2.0)\njson.dumps([begin, time.time()])"
+
+
+def test_notebooks_waiting_on_io_run_more_at_once_up_to_max_jobs() -> None:
+    """Five notebooks that only sleep, one place to begin with: the idle CPUs add places
+    (never more than max_jobs), so some of them sleep at the same time, seen in the kernels."""
+    executor = LocalExecutor(jobs=1, prestart=1, max_jobs=3)
+    try:
+        futures = [executor.submit(job(n, WAITS)) for n in range(5)]
+        outcomes = [f.result(timeout=120) for f in futures]
+    finally:
+        executor.shutdown()
+    assert [o.record.status for o in outcomes] == ["ok"] * 5
+    spans = []
+    for outcome in outcomes:
+        assert outcome.outputs is not None
+        text = outcome.outputs.cells[0]["outputs"][0]["data"]["text/plain"]
+        spans.append(json.loads(json.loads(text.replace("'", '"'))))
+    overlapping = max(sum(1 for b, e in spans if b <= t < e) for t, _ in spans)
+    assert overlapping >= 2  # sleeping at the same time, in their own kernels
+    assert 2 <= executor.peak_running <= 3
+    assert executor.autoscale.size <= 3
+    assert executor.kernels_alive == 0
+
+
+def test_places_grow_while_idle_and_shrink_when_busy() -> None:
+    scale = Autoscale(jobs=2, max_jobs=4, cpus=2)
+    plenty = MEMORY_TO_GROW
+    assert scale.decide(cpu_percent=10, waiting=0, available_memory=plenty) == 0  # none waits
+    assert scale.decide(cpu_percent=70, waiting=3, available_memory=plenty) == 0  # 0.6 CPU idle
+    assert scale.decide(cpu_percent=10, waiting=3, available_memory=plenty - 1) == 0  # memory
+    assert scale.decide(cpu_percent=10, waiting=3, available_memory=plenty) == 1
+    assert scale.decide(cpu_percent=10, waiting=3, available_memory=plenty) == 1
+    assert scale.size == 4
+    assert scale.decide(cpu_percent=0, waiting=3, available_memory=plenty) == 0  # at max_jobs
+    assert scale.decide(cpu_percent=95, waiting=3, available_memory=plenty) == -1  # busy
+    assert scale.decide(cpu_percent=95, waiting=3, available_memory=plenty) == -1
+    assert scale.decide(cpu_percent=100, waiting=3, available_memory=plenty) == 0  # at jobs
+    assert scale.size == 2
+    assert not Autoscale(jobs=3, max_jobs=2).enabled  # a fixed number
+
+
+def test_a_shrunk_limit_keeps_the_places_given_back() -> None:
+    async def scenario() -> list[int]:
+        places = Places(2)
+        holders = 0
+        seen = []
+
+        async def hold(release: asyncio.Event) -> None:
+            nonlocal holders
+            async with places:
+                holders += 1
+                seen.append(holders)
+                await release.wait()
+                holders -= 1
+
+        first, second = asyncio.Event(), asyncio.Event()
+        tasks = [asyncio.create_task(hold(first)) for _ in range(2)]
+        await asyncio.sleep(0)
+        places.shrink()  # down to 1: the next place given back is kept
+        tasks += [asyncio.create_task(hold(second)) for _ in range(2)]
+        await asyncio.sleep(0)
+        first.set()  # both first holders leave: one place kept, one handed on
+        await asyncio.sleep(0.01)
+        assert holders == 1
+        places.grow()  # back to 2: the fourth holder enters at once
+        await asyncio.sleep(0.01)
+        assert holders == 2
+        second.set()
+        await asyncio.gather(*tasks)
+        return seen
+
+    assert max(asyncio.run(scenario())) == 2
+
+
+def test_jobs_zero_grows_while_idle_and_a_fixed_number_does_not(tmp_path: Path) -> None:
+    cpus = os.cpu_count() or 1
+    auto = Options.from_mapping({}, tmp_path)
+    assert (auto.jobs, auto.max_jobs) == (cpus, AUTO_JOBS_FACTOR * cpus)
+    fixed = Options.from_mapping({"nbcache_jobs": 2}, tmp_path)
+    assert (fixed.jobs, fixed.max_jobs) == (2, 2)
+    both = Options.from_mapping({"nbcache_jobs": 2, "nbcache_max_jobs": 6}, tmp_path)
+    assert (both.jobs, both.max_jobs) == (2, 6)

@@ -7,7 +7,7 @@ nbcache_path = os.path.join(_HERE, ".nbcache")
 nb_execution_timeout = 300
 # percent-format .py pages are read through jupytext; MyST .md notebooks are native
 nb_custom_formats = {".py": ["jupytext.reads", {"fmt": "py:percent"}]}
-# nbcache_jobs = 0 (default): as many parallel executions as CPUs
+# nbcache_jobs = 0 (default): one execution per CPU, up to 4 per CPU while the CPUs sit idle
 
 # --- harness metadata (ignored by Sphinx) -----------------------------------
 # folders (relative to the project) that hold this engine's cache; "cold" deletes them

@@ -11,6 +11,10 @@ processes, so this thread only moves messages). Two limits apply:
   most ``jobs`` kernels are exiting at a time, so no more than ``2 * jobs + prestart`` kernel
   processes ever exist. A kernel is never reused for a second notebook.
 
+With ``max_jobs > jobs`` (``nbcache_jobs = 0``), both limits grow by one at a time while the
+machine's CPUs sit idle and notebooks wait, up to ``max_jobs`` executing, and shrink back to
+``jobs`` when the CPUs are busy (``_autoscale``): notebooks waiting on I/O run more at once.
+
 Jobs start in the order they were submitted. A job's future resolves as soon as its outcome
 is known; its kernel exits in the background (:meth:`LocalExecutor.shutdown` waits for it).
 """
@@ -25,6 +29,7 @@ import threading
 from typing import Any
 
 from ..records import Failure
+from ._autoscale import PERIOD, Autoscale, Places
 from ._forkserver import ForkServers, fork_enabled
 from ._job import Job, Outcome
 from ._kernel import (
@@ -44,9 +49,16 @@ class LocalExecutor:
     """Executes jobs in fresh local kernels, ``jobs`` at a time."""
 
     def __init__(
-        self, jobs: int = 1, prestart: int = 1, fork_kernels: bool = True, **_settings: Any
+        self,
+        jobs: int = 1,
+        prestart: int = 1,
+        fork_kernels: bool = True,
+        max_jobs: int | None = None,
+        **_settings: Any,
     ) -> None:
         self.jobs = max(1, jobs)
+        #: places added while the CPUs are idle, up to max_jobs (None: jobs, a fixed number)
+        self.autoscale = Autoscale(self.jobs, max_jobs or self.jobs)
         self.prestart = max(0, prestart)
         #: warm processes that fork kernels (None: every kernel starts the usual way)
         self.forks = ForkServers() if fork_enabled(fork_kernels) else None
@@ -58,12 +70,14 @@ class LocalExecutor:
         self._running = 0
         self.peak_kernels = 0  # most kernels alive at once (bounded by jobs + prestart)
         self.peak_processes = 0  # ... counting those exiting (bounded by 2 * jobs + prestart)
-        self.peak_running = 0  # most notebooks executing at once (bounded by jobs)
+        self.peak_running = 0  # most notebooks executing at once (bounded by max_jobs)
+        self._waiting = 0  # jobs submitted that have no place to execute yet
+        self._scaling: asyncio.Task[None] | None = None
         self._stopping: set[asyncio.Future[None]] = set()
         self._tasks: list[concurrent.futures.Future[None]] = []  # one per job, kernel exit too
         self._outcomes: list[concurrent.futures.Future[Outcome]] = []  # what submit returned
-        self._kernels: asyncio.Semaphore | None = None
-        self._slots: asyncio.Semaphore | None = None
+        self._kernels: Places | None = None
+        self._slots: Places | None = None
         self._closed = False
 
     # -- public -------------------------------------------------------------------------------
@@ -145,9 +159,11 @@ class LocalExecutor:
     def _serve(self) -> None:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
-        self._kernels = asyncio.Semaphore(self.jobs + self.prestart)
-        self._slots = asyncio.Semaphore(self.jobs)
+        self._kernels = Places(self.jobs + self.prestart)
+        self._slots = Places(self.jobs)
         self._loop = loop
+        if self.autoscale.enabled:
+            self._scaling = loop.create_task(self._scale())
         self._ready.set()
         try:
             loop.run_forever()
@@ -179,37 +195,65 @@ class LocalExecutor:
         future: concurrent.futures.Future[Outcome],
     ) -> Outcome:
         assert self._kernels is not None and self._slots is not None
-        async with self._kernels:
-            # forking pays once more notebooks than workers are queued (a warm process costs
-            # what one kernel start costs)
-            forks = self.forks if len(self._tasks) > self.jobs else None
-            started = await start_kernel(job, forks)
-            if isinstance(started, Failure):
-                return error_outcome(job, started)
-            self._handles.add(started)
-            self.peak_kernels = max(self.peak_kernels, len(self._handles))
-            alive = len(self._handles) + len(self._stopping)
-            self.peak_processes = max(self.peak_processes, alive)
-            try:
-                await connect(started, job)  # kernel answers before the job takes a slot
-                async with self._slots:
-                    self._running += 1
-                    self.peak_running = max(self.peak_running, self._running)
-                    try:
-                        outcome = await execute_in(started, job)
-                    finally:
-                        self._running -= 1
-                _resolve(future, outcome)  # known now: the kernel's exit need not delay it
-                return outcome
-            finally:
-                # a task of its own that cancelling this job cannot interrupt; shutdown waits
-                task = asyncio.ensure_future(stop_kernel(started))
-                self._stopping.add(task)
-                task.add_done_callback(self._stopping.discard)
-                self._handles.discard(started)
-                stopping.append(task)
-                if len(self._stopping) > self.jobs:  # enough are exiting: keep the place
-                    await asyncio.shield(task)
+        self._waiting += 1  # until it has a place to execute (or never will)
+        waiting = True
+        try:
+            async with self._kernels:
+                # forking pays once more notebooks than workers are queued (a warm process
+                # costs what one kernel start costs)
+                forks = self.forks if len(self._tasks) > self.jobs else None
+                started = await start_kernel(job, forks)
+                if isinstance(started, Failure):
+                    return error_outcome(job, started)
+                self._handles.add(started)
+                self.peak_kernels = max(self.peak_kernels, len(self._handles))
+                alive = len(self._handles) + len(self._stopping)
+                self.peak_processes = max(self.peak_processes, alive)
+                try:
+                    await connect(started, job)  # kernel answers before the job takes a slot
+                    async with self._slots:
+                        self._waiting -= 1
+                        waiting = False
+                        self._running += 1
+                        self.peak_running = max(self.peak_running, self._running)
+                        try:
+                            outcome = await execute_in(started, job)
+                        finally:
+                            self._running -= 1
+                    _resolve(future, outcome)  # known now: the kernel's exit need not delay it
+                    return outcome
+                finally:
+                    # a task of its own that cancelling this job cannot interrupt; shutdown
+                    # waits for it
+                    task = asyncio.ensure_future(stop_kernel(started))
+                    self._stopping.add(task)
+                    task.add_done_callback(self._stopping.discard)
+                    self._handles.discard(started)
+                    stopping.append(task)
+                    if len(self._stopping) > self._slots.size:  # enough exiting: keep the place
+                        await asyncio.shield(task)
+        finally:
+            if waiting:
+                self._waiting -= 1
+
+    async def _scale(self) -> None:
+        """Every PERIOD seconds: one place more while notebooks wait and the CPUs sit idle,
+        one less (down to ``jobs``) when they are busy (see ``_autoscale``)."""
+        import psutil
+
+        assert self._kernels is not None and self._slots is not None
+        psutil.cpu_percent()  # the first reading starts the count
+        while True:
+            await asyncio.sleep(PERIOD)
+            change = self.autoscale.decide(
+                psutil.cpu_percent(), self._waiting, psutil.virtual_memory().available
+            )
+            if change > 0:
+                self._slots.grow()
+                self._kernels.grow()
+            elif change < 0:
+                self._slots.shrink()
+                self._kernels.shrink()
 
     async def _stop_all(self) -> None:
         busy = {asyncio.current_task(), *self._stopping}

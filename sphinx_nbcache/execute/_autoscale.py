@@ -1,0 +1,92 @@
+"""How many notebooks run at once on this machine: more while its CPUs sit idle.
+
+Notebooks that wait on the network, a database or ``time.sleep`` leave the CPUs idle; running
+more of them at once then shortens a build without slowing any of them. :class:`Autoscale`
+is told, every :data:`PERIOD` seconds while notebooks wait for a place, how much of the whole
+machine's CPU time went unused and how much memory is free; it raises the number of places by
+one when at least :data:`IDLE_TO_GROW` CPUs' worth sat idle and memory is plentiful (up to
+``max_jobs``), and lowers it by one (never below ``jobs``) when the CPUs are busy again. A fixed
+``nbcache_jobs`` turns it off (``max_jobs == jobs``).
+
+:class:`Places` is the asyncio limit whose size it changes: a semaphore (first come, first
+served) that can grow at once and shrink as places are given back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass, field
+
+__all__ = ["IDLE_TO_GROW", "IDLE_TO_SHRINK", "MEMORY_TO_GROW", "PERIOD", "Autoscale", "Places"]
+
+PERIOD = 0.5  # seconds between two looks at the machine
+IDLE_TO_GROW = 0.75  # CPUs' worth idle over the last period to add a place
+IDLE_TO_SHRINK = 0.25  # ... below which a place added earlier is taken back
+MEMORY_TO_GROW = 1 << 30  # bytes of memory available to add a place (a kernel takes ~60 MB)
+
+
+@dataclass
+class Autoscale:
+    """Decides the number of places from what the machine did over the last period."""
+
+    jobs: int  # the number of places to begin with, and the least
+    max_jobs: int  # the most
+    cpus: int = field(default_factory=lambda: os.cpu_count() or 1)
+    size: int = 0
+
+    def __post_init__(self) -> None:
+        self.max_jobs = max(self.jobs, self.max_jobs)
+        self.size = self.size or self.jobs
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_jobs > self.jobs
+
+    def decide(self, cpu_percent: float, waiting: int, available_memory: int) -> int:
+        """+1, -1 or 0: the change of the number of places. ``cpu_percent`` is the whole
+        machine's use over the last period (100 = every CPU busy), ``waiting`` the notebooks
+        queued for a place, ``available_memory`` in bytes."""
+        idle = (100.0 - cpu_percent) / 100.0 * self.cpus
+        if (
+            waiting > 0
+            and self.size < self.max_jobs
+            and idle >= IDLE_TO_GROW
+            and available_memory >= MEMORY_TO_GROW
+        ):
+            self.size += 1
+            return 1
+        if self.size > self.jobs and idle < IDLE_TO_SHRINK:
+            self.size -= 1
+            return -1
+        return 0
+
+
+class Places:
+    """A first-come-first-served limit of ``size`` holders whose size may change: growing
+    frees a place at once, shrinking takes the next place given back."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._semaphore = asyncio.Semaphore(size)
+        self._owed = 0  # places to keep when given back (shrinks not yet carried out)
+
+    async def __aenter__(self) -> None:
+        await self._semaphore.acquire()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._owed:
+            self._owed -= 1
+        else:
+            self._semaphore.release()
+
+    def grow(self) -> None:
+        self.size += 1
+        if self._owed:
+            self._owed -= 1
+        else:
+            self._semaphore.release()
+
+    def shrink(self) -> None:
+        self.size -= 1
+        self._owed += 1
