@@ -16,6 +16,7 @@ import pytest
 from sphinx_nbcache.config import AUTO_JOBS_FACTOR, Options
 from sphinx_nbcache.execute import Job, LocalExecutor
 from sphinx_nbcache.execute._autoscale import MEMORY_TO_GROW, Autoscale, Places
+from sphinx_nbcache.execute._local import SWITCH_INTERVAL
 from sphinx_nbcache.execute._kernel import sweep_orphan_folders
 
 CODE = "import os, time\ntime.sleep(0.3)\nos.getpid()"
@@ -145,3 +146,19 @@ def test_jobs_zero_grows_while_idle_and_a_fixed_number_does_not(tmp_path: Path) 
     assert (fixed.jobs, fixed.max_jobs) == (2, 2)
     both = Options.from_mapping({"nbcache_jobs": 2, "nbcache_max_jobs": 6}, tmp_path)
     assert (both.jobs, both.max_jobs) == (2, 6)
+
+
+def test_the_switch_interval_is_low_while_notebooks_execute_and_restored_after() -> None:
+    """The executor's thread gets the GIL soon after each kernel message (see _local)."""
+    before = sys.getswitchinterval()
+    first, second = LocalExecutor(jobs=1, prestart=0), LocalExecutor(jobs=1, prestart=0)
+    try:
+        assert first.submit(job(1)).result(timeout=120).record.status == "ok"
+        assert sys.getswitchinterval() == SWITCH_INTERVAL
+        assert second.submit(job(2)).result(timeout=120).record.status == "ok"
+        first.shutdown()
+        assert sys.getswitchinterval() == SWITCH_INTERVAL  # the second still has jobs
+    finally:
+        first.shutdown()
+        second.shutdown()
+    assert sys.getswitchinterval() == before
