@@ -283,6 +283,11 @@ class Engine:
     def pending(self, key: str) -> bool:
         return self._runner is not None and self._runner.pending(key)
 
+    @property
+    def most_at_once(self) -> int | None:
+        """The most notebooks executing at the same time in this run (None: not known)."""
+        return self._runner.most_at_once if self._runner is not None else None
+
     def may_fork_while_executing(self) -> bool:
         """True if this process may fork (``sphinx-build -j`` readers) while notebooks still
         execute: every kernel comes from a warm process, none is started here meanwhile."""

@@ -134,6 +134,12 @@ class Runner:
             variant=job.variant,
         )
 
+    @property
+    def most_at_once(self) -> int | None:
+        """The most notebooks the executor ran at the same time (None: it does not say)."""
+        peak = getattr(self._executor, "peak_running", None)
+        return peak if isinstance(peak, int) and peak > 0 else None
+
     def forks_every_kernel(self) -> bool:
         """True if the executor forks every kernel of this run from a warm process (so this
         process may fork while they run: it starts no other process meanwhile)."""

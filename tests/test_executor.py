@@ -16,8 +16,8 @@ import pytest
 from sphinx_nbcache.config import AUTO_JOBS_FACTOR, Options
 from sphinx_nbcache.execute import Job, LocalExecutor
 from sphinx_nbcache.execute._autoscale import MEMORY_TO_GROW, Autoscale, Places
-from sphinx_nbcache.execute._local import SWITCH_INTERVAL
 from sphinx_nbcache.execute._kernel import sweep_orphan_folders
+from sphinx_nbcache.execute._local import SWITCH_INTERVAL
 
 CODE = "import os, time\ntime.sleep(0.3)\nos.getpid()"
 

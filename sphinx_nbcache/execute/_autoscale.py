@@ -3,9 +3,10 @@
 Notebooks that wait on the network, a database or ``time.sleep`` leave the CPUs idle; running
 more of them at once then shortens a build without slowing any of them. :class:`Autoscale`
 is told, every :data:`PERIOD` seconds while notebooks wait for a place, how much of the whole
-machine's CPU time went unused and how much memory is free; it raises the number of places by
-one when at least :data:`IDLE_TO_GROW` CPUs' worth sat idle and memory is plentiful (up to
-``max_jobs``), and lowers it by one (never below ``jobs``) when the CPUs are busy again. A fixed
+machine's CPU time went unused and how much memory would be left with one more kernel (as big
+as the biggest one running); it raises the number of places by one when at least
+:data:`IDLE_TO_GROW` CPUs' worth sat idle and that memory is at least :data:`MEMORY_TO_GROW`
+(up to ``max_jobs``), and lowers it by one (never below ``jobs``) when the CPUs are busy again. A fixed
 ``nbcache_jobs`` turns it off (``max_jobs == jobs``).
 
 :class:`Places` is the asyncio limit whose size it changes: a semaphore (first come, first
@@ -23,7 +24,7 @@ __all__ = ["IDLE_TO_GROW", "IDLE_TO_SHRINK", "MEMORY_TO_GROW", "PERIOD", "Autosc
 PERIOD = 0.5  # seconds between two looks at the machine
 IDLE_TO_GROW = 0.75  # CPUs' worth idle over the last period to add a place
 IDLE_TO_SHRINK = 0.25  # ... below which a place added earlier is taken back
-MEMORY_TO_GROW = 1 << 30  # bytes of memory available to add a place (a kernel takes ~60 MB)
+MEMORY_TO_GROW = 1 << 30  # bytes left available with one more kernel, to add a place
 
 
 @dataclass
@@ -46,7 +47,7 @@ class Autoscale:
     def decide(self, cpu_percent: float, waiting: int, available_memory: int) -> int:
         """+1, -1 or 0: the change of the number of places. ``cpu_percent`` is the whole
         machine's use over the last period (100 = every CPU busy), ``waiting`` the notebooks
-        queued for a place, ``available_memory`` in bytes."""
+        queued for a place, ``available_memory`` the bytes left with one more kernel."""
         idle = (100.0 - cpu_percent) / 100.0 * self.cpus
         if (
             waiting > 0

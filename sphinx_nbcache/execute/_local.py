@@ -261,9 +261,10 @@ class LocalExecutor:
         psutil.cpu_percent()  # the first reading starts the count
         while True:
             await asyncio.sleep(PERIOD)
-            change = self.autoscale.decide(
-                psutil.cpu_percent(), self._waiting, psutil.virtual_memory().available
-            )
+            available = psutil.virtual_memory().available
+            if self._waiting:  # what remains once one more kernel as big as the biggest runs
+                available -= _largest_kernel(self._handles)
+            change = self.autoscale.decide(psutil.cpu_percent(), self._waiting, available)
             if change > 0:
                 self._slots.grow()
                 self._kernels.grow()
@@ -286,6 +287,19 @@ class LocalExecutor:
 
     def _atexit(self) -> None:
         self.shutdown(cancel=True)
+
+
+def _largest_kernel(handles: set[KernelHandle]) -> int:
+    """The resident memory of the largest running kernel, in bytes (0: none known)."""
+    import psutil
+
+    largest = 0
+    for handle in handles:
+        pid = getattr(handle.manager.provisioner, "pid", None)
+        if isinstance(pid, int):
+            with contextlib.suppress(psutil.Error):
+                largest = max(largest, psutil.Process(pid).memory_info().rss)
+    return largest
 
 
 def _resolve(future: concurrent.futures.Future[Outcome], outcome: Outcome) -> None:

@@ -336,6 +336,8 @@ class BuildState:
             if s.verdict in ("cached", "failed") and s.key not in ran
         )
         elsewhere = f", {len(engine.waited)} executed by another build" if engine.waited else ""
+        most = engine.most_at_once
+        at_once = f", at most {most} at once" if executed and most else ""
         if executed or cached or elsewhere:
             import time
 
@@ -343,7 +345,8 @@ class BuildState:
             wall = time.perf_counter() - engine.started
             logger.info(
                 f"nbcache: {len(executed)} executed ({failed} failed, {kernel_time:.1f} s of "
-                f"kernel time), {cached} from cache{elsewhere}; {wall:.1f} s since planning, "
+                f"kernel time{at_once}), {cached} from cache{elsewhere}; {wall:.1f} s since "
+                "planning, "
                 f"of which {engine.plan_seconds:.2f} s planning and {engine.waited_seconds:.1f} s "
                 "reading waited for results"
             )
