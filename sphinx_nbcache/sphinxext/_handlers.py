@@ -78,11 +78,11 @@ def on_builder_inited(app: Sphinx) -> None:
     state = BuildState(options, root=Path(app.srcdir), md_config=getattr(env, "myst_config", None))
     _mystnb.register(app, state)
     if options.mode in ("cache", "auto", "force"):  # myst-nb's own cache line is hidden
-        at_once = str(options.jobs)
+        at_once = f"{options.jobs} at a time"
         if options.max_jobs > options.jobs and options.executor == "local":
             at_once += f", up to {options.max_jobs} while the CPUs are idle"
         logger.info(
-            "sphinx-nbcache: notebooks execute through the cache at %s (executor %s, %s at a time)",
+            "sphinx-nbcache: notebooks execute through the cache at %s (executor %s, %s)",
             state.engine.describe_store(),
             options.executor,
             at_once,
