@@ -6,8 +6,8 @@ is told, every :data:`PERIOD` seconds while notebooks wait for a place, how much
 machine's CPU time went unused and how much memory would be left with one more kernel (as big
 as the biggest one running); it raises the number of places by one when at least
 :data:`IDLE_TO_GROW` CPUs' worth sat idle and that memory is at least :data:`MEMORY_TO_GROW`
-(up to ``max_jobs``), and lowers it by one (never below ``jobs``) when the CPUs are busy again. A fixed
-``nbcache_jobs`` turns it off (``max_jobs == jobs``).
+(up to ``max_jobs``), and lowers it by one (never below ``jobs``) when the CPUs are busy
+again. A fixed ``nbcache_jobs`` turns it off (``max_jobs == jobs``).
 
 :class:`Places` is the asyncio limit whose size it changes: a semaphore (first come, first
 served) that can grow at once and shrink as places are given back.
