@@ -14,12 +14,9 @@ change is never hidden: at worst a build looks once more than it had to.
 from __future__ import annotations
 
 import os
-import secrets
-import tempfile
 from contextlib import suppress
 from pathlib import Path
 
-from ._blobs import _umask
 from ._layout import DB_NAME, TOKEN_NAME
 
 __all__ = ["bump_token", "read_token"]
@@ -39,6 +36,11 @@ def read_token(root: Path) -> str | None:
 
 def bump_token(root: Path) -> None:
     """Replace the folder's token with a new random value (after a committed change)."""
+    import secrets  # here: a build that only reads the token (nothing changed) needs none
+    import tempfile
+
+    from ._blobs import _umask
+
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(dir=root, prefix=".generation.", suffix=".tmp")
