@@ -11,7 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Dependencies"]
+__all__ = ["UNTRACED", "Dependencies"]
+
+#: the ``environment`` entry of a result whose Python kernel ran without the dependency tracer
+#: (its value says why): such a result does not know what files it read
+UNTRACED = "untraced"
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,11 @@ class Dependencies:
     #: for each file, the execution count of the cell that first read or imported it
     cells: tuple[tuple[str, int], ...] = ()
     imports: tuple[str, ...] = ()  # the files among ``files`` that were imported as modules
+
+    @property
+    def untraced(self) -> str | None:
+        """Why the run's Python kernel could not be traced (None: it was, or not Python)."""
+        return dict(self.environment).get(UNTRACED)
 
     @property
     def empty(self) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -183,3 +184,30 @@ def test_declared_dependencies_and_the_environment_scope(  # type: ignore[no-unt
     fake_package(site, "2.0")
     assert project.build(nbcache_environment="kernel", **declared).total == 0
     assert project.build(**declared).executed == Counter({"pkg": 1})
+
+
+def test_a_python_kernel_that_refuses_the_tracer_is_a_located_warning(  # type: ignore[no-untyped-def]
+    project_factory, monkeypatch, tmp_path
+) -> None:
+    """A kernel whose start-up shadows ``exec`` (a user's start-up lines can) cannot run the
+    dependency tracer: the page still runs, its result records why, and the build says at the
+    page that this result will not follow the files it reads."""
+    kernels = tmp_path / "jupyter" / "kernels" / "shadowed"
+    kernels.mkdir(parents=True)
+    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    argv.append("--IPKernelApp.exec_lines=['exec = None']")
+    spec = {"argv": argv, "display_name": "shadowed", "language": "python"}
+    (kernels / "kernel.json").write_text(json.dumps(spec))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    project = project_factory("deps")
+    project.edit("reader.md", "  name: python3", "  name: shadowed")
+
+    build = project.build()
+    assert build.executed == PAGES, build.status
+    assert "rows: 1" in project.html("reader")  # it ran
+    untraced = [line for line in build.warnings.splitlines() if "could not watch" in line]
+    assert len(untraced) == 1, build.warnings
+    assert "reader.md" in untraced[0]
+    assert "TypeError" in untraced[0]  # why: 'NoneType' object is not callable
+    assert "[nbcache.untraced]" in untraced[0]
+    assert project.build().total == 0  # cached like any result

@@ -61,6 +61,7 @@ class KernelHandle:
         self.client: _BoundedClient | None = None
         self.connect_error: Exception | None = None
         self.traced = False  # the dependency tracer runs in the kernel
+        self.untraced: str | None = None  # why not, in a Python kernel
 
 
 async def start_kernel(job: Job, forks: ForkServers | None = None) -> KernelHandle | Failure:
@@ -261,10 +262,11 @@ async def connect(handle: KernelHandle, job: Job) -> None:
             notebook.metadata["language_info"] = reply["content"]["language_info"]
         if notebook.metadata.get("language_info", {}).get("name") == "python":
             root = job.files.root if job.files is not None and not job.in_temp else handle.cwd
-            try:  # without the tracer a run records less; it still runs
-                handle.traced = await _trace.install(client, root, job.environment, job.store)
-            except Exception:
-                handle.traced = False
+            try:  # without the tracer a run records less (and says so); it still runs
+                handle.untraced = await _trace.install(client, root, job.environment, job.store)
+            except Exception as exc:
+                handle.untraced = f"{type(exc).__name__}: {exc}"
+            handle.traced = handle.untraced is None
     except Exception as exc:  # reported by execute_in, as a failure of this job
         handle.connect_error = exc
 
@@ -330,7 +332,7 @@ async def execute_in(handle: KernelHandle, job: Job) -> Outcome:
             failure, code_cell=sum(1 for t in cell_times if t is not None)
         )
     outputs = outputs_of(notebook)
-    dependencies, artifacts = _trace.recorded(job, report, outputs.cells)
+    dependencies, artifacts = _trace.recorded(job, report, outputs.cells, handle.untraced)
     return Outcome(
         Record(
             key=job.key,

@@ -30,9 +30,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..dependencies import UNTRACED, Dependencies
 from ..environment import kernel_fingerprint
 from ..hashing import code_cells
-from ..records import Dependencies
 
 if TYPE_CHECKING:
     import nbformat
@@ -319,8 +319,9 @@ def artifacts(
 
 async def install(
     client: Any, root: str, scope: str, store: tuple[tuple[str, str], ...] = ()
-) -> bool:
-    """Run :data:`TRACER` silently in the client's kernel; True if it is in place.
+) -> str | None:
+    """Run :data:`TRACER` silently in the client's kernel; None if it is in place, else why
+    not (the run then records only the kernel it ran on, and why: ``Dependencies.untraced``).
 
     It goes as a user expression, ``exec`` of one string literal in a namespace of its own:
     run as a cell, IPython would tokenize its lines and ipykernel hash them in pure Python, in
@@ -337,9 +338,13 @@ async def install(
         msg_id = await msg_id
     reply = await client.async_wait_for_reply(msg_id)
     if not reply or reply["content"].get("status") != "ok":
-        return False
+        return "the kernel did not answer the tracer's request"
     found = reply["content"].get("user_expressions", {}).get("nbcache", {})
-    return isinstance(found, dict) and found.get("status") == "ok"
+    if isinstance(found, dict) and found.get("status") == "ok":
+        return None
+    if isinstance(found, dict) and found.get("ename"):
+        return f"{found['ename']}: {found.get('evalue', '')}".strip()
+    return "the kernel does not evaluate user expressions"
 
 
 async def collect(client: Any) -> dict[str, Any] | None:
@@ -360,16 +365,18 @@ def code_cell_numbers(cells: Iterable[Mapping[str, Any]]) -> dict[int, int]:
 
 
 def recorded(
-    job: Job, report: dict[str, Any] | None, cells: Any
+    job: Job, report: dict[str, Any] | None, cells: Any, untraced: str | None = None
 ) -> tuple[Dependencies | None, dict[str, tuple[bytes, float]]]:
-    """What the run depended on, and the files it wrote (both from the tracer's notes)."""
+    """What the run depended on, and the files it wrote (both from the tracer's notes);
+    ``untraced``: why a Python kernel ran without the tracer (kept as ``Dependencies.untraced``)."""
     environment: dict[str, str] = {"scope": job.environment}
     if job.environment != "off":
         environment["kernel"] = kernel_fingerprint(job.kernel)
     if report is None:
-        if job.environment == "off":
-            return None, {}
-        return Dependencies(environment=(("kernel", environment["kernel"]),)), {}
+        known = [("kernel", environment["kernel"])] if job.environment != "off" else []
+        if untraced:
+            known.append((UNTRACED, untraced))  # sorted after "kernel"
+        return (Dependencies(environment=tuple(known)) if known else None), {}
     from ._job import DEFAULT_IGNORE
 
     ignore = job.files.ignore if job.files is not None else DEFAULT_IGNORE

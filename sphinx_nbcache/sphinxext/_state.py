@@ -315,6 +315,16 @@ class BuildState:
             "ok" if record.ok else f"failed: {record.failure.summary() if record.failure else ''}"
         )
         logger.info(f"nbcache: ran {record.page} in {record.runtime:.2f} s ({status})")
+        why = record.dependencies.untraced if record.dependencies is not None else None
+        if why and record.page:
+            logger.warning(
+                f"nbcache: could not watch what this notebook reads ({why}): its cached result "
+                "will not run again when files it reads or modules it imports change; declare "
+                "them in nbcache_dependencies, or see why the kernel refused the tracer",
+                location=record.page,
+                type="nbcache",
+                subtype="untraced",
+            )
 
     def finish(self, cancel: bool) -> None:
         """Stop executing, keep the cache within its limits, print the summary line."""
