@@ -94,6 +94,8 @@ def test_places_grow_while_idle_and_shrink_when_busy() -> None:
     assert scale.decide(cpu_percent=10, waiting=0, available_memory=plenty) == 0  # none waits
     assert scale.decide(cpu_percent=70, waiting=3, available_memory=plenty) == 0  # 0.6 CPU idle
     assert scale.decide(cpu_percent=10, waiting=3, available_memory=plenty - 1) == 0  # memory
+    big = 10 * plenty  # a fifth of the machine's memory stays available too
+    assert scale.decide(cpu_percent=10, waiting=3, available_memory=plenty, total_memory=big) == 0
     assert scale.decide(cpu_percent=10, waiting=3, available_memory=plenty) == 1
     assert scale.decide(cpu_percent=10, waiting=3, available_memory=plenty) == 1
     assert scale.size == 4

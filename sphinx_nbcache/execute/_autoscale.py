@@ -4,10 +4,11 @@ Notebooks that wait on the network, a database or ``time.sleep`` leave the CPUs 
 more of them at once then shortens a build without slowing any of them. :class:`Autoscale`
 is told, every :data:`PERIOD` seconds while notebooks wait for a place, how much of the whole
 machine's CPU time went unused and how much memory would be left with one more kernel (as big
-as the biggest one running); it raises the number of places by one when at least
-:data:`IDLE_TO_GROW` CPUs' worth sat idle and that memory is at least :data:`MEMORY_TO_GROW`
-(up to ``max_jobs``), and lowers it by one (never below ``jobs``) when the CPUs are busy
-again. A fixed ``nbcache_jobs`` turns it off (``max_jobs == jobs``).
+as the biggest one running); it raises the number of places by one (up to ``max_jobs``) when at
+least :data:`IDLE_TO_GROW` CPUs' worth sat idle and that memory is at least both
+:data:`MEMORY_TO_GROW` and a fifth of the machine's (:data:`MEMORY_SHARE_TO_KEEP`), and lowers
+it by one (never below ``jobs``) when the CPUs are busy again. A fixed ``nbcache_jobs`` turns
+it off (``max_jobs == jobs``).
 
 :class:`Places` is the asyncio limit whose size it changes: a semaphore (first come, first
 served) that can grow at once and shrink as places are given back.
@@ -19,12 +20,21 @@ import asyncio
 import os
 from dataclasses import dataclass, field
 
-__all__ = ["IDLE_TO_GROW", "IDLE_TO_SHRINK", "MEMORY_TO_GROW", "PERIOD", "Autoscale", "Places"]
+__all__ = [
+    "IDLE_TO_GROW",
+    "IDLE_TO_SHRINK",
+    "MEMORY_SHARE_TO_KEEP",
+    "MEMORY_TO_GROW",
+    "PERIOD",
+    "Autoscale",
+    "Places",
+]
 
 PERIOD = 0.5  # seconds between two looks at the machine
 IDLE_TO_GROW = 0.75  # CPUs' worth idle over the last period to add a place
 IDLE_TO_SHRINK = 0.25  # ... below which a place added earlier is taken back
 MEMORY_TO_GROW = 1 << 30  # bytes left available with one more kernel, to add a place
+MEMORY_SHARE_TO_KEEP = 0.2  # ... and at least this share of the machine's memory
 
 
 @dataclass
@@ -44,16 +54,19 @@ class Autoscale:
     def enabled(self) -> bool:
         return self.max_jobs > self.jobs
 
-    def decide(self, cpu_percent: float, waiting: int, available_memory: int) -> int:
+    def decide(
+        self, cpu_percent: float, waiting: int, available_memory: int, total_memory: int = 0
+    ) -> int:
         """+1, -1 or 0: the change of the number of places. ``cpu_percent`` is the whole
         machine's use over the last period (100 = every CPU busy), ``waiting`` the notebooks
-        queued for a place, ``available_memory`` the bytes left with one more kernel."""
+        queued for a place, ``available_memory`` the bytes left with one more kernel,
+        ``total_memory`` the machine's."""
         idle = (100.0 - cpu_percent) / 100.0 * self.cpus
         if (
             waiting > 0
             and self.size < self.max_jobs
             and idle >= IDLE_TO_GROW
-            and available_memory >= MEMORY_TO_GROW
+            and available_memory >= max(MEMORY_TO_GROW, MEMORY_SHARE_TO_KEEP * total_memory)
         ):
             self.size += 1
             return 1

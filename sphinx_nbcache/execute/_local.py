@@ -261,10 +261,13 @@ class LocalExecutor:
         psutil.cpu_percent()  # the first reading starts the count
         while True:
             await asyncio.sleep(PERIOD)
-            available = psutil.virtual_memory().available
+            memory = psutil.virtual_memory()
+            available = memory.available
             if self._waiting:  # what remains once one more kernel as big as the biggest runs
                 available -= _largest_kernel(self._handles)
-            change = self.autoscale.decide(psutil.cpu_percent(), self._waiting, available)
+            change = self.autoscale.decide(
+                psutil.cpu_percent(), self._waiting, available, memory.total
+            )
             if change > 0:
                 self._slots.grow()
                 self._kernels.grow()
