@@ -9,7 +9,8 @@ processes, so this thread only moves messages). Two limits apply:
   notebooks in the queue, hiding the ~1 s a kernel takes to start. A kernel whose notebook is
   done gives its place up at once and exits on its own (a polite shutdown takes ~0.2 s); at
   most ``jobs`` kernels are exiting at a time, so no more than ``2 * jobs + prestart`` kernel
-  processes ever exist. A kernel is never reused for a second notebook.
+  processes ever exist (``2 * max_jobs + prestart`` with growth, below). A kernel is never
+  reused for a second notebook.
 
 With ``max_jobs > jobs`` (``nbcache_jobs = 0``), both limits grow by one at a time while the
 machine's CPUs sit idle and notebooks wait, up to ``max_jobs`` executing, and shrink back to
@@ -261,13 +262,15 @@ class LocalExecutor:
         psutil.cpu_percent()  # the first reading starts the count
         while True:
             await asyncio.sleep(PERIOD)
-            memory = psutil.virtual_memory()
-            available = memory.available
-            if self._waiting:  # what remains once one more kernel as big as the biggest runs
-                available -= _largest_kernel(self._handles)
-            change = self.autoscale.decide(
-                psutil.cpu_percent(), self._waiting, available, memory.total
-            )
+            try:
+                memory = psutil.virtual_memory()
+                available = memory.available
+                if self._waiting:  # what remains once one more kernel as big as the biggest
+                    available -= _largest_kernel(self._handles)
+                cpu = psutil.cpu_percent()
+            except Exception:  # the machine cannot be read (no /proc, ...): places stay
+                return
+            change = self.autoscale.decide(cpu, self._waiting, available, memory.total)
             if change > 0:
                 self._slots.grow()
                 self._kernels.grow()
