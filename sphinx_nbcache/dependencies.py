@@ -26,7 +26,8 @@ class Dependencies:
     in the project), so a copy of a page elsewhere matches only where the same relative files
     have the same content. ``files`` maps each file read or module imported from the project
     to the SHA-256 of its content; ``packages`` maps each distribution imported to its
-    version; ``environment`` holds the Python version and the kernel spec.
+    version; ``environment`` holds the Python version and the kernel spec (and, for a Python
+    kernel that refused the tracer, why: :attr:`untraced`).
     """
 
     files: tuple[tuple[str, str], ...] = ()  # (relative path, sha256), sorted
