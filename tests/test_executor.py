@@ -17,7 +17,8 @@ from sphinx_nbcache.config import AUTO_JOBS_FACTOR, Options
 from sphinx_nbcache.execute import Job, LocalExecutor
 from sphinx_nbcache.execute._autoscale import MEMORY_TO_GROW, Autoscale, Places
 from sphinx_nbcache.execute._kernel import sweep_orphan_folders
-from sphinx_nbcache.execute._local import SWITCH_INTERVAL
+from sphinx_nbcache.runner import SWITCH_INTERVAL, Runner
+from sphinx_nbcache.store import open_store
 
 CODE = "import os, time\ntime.sleep(0.3)\nos.getpid()"
 
@@ -84,26 +85,25 @@ def test_notebooks_waiting_on_io_run_more_at_once_up_to_max_jobs() -> None:
     overlapping = max(sum(1 for b, e in spans if b <= t < e) for t, _ in spans)
     assert overlapping >= 2  # sleeping at the same time, in their own kernels
     assert 2 <= executor.peak_running <= 3
-    assert executor.autoscale.size <= 3
+    assert 2 <= executor.places <= 3
     assert executor.kernels_alive == 0
 
 
 def test_places_grow_while_idle_and_shrink_when_busy() -> None:
     scale = Autoscale(jobs=2, max_jobs=4, cpus=2)
     plenty = MEMORY_TO_GROW
-    assert scale.decide(cpu_percent=10, waiting=0, available_memory=plenty) == 0  # none waits
-    assert scale.decide(cpu_percent=70, waiting=3, available_memory=plenty) == 0  # 0.6 CPU idle
-    assert scale.decide(cpu_percent=10, waiting=3, available_memory=plenty - 1) == 0  # memory
+    assert scale.decide(2, cpu_percent=10, waiting=0, available_memory=plenty) == 0  # none waits
+    assert scale.decide(2, cpu_percent=70, waiting=3, available_memory=plenty) == 0  # 0.6 idle
+    assert scale.decide(2, cpu_percent=10, waiting=3, available_memory=plenty - 1) == 0  # memory
     big = 10 * plenty  # a fifth of the machine's memory stays available too
-    assert scale.decide(cpu_percent=10, waiting=3, available_memory=plenty, total_memory=big) == 0
-    assert scale.decide(cpu_percent=10, waiting=3, available_memory=plenty) == 1
-    assert scale.decide(cpu_percent=10, waiting=3, available_memory=plenty) == 1
-    assert scale.size == 4
-    assert scale.decide(cpu_percent=0, waiting=3, available_memory=plenty) == 0  # at max_jobs
-    assert scale.decide(cpu_percent=95, waiting=3, available_memory=plenty) == -1  # busy
-    assert scale.decide(cpu_percent=95, waiting=3, available_memory=plenty) == -1
-    assert scale.decide(cpu_percent=100, waiting=3, available_memory=plenty) == 0  # at jobs
-    assert scale.size == 2
+    assert scale.decide(2, 10, waiting=3, available_memory=plenty, total_memory=big) == 0
+    assert scale.decide(2, cpu_percent=10, waiting=3, available_memory=plenty) == 1
+    assert scale.decide(3, cpu_percent=10, waiting=3, available_memory=plenty) == 1
+    assert scale.decide(4, cpu_percent=0, waiting=3, available_memory=plenty) == 0  # at max_jobs
+    assert scale.decide(4, cpu_percent=95, waiting=3, available_memory=plenty) == -1  # busy
+    assert scale.decide(3, cpu_percent=95, waiting=3, available_memory=plenty) == -1
+    assert scale.decide(2, cpu_percent=100, waiting=3, available_memory=plenty) == 0  # at jobs
+    assert scale.decide(3, cpu_percent=50, waiting=0, available_memory=plenty) == 0  # in between
     assert not Autoscale(jobs=3, max_jobs=2).enabled  # a fixed number
 
 
@@ -150,17 +150,24 @@ def test_jobs_zero_grows_while_idle_and_a_fixed_number_does_not(tmp_path: Path) 
     assert (both.jobs, both.max_jobs) == (2, 6)
 
 
-def test_the_switch_interval_is_low_while_notebooks_execute_and_restored_after() -> None:
-    """The executor's thread gets the GIL soon after each kernel message (see _local)."""
+def test_the_switch_interval_is_low_while_notebooks_execute_and_restored_after(
+    tmp_path: Path,
+) -> None:
+    """The executor's and the storing threads get the GIL soon after they have work (see
+    sphinx_nbcache.runner), while a runner has an executor, and not after."""
     before = sys.getswitchinterval()
-    first, second = LocalExecutor(jobs=1, prestart=0), LocalExecutor(jobs=1, prestart=0)
+    store = open_store(tmp_path / "cache")
+    first, second = (Runner(store, lambda prestart: LocalExecutor(jobs=1)) for _ in range(2))
     try:
-        assert first.submit(job(1)).result(timeout=120).record.status == "ok"
+        first.submit(job(1))
+        assert first.wait(job(1).key) is not None
         assert sys.getswitchinterval() == SWITCH_INTERVAL
-        assert second.submit(job(2)).result(timeout=120).record.status == "ok"
-        first.shutdown()
-        assert sys.getswitchinterval() == SWITCH_INTERVAL  # the second still has jobs
+        second.submit(job(2))
+        assert second.wait(job(2).key) is not None
+        first.close()
+        assert sys.getswitchinterval() == SWITCH_INTERVAL  # the second still has an executor
     finally:
-        first.shutdown()
-        second.shutdown()
+        first.close()
+        second.close()
+        store.close()
     assert sys.getswitchinterval() == before

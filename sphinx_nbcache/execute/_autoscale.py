@@ -37,41 +37,40 @@ MEMORY_TO_GROW = 1 << 30  # bytes left available with one more kernel, to add a 
 MEMORY_SHARE_TO_KEEP = 0.2  # ... and at least this share of the machine's memory
 
 
-@dataclass
+@dataclass(frozen=True)
 class Autoscale:
-    """Decides the number of places from what the machine did over the last period."""
+    """Decides the change of the number of places from what the machine did over the last
+    period."""
 
     jobs: int  # the number of places to begin with, and the least
-    max_jobs: int  # the most
+    max_jobs: int  # the most (no more than jobs: a fixed number)
     cpus: int = field(default_factory=lambda: os.cpu_count() or 1)
-    size: int = 0
-
-    def __post_init__(self) -> None:
-        self.max_jobs = max(self.jobs, self.max_jobs)
-        self.size = self.size or self.jobs
 
     @property
     def enabled(self) -> bool:
         return self.max_jobs > self.jobs
 
     def decide(
-        self, cpu_percent: float, waiting: int, available_memory: int, total_memory: int = 0
+        self,
+        size: int,
+        cpu_percent: float,
+        waiting: int,
+        available_memory: int,
+        total_memory: int = 0,
     ) -> int:
-        """+1, -1 or 0: the change of the number of places. ``cpu_percent`` is the whole
-        machine's use over the last period (100 = every CPU busy), ``waiting`` the notebooks
-        queued for a place, ``available_memory`` the bytes left with one more kernel,
-        ``total_memory`` the machine's."""
+        """+1, -1 or 0: the change of ``size``, the number of places now. ``cpu_percent`` is
+        the whole machine's use over the last period (100 = every CPU busy), ``waiting`` the
+        notebooks queued for a place, ``available_memory`` the bytes left with one more
+        kernel, ``total_memory`` the machine's."""
         idle = (100.0 - cpu_percent) / 100.0 * self.cpus
         if (
             waiting > 0
-            and self.size < self.max_jobs
+            and size < self.max_jobs
             and idle >= IDLE_TO_GROW
             and available_memory >= max(MEMORY_TO_GROW, MEMORY_SHARE_TO_KEEP * total_memory)
         ):
-            self.size += 1
             return 1
-        if self.size > self.jobs and idle < IDLE_TO_SHRINK:
-            self.size -= 1
+        if size > self.jobs and idle < IDLE_TO_SHRINK:
             return -1
         return 0
 

@@ -16,12 +16,6 @@ With ``max_jobs > jobs`` (``nbcache_jobs = 0``), both limits grow by one at a ti
 machine's CPUs sit idle and notebooks wait, up to ``max_jobs`` executing, and shrink back to
 ``jobs`` when the CPUs are busy (``_autoscale``): notebooks waiting on I/O run more at once.
 
-While it has jobs, the process's GIL switch interval is at most :data:`SWITCH_INTERVAL`: the
-loop thread moves a dozen small messages per notebook, and each time one arrives it waits for
-the GIL, held meanwhile by the thread reading pages (Sphinx). At Python's default (5 ms) those
-waits, not the kernels, bounded how fast short notebooks went through (400 one-cell pages:
-96 s at 5 ms, 79 s at 0.5 ms; docs/performance.md). The interval is restored at shutdown.
-
 Jobs start in the order they were submitted. A job's future resolves as soon as its outcome
 is known; its kernel exits in the background (:meth:`LocalExecutor.shutdown` waits for it).
 """
@@ -32,7 +26,6 @@ import asyncio
 import atexit
 import concurrent.futures
 import contextlib
-import sys
 import threading
 from typing import Any
 
@@ -50,11 +43,7 @@ from ._kernel import (
     sweep_orphan_folders,
 )
 
-__all__ = ["SWITCH_INTERVAL", "LocalExecutor"]
-
-SWITCH_INTERVAL = 0.0005  # seconds; see the module's docstring
-_switching = threading.Lock()
-_lowered: list[float] = []  # the process's own interval, once per executor with jobs
+__all__ = ["LocalExecutor"]
 
 
 class LocalExecutor:
@@ -85,7 +74,6 @@ class LocalExecutor:
         self.peak_running = 0  # most notebooks executing at once (bounded by max_jobs)
         self._waiting = 0  # jobs submitted that have no place to execute yet
         self._scaling: asyncio.Task[None] | None = None
-        self._lowered = False  # this executor lowered the switch interval (see the docstring)
         self._stopping: set[asyncio.Future[None]] = set()
         self._tasks: list[concurrent.futures.Future[None]] = []  # one per job, kernel exit too
         self._outcomes: list[concurrent.futures.Future[Outcome]] = []  # what submit returned
@@ -128,9 +116,11 @@ class LocalExecutor:
             if not future.done():
                 future.cancel()
         atexit.unregister(self._atexit)
-        if self._lowered:
-            self._lowered = False
-            _restore_switch_interval()
+
+    @property
+    def places(self) -> int:
+        """How many notebooks may execute at once now (grows while the CPUs sit idle)."""
+        return self._slots.size if self._slots is not None else self.jobs
 
     @property
     def kernels_alive(self) -> int:
@@ -163,7 +153,6 @@ class LocalExecutor:
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
             sweep_orphan_folders()
-            self._lowered = _lower_switch_interval()
             self._thread = threading.Thread(
                 target=self._serve, name="nbcache-executor", daemon=True
             )
@@ -270,7 +259,8 @@ class LocalExecutor:
                 cpu = psutil.cpu_percent()
             except Exception:  # the machine cannot be read (no /proc, ...): places stay
                 return
-            change = self.autoscale.decide(cpu, self._waiting, available, memory.total)
+            size = self._slots.size
+            change = self.autoscale.decide(size, cpu, self._waiting, available, memory.total)
             if change > 0:
                 self._slots.grow()
                 self._kernels.grow()
@@ -313,20 +303,3 @@ def _resolve(future: concurrent.futures.Future[Outcome], outcome: Outcome) -> No
     if not future.done():
         with contextlib.suppress(concurrent.futures.InvalidStateError):
             future.set_result(outcome)
-
-
-def _lower_switch_interval() -> bool:
-    with _switching:
-        own = _lowered[0] if _lowered else sys.getswitchinterval()
-        if own <= SWITCH_INTERVAL:
-            return False  # already as low (set so by the user): left alone
-        _lowered.append(own)
-        sys.setswitchinterval(SWITCH_INTERVAL)
-        return True
-
-
-def _restore_switch_interval() -> None:
-    with _switching:
-        own = _lowered.pop()
-        if not _lowered and sys.getswitchinterval() == SWITCH_INTERVAL:
-            sys.setswitchinterval(own)  # the last executor with jobs is done
