@@ -239,7 +239,10 @@ def describe_fresh(record: Record) -> str:
     parts = [_count(files, "file"), _count(len(deps.packages), "package")]
     if declared:
         parts.append(_count(declared, "declared dependency", "declared dependencies"))
-    return f"{', '.join(parts[:-1])} and {parts[-1]} unchanged"
+    fresh = f"{', '.join(parts[:-1])} and {parts[-1]} unchanged"
+    if deps.untraced:
+        fresh += f"; what it read is not known (its kernel refused the tracer: {deps.untraced})"
+    return fresh
 
 
 def _count(n: int, one: str, many: str | None = None) -> str:

@@ -187,7 +187,7 @@ def test_declared_dependencies_and_the_environment_scope(  # type: ignore[no-unt
 
 
 def test_a_python_kernel_that_refuses_the_tracer_is_a_located_warning(  # type: ignore[no-untyped-def]
-    project_factory, monkeypatch, tmp_path
+    project_factory, monkeypatch, tmp_path, capsys
 ) -> None:
     """A kernel whose start-up shadows ``exec`` (a user's start-up lines can) cannot run the
     dependency tracer: the page still runs, its result records why, and the build says at the
@@ -211,3 +211,6 @@ def test_a_python_kernel_that_refuses_the_tracer_is_a_located_warning(  # type: 
     assert "TypeError" in untraced[0]  # why: 'NoneType' object is not callable
     assert "[nbcache.untraced]" in untraced[0]
     assert project.build().total == 0  # cached like any result
+    code, out = why(capsys, project.src, project.src / "reader.md")
+    assert code == 0
+    assert "what it read is not known (its kernel refused the tracer: TypeError" in out, out
