@@ -83,6 +83,9 @@ class DaskExecutor:
         self._cluster: Any = None
         self._client: Any = None
         self._pending: dict[str, _Pending] = {}  # touched on the loop thread only
+        #: workers the scheduler removed: a start event of theirs that arrives after their
+        #: removal (the two come by different ways) names a run that is lost too
+        self._removed: set[str] = set()
         self._runs: set[asyncio.Task[None]] = set()  # one per job, until its outcome is given
         self._tasks: list[concurrent.futures.Future[None]] = []
         self._outcomes: list[concurrent.futures.Future[Outcome]] = []
@@ -222,26 +225,39 @@ class DaskExecutor:
             self._pending.pop(key, None)
             self._runs.discard(run)
 
-    def _on_started(self, event: tuple[float, dict[str, Any]]) -> None:
+    async def _on_started(self, event: tuple[float, dict[str, Any]]) -> None:
         _, msg = event
         pending = self._pending.get(str(msg.get("key")))
-        if pending is not None:
-            pending.worker = str(msg.get("worker"))
+        if pending is None:
+            return
+        worker = str(msg.get("worker"))
+        if worker in self._removed:  # its removal was heard first: this run is lost already
+            await self._lost(pending, worker)
+        else:
+            pending.worker = worker
 
     async def _on_cluster_event(self, event: tuple[float, Any]) -> None:
         _, msg = event
-        if not isinstance(msg, dict) or msg.get("action") != "remove-worker":
+        if not isinstance(msg, dict):
             return
         worker = str(msg.get("worker"))
+        if msg.get("action") == "add-worker":  # a worker restarted at the same address
+            self._removed.discard(worker)
+        if msg.get("action") != "remove-worker":
+            return
+        self._removed.add(worker)
         for pending in list(self._pending.values()):
-            if pending.worker != worker:
-                continue
-            pending.worker = None
-            pending.lost.append(worker)
-            if len(pending.lost) >= _LOST_LIMIT and not pending.future.done():
-                resolve(pending.future, self._lost_outcome(pending))
-                with contextlib.suppress(Exception):
-                    await self._client.cancel([pending.task])
+            if pending.worker == worker:
+                await self._lost(pending, worker)
+
+    async def _lost(self, pending: _Pending, worker: str) -> None:
+        """The worker running ``pending`` died: give the page up at the limit."""
+        pending.worker = None
+        pending.lost.append(worker)
+        if len(pending.lost) >= _LOST_LIMIT and not pending.future.done():
+            resolve(pending.future, self._lost_outcome(pending))
+            with contextlib.suppress(Exception):
+                await self._client.cancel([pending.task])
 
     def _outcome_of(self, pending: _Pending, error: Exception) -> Outcome:
         if type(error).__name__ == "KilledWorker":  # the scheduler's own limit came first
