@@ -17,7 +17,6 @@ executed again by ``sphinx-build``. Sphinx is never imported.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
@@ -204,11 +203,11 @@ class Cache:
         """
         options = self.options
         if timeout is not None:
-            options = dataclasses.replace(options, timeout=timeout if timeout > 0 else None)
+            options = options._replace(timeout=timeout if timeout > 0 else None)
         if jobs:
-            options = dataclasses.replace(options, jobs=max(1, jobs), max_jobs=max(1, jobs))
+            options = options._replace(jobs=max(1, jobs), max_jobs=max(1, jobs))
         if executor:
-            options = dataclasses.replace(options, executor=executor)
+            options = options._replace(executor=executor)
         pages = self.pages(targets)
         engine = self.engine(options)
         states = engine.plan(pages, force={p.name for p in pages} if force else None)

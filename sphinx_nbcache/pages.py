@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from .config import Options
@@ -18,8 +17,7 @@ SKIPPED_FOLDERS = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class Page:
+class Page(NamedTuple):
     """A notebook page: what to call it and where it is."""
 
     name: str  # the Sphinx docname (the CLI and API use docnames too)

@@ -11,7 +11,7 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from .dependencies import Dependencies
 
@@ -35,8 +35,7 @@ the notebook could not be read); kept for this build's report only and retried n
 FailureKind = Literal["cell", "timeout", "dead_kernel", "no_kernel", "read", "internal"]
 
 
-@dataclass(frozen=True)
-class Failure:
+class Failure(NamedTuple):
     """Why a notebook did not run to the end, and where."""
 
     kind: FailureKind
@@ -51,7 +50,7 @@ class Failure:
         return f"{self.ename}: {self.evalue}" if self.evalue else self.ename
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return self._asdict()
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Failure:
@@ -96,8 +95,7 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
 
 
-@dataclass(frozen=True)
-class Artifact:
+class Artifact(NamedTuple):
     """A file the notebook wrote inside the project, kept with its result."""
 
     path: str  # POSIX, relative to the page's folder
@@ -106,7 +104,7 @@ class Artifact:
     mtime: float  # when the run wrote it
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return self._asdict()
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Artifact:

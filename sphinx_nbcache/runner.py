@@ -307,7 +307,7 @@ def _with_declared(record: Record, job: Job) -> Record:
         return record
     deps = record.dependencies or Dependencies()
     files = tuple(sorted({**dict(deps.files), **dict(job.declared)}.items()))
-    return dataclasses.replace(record, dependencies=dataclasses.replace(deps, files=files))
+    return dataclasses.replace(record, dependencies=deps._replace(files=files))
 
 
 def _outcome_of(job: Job, future: concurrent.futures.Future[Outcome]) -> Outcome:

@@ -21,16 +21,14 @@ import importlib
 import io
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = ["SCRAP_PREFIX", "Scrap", "hide_payloads", "scraps_of"]
 
 SCRAP_PREFIX = "application/scrapbook.scrap."
 
 
-@dataclass(frozen=True)
-class Scrap:
+class Scrap(NamedTuple):
     """One glued value: its ``data`` (None for a display-only scrap), the ``encoder`` that
     stored it, and its ``display`` (``{"data": mimebundle, "metadata": {...}}``) if shown."""
 

@@ -20,9 +20,8 @@ import fnmatch
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .errors import ParameterError
 
@@ -54,8 +53,7 @@ _OPTION = re.compile(r"^[ \t]*:parameters:[ \t]*(.*)$")
 _TEXT_SUFFIXES = (".md", ".rst", ".txt")
 
 
-@dataclass(frozen=True)
-class VariantRef:
+class VariantRef(NamedTuple):
     """A directive found in a page's text: the notebook's path as written, its parameters."""
 
     path: str

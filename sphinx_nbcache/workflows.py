@@ -294,8 +294,7 @@ def open_for(
     if cache is not None or not store.get("cache_path"):
         return open_cache(root, cache, read_only=read_only)
     project = Project.load(root, store["cache_path"])
-    options = dataclasses.replace(
-        project.options,
+    options = project.options._replace(
         database=store.get("database") or project.options.database,
         blobs=store.get("blobs") or project.options.blobs,
     )

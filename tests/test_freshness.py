@@ -216,3 +216,17 @@ def test_a_python_kernel_that_refuses_the_tracer_is_a_located_warning(  # type: 
     code, out = why(capsys, project.src, project.src / "reader.md")
     assert code == 0
     assert "what it read is not known (its kernel refused the tracer: TypeError" in out, out
+
+
+def test_installed_versions_are_read_as_importlib_metadata_reads_them() -> None:
+    """The build reads a package's version from its metadata's ``Version:`` header (without
+    the ``email`` package); every distribution installed here must read as
+    ``importlib.metadata.version`` reads it, and a missing one as None."""
+    from importlib import metadata
+
+    from sphinx_nbcache.environment import installed_version
+
+    names = {d.metadata["Name"] for d in metadata.distributions() if d.metadata["Name"]}
+    assert {"sphinx", "nbformat", "ipykernel"} <= {n.lower() for n in names}
+    assert {n: installed_version(n) for n in names} == {n: metadata.version(n) for n in names}
+    assert installed_version("no-such-distribution-nbcache") is None

@@ -25,7 +25,6 @@ import asyncio
 import atexit
 import concurrent.futures
 import contextlib
-import dataclasses
 import logging
 import uuid
 import warnings
@@ -272,7 +271,7 @@ class DaskExecutor:
                 type(error).__name__,
                 f"the Dask cluster at {self.address} failed running the task: {error}",
             )
-        again = dataclasses.replace(failure, evalue=f"{failure.evalue}; it runs again next build")
+        again = failure._replace(evalue=f"{failure.evalue}; it runs again next build")
         return error_outcome(pending.job, again)
 
     def _lost_outcome(self, pending: _Pending) -> Outcome:

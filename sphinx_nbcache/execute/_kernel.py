@@ -10,7 +10,6 @@ exception except cancellation.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import os
 import re
@@ -328,9 +327,7 @@ async def execute_in(handle: KernelHandle, job: Job) -> Outcome:
                 client.kc.stop_channels()
     _note_truncation(client, notebook)
     if failure is not None and failure.cell_index is not None:
-        failure = dataclasses.replace(
-            failure, code_cell=sum(1 for t in cell_times if t is not None)
-        )
+        failure = failure._replace(code_cell=sum(1 for t in cell_times if t is not None))
     outputs = outputs_of(notebook)
     dependencies, artifacts = _trace.recorded(job, report, outputs.cells, handle.untraced)
     return Outcome(

@@ -9,9 +9,8 @@ up) its result and merges it; failures become located warnings.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sphinx.errors import SphinxError
 from sphinx.util import logging
@@ -58,8 +57,7 @@ class BuildNotebookError(NotebookExecutionError, SphinxError):
     ``category`` heads the message instead of a traceback)."""
 
 
-@dataclass(frozen=True)
-class Rendered:
+class Rendered(NamedTuple):
     """What a page's doctree was built from (kept in the environment)."""
 
     key: str | None

@@ -12,9 +12,8 @@ variant's result, rendered by myst-nb as a notebook page would be.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from docutils import nodes
 from docutils.parsers.rst import directives
@@ -40,8 +39,7 @@ __all__ = ["NotebookDirective", "ShownVariant", "env_variants", "plan_for_readin
 logger = logging.getLogger("sphinx_nbcache")
 
 
-@dataclass(frozen=True)
-class ShownVariant:
+class ShownVariant(NamedTuple):
     """A variant a page shows (kept in the environment)."""
 
     path: str  # the source notebook (absolute)
