@@ -389,7 +389,16 @@ class Engine:
             if state.verdict == "unreadable":
                 reason = state.error.reason if state.error is not None else state.reason
                 failure = Failure("read", "NotebookReadError", reason)
-                unreadable.append(Record("", "error", None, failure=failure, page=state.page.name))
+                unreadable.append(
+                    Record(
+                        "",
+                        "error",
+                        None,
+                        failure=failure,
+                        page=state.page.name,
+                        created=time.time(),
+                    )
+                )
         return ExecutionReport(
             succeeded=tuple(r for r in ran if r.status == "ok"),
             failed=tuple(r for r in ran if r.status == "failed"),

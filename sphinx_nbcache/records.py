@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, NamedTuple
 
 from .dependencies import Dependencies
@@ -58,12 +56,15 @@ class Failure(NamedTuple):
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
-@dataclass(frozen=True)
-class Outputs:
+#: the default of ``Outputs.metadata`` (never mutated: Outputs is immutable)
+_NO_METADATA: dict[str, Any] = {}
+
+
+class Outputs(NamedTuple):
     """The executed state of a notebook's code cells, in order, plus notebook metadata."""
 
     cells: tuple[dict[str, Any], ...]  # per code cell: {"execution_count": n, "outputs": [...]}
-    metadata: dict[str, Any] = field(default_factory=dict)  # language_info, widgets
+    metadata: dict[str, Any] = _NO_METADATA  # language_info, widgets
     #: the normalised source of each code cell as executed (``hashing.code_sources``), so a
     #: page can be diffed against its cached result; None in blobs written without it
     sources: tuple[str, ...] | None = None
@@ -122,8 +123,7 @@ def result_id(key: str, dependencies: Dependencies | None) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-@dataclass(frozen=True)
-class Record:
+class Record(NamedTuple):
     """One stored execution result.
 
     ``key`` is the cache key of what ran (code, execution options, parameters: see
@@ -141,8 +141,9 @@ class Record:
     timeout: float | None = None  # the per-cell timeout it ran with
     failure: Failure | None = None
     page: str = ""  # the page (path relative to the project) that produced it
-    created: float = field(default_factory=time.time)
-    last_used: float = field(default_factory=time.time)
+    #: when it was made (0: not stored yet; :meth:`Store.put` stamps the time it stores it)
+    created: float = 0.0
+    last_used: float = 0.0  # (0: as ``created``)
     allow_errors: bool | None = None  # what it ran with (None: not recorded)
     parameters: Mapping[str, Any] | None = None  # injected parameters (None: as written)
     dependencies: Dependencies | None = None  # None: not recorded
@@ -176,7 +177,7 @@ class Record:
         return f"code cell {cell}" if cell is not None else "the kernel"
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = self._asdict()
         data["cell_times"] = list(self.cell_times)
         data["failure"] = self.failure.to_json() if self.failure else None
         data["parameters"] = None if self.parameters is None else dict(self.parameters)

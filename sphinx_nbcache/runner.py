@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import atexit
 import concurrent.futures
-import dataclasses
 import functools
 import os
 import queue
@@ -302,12 +301,12 @@ def _with_declared(record: Record, job: Job) -> Record:
     """The record with the job's parameters, and its declared dependencies among its
     recorded files."""
     if job.parameters is not None:
-        record = dataclasses.replace(record, parameters=dict(job.parameters))
+        record = record._replace(parameters=dict(job.parameters))
     if not job.declared or record.status == "error":
         return record
     deps = record.dependencies or Dependencies()
     files = tuple(sorted({**dict(deps.files), **dict(job.declared)}.items()))
-    return dataclasses.replace(record, dependencies=deps._replace(files=files))
+    return record._replace(dependencies=deps._replace(files=files))
 
 
 def _outcome_of(job: Job, future: concurrent.futures.Future[Outcome]) -> Outcome:
@@ -323,7 +322,15 @@ def _outcome_of(job: Job, future: concurrent.futures.Future[Outcome]) -> Outcome
             type(exc).__name__,
             f"the executor failed to run this notebook: {exc}",
         )
-        record = Record(job.key, "error", None, kernel=job.kernel, failure=failure, page=job.page)
+        record = Record(
+            job.key,
+            "error",
+            None,
+            kernel=job.kernel,
+            failure=failure,
+            page=job.page,
+            created=time.time(),
+        )
         return Outcome(record, None)
     if not isinstance(outcome, Outcome) or outcome.record.key != job.key:
         failure = Failure(
@@ -331,7 +338,15 @@ def _outcome_of(job: Job, future: concurrent.futures.Future[Outcome]) -> Outcome
             "ExecutorError",
             "the executor returned something else than this job's Outcome",
         )
-        record = Record(job.key, "error", None, kernel=job.kernel, failure=failure, page=job.page)
+        record = Record(
+            job.key,
+            "error",
+            None,
+            kernel=job.kernel,
+            failure=failure,
+            page=job.page,
+            created=time.time(),
+        )
         return Outcome(record, None)
     return outcome
 

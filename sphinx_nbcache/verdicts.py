@@ -9,7 +9,6 @@ as written), ``unreadable`` (warn; never execute).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
@@ -26,26 +25,62 @@ __all__ = ["PageState", "Verdict", "decide"]
 Verdict = Literal["cached", "failed", "stale", "excluded", "off", "as-is", "unreadable"]
 
 
-@dataclass
 class PageState:
-    """The verdict on one page, with what is needed to execute it."""
+    """The verdict on one page, with what is needed to execute it (mutable: the engine fills
+    in the record once the page has run). A plain class, not a dataclass: see
+    :class:`~sphinx_nbcache.config.Options` for why a build's classes avoid generated code."""
 
-    page: Page
-    verdict: Verdict
-    reason: str = ""
-    key: str | None = None
-    record: Record | None = None
-    options: Options | None = None
-    notebook: nbformat.NotebookNode | None = None
-    error: NotebookReadError | None = None
-    #: parameters injected into the page's notebook (a variant); None: the page as written
-    parameters: dict[str, Any] | None = None
-    #: the row of the ``pages`` table its result is shown as (None: from ``parameters``)
-    variant: str | None = None
-    #: in a cycle of pages reading each other: its reads of other pages do not wait
-    no_wait: bool = False
-    #: ids of the results of ``key`` the store held when the page was planned (None: unknown)
-    seen: tuple[str, ...] | None = None
+    __slots__ = (
+        "error",
+        "key",
+        "no_wait",
+        "notebook",
+        "options",
+        "page",
+        "parameters",
+        "reason",
+        "record",
+        "seen",
+        "variant",
+        "verdict",
+    )
+
+    def __init__(
+        self,
+        page: Page,
+        verdict: Verdict,
+        reason: str = "",
+        *,
+        key: str | None = None,
+        record: Record | None = None,
+        options: Options | None = None,
+        notebook: nbformat.NotebookNode | None = None,
+        error: NotebookReadError | None = None,
+        parameters: dict[str, Any] | None = None,
+        variant: str | None = None,
+        no_wait: bool = False,
+        seen: tuple[str, ...] | None = None,
+    ) -> None:
+        self.page = page
+        self.verdict = verdict
+        self.reason = reason
+        self.key = key
+        self.record = record
+        self.options = options
+        self.notebook = notebook
+        self.error = error
+        #: parameters injected into the page's notebook (a variant); None: the page as written
+        self.parameters = parameters
+        #: the row of the ``pages`` table its result is shown as (None: from ``parameters``)
+        self.variant = variant
+        #: in a cycle of pages reading each other: its reads of other pages do not wait
+        self.no_wait = no_wait
+        #: ids of the results of ``key`` the store held when the page was planned (None:
+        #: unknown)
+        self.seen = seen
+
+    def __repr__(self) -> str:
+        return f"PageState({self.page.name!r}, {self.verdict!r}, reason={self.reason!r})"
 
     @property
     def stale(self) -> bool:

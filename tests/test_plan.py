@@ -37,9 +37,7 @@ def setup(tmp_path: Path) -> tuple[Options, Store, Path]:
 def store_result(store: Store, state: PageState, record: Record) -> None:
     cells = ({"execution_count": 1, "outputs": []},)
     assert state.key is not None
-    store.put(
-        Record(**{**record.__dict__, "key": state.key, "page": state.page.name}), Outputs(cells)
-    )
+    store.put(record._replace(key=state.key, page=state.page.name), Outputs(cells))
 
 
 def test_verdicts_follow_the_records(setup) -> None:  # type: ignore[no-untyped-def]

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
-import dataclasses
 import logging
 import os
 import shutil
@@ -303,7 +302,7 @@ class JupyterExecutor:
             f"{reason}; it runs again on the next build",
             cell_index=record.failure.cell_index if record.failure else None,
         )
-        return Outcome(dataclasses.replace(record, status="error", failure=failure), None)
+        return Outcome(record._replace(status="error", failure=failure), None)
 
     # -- clean-up -----------------------------------------------------------------------------
 

@@ -343,6 +343,7 @@ async def execute_in(handle: KernelHandle, job: Job) -> Outcome:
             page=job.page,
             allow_errors=job.allow_errors,
             raised=_trace.raised(notebook),
+            created=time.time(),
             dependencies=dependencies,
         ),
         outputs,
@@ -373,7 +374,15 @@ async def run_notebook(job: Job) -> Outcome:
 
 def error_outcome(job: Job, failure: Failure) -> Outcome:
     """An outcome for a job that could not run at all (kept for this build only)."""
-    record = Record(job.key, "error", None, kernel=job.kernel, failure=failure, page=job.page)
+    record = Record(
+        job.key,
+        "error",
+        None,
+        kernel=job.kernel,
+        failure=failure,
+        page=job.page,
+        created=time.time(),
+    )
     return Outcome(record, None)
 
 

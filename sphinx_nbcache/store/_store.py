@@ -159,7 +159,11 @@ class Store:
                 Artifact(path, self.blobs.put(content), len(content), mtime)
                 for path, (content, mtime) in sorted(artifacts.items())
             )
-        record = Record(**{**record.__dict__, "blob": stored, "artifacts": kept})
+        now = time.time()
+        created = record.created or now
+        record = record._replace(
+            blob=stored, artifacts=kept, created=created, last_used=record.last_used or created
+        )
         with self.db.write() as conn:
             upsert(conn, results, [_to_row(record, size)], ["id"])
             if record.page:
