@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from .execute import Executor, Job, Outcome
+from .execute._job import error_outcome
 from .leasing import Leases
 from .records import Dependencies, Failure, Record
 from .store import Store
@@ -322,32 +323,14 @@ def _outcome_of(job: Job, future: concurrent.futures.Future[Outcome]) -> Outcome
             type(exc).__name__,
             f"the executor failed to run this notebook: {exc}",
         )
-        record = Record(
-            job.key,
-            "error",
-            None,
-            kernel=job.kernel,
-            failure=failure,
-            page=job.page,
-            created=time.time(),
-        )
-        return Outcome(record, None)
+        return error_outcome(job, failure)
     if not isinstance(outcome, Outcome) or outcome.record.key != job.key:
         failure = Failure(
             "internal",
             "ExecutorError",
             "the executor returned something else than this job's Outcome",
         )
-        record = Record(
-            job.key,
-            "error",
-            None,
-            kernel=job.kernel,
-            failure=failure,
-            page=job.page,
-            created=time.time(),
-        )
-        return Outcome(record, None)
+        return error_outcome(job, failure)
     return outcome
 
 

@@ -35,8 +35,7 @@ from typing import Any
 from ..errors import ConfigError, ExecutorError
 from ..records import Failure
 from ._dask_task import busy_keys, run_on_worker
-from ._job import Job, Outcome
-from ._kernel import error_outcome
+from ._job import Job, Outcome, error_outcome
 from ._remote import LoopThread, check_env_names, passed_environment, resolve
 
 __all__ = ["DaskExecutor"]

@@ -18,8 +18,8 @@ import tempfile
 from typing import Any
 
 from ..records import Failure
-from ._job import Job, Outcome, ProjectFiles, unpack_files
-from ._kernel import error_outcome, execute_in, start_kernel, stop_kernel, sweep_orphan_folders
+from ._job import Job, Outcome, ProjectFiles, error_outcome, unpack_files
+from ._kernel import execute_in, start_kernel, stop_kernel, sweep_orphan_folders
 from ._remote import prepare
 
 __all__ = ["run_on_worker"]

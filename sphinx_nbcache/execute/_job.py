@@ -14,13 +14,14 @@ import fnmatch
 import io
 import os
 import tarfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..config import EnvironmentScope
-from ..records import Outputs, Record
+from ..records import Failure, Outputs, Record
 
 __all__ = [
     "DEFAULT_IGNORE",
@@ -28,6 +29,7 @@ __all__ = [
     "Job",
     "Outcome",
     "ProjectFiles",
+    "error_outcome",
     "unpack_files",
 ]
 
@@ -160,3 +162,17 @@ class Outcome:
     record: Record
     outputs: Outputs | None
     artifacts: dict[str, tuple[bytes, float]] = field(default_factory=dict)
+
+
+def error_outcome(job: Job, failure: Failure) -> Outcome:
+    """An outcome for a job that could not run at all (kept for this build only)."""
+    record = Record(
+        job.key,
+        "error",
+        None,
+        kernel=job.kernel,
+        failure=failure,
+        page=job.page,
+        created=time.time(),
+    )
+    return Outcome(record, None)

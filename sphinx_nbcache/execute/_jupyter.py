@@ -35,10 +35,10 @@ from typing import Any
 
 from ..errors import ConfigError, ExecutorError
 from ..records import Failure
-from ._job import Job, Outcome
+from ._job import Job, Outcome, error_outcome
 from ._jupyter_client import JupyterAPI, RemoteKernelManager, ServerError, WebSocketKernelClient
 from ._jupyter_contents import delete_folder, shipped_files, upload
-from ._kernel import KernelHandle, error_outcome, execute_in
+from ._kernel import KernelHandle, execute_in
 from ._remote import LoopThread, check_env_names, passed_environment, prepare, resolve
 
 __all__ = ["TOKEN_VARIABLE", "JupyterExecutor"]

@@ -32,7 +32,7 @@ from ..merge import outputs_of
 from ..records import Failure, Record
 from . import _trace
 from ._forkserver import ForkProvisioner, ForkServer, ForkServers
-from ._job import Job, Outcome
+from ._job import Job, Outcome, error_outcome
 
 __all__ = ["KernelHandle", "connect", "execute_in", "run_notebook", "start_kernel", "stop_kernel"]
 
@@ -370,20 +370,6 @@ async def run_notebook(job: Job) -> Outcome:
         return await execute_in(handle, job)
     finally:
         await stop_kernel(handle)
-
-
-def error_outcome(job: Job, failure: Failure) -> Outcome:
-    """An outcome for a job that could not run at all (kept for this build only)."""
-    record = Record(
-        job.key,
-        "error",
-        None,
-        kernel=job.kernel,
-        failure=failure,
-        page=job.page,
-        created=time.time(),
-    )
-    return Outcome(record, None)
 
 
 async def _maybe(value: Any) -> Any:

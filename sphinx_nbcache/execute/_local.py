@@ -32,11 +32,10 @@ from typing import Any
 from ..records import Failure
 from ._autoscale import PERIOD, Autoscale, Places
 from ._forkserver import ForkServers, fork_enabled
-from ._job import Job, Outcome
+from ._job import Job, Outcome, error_outcome
 from ._kernel import (
     KernelHandle,
     connect,
-    error_outcome,
     execute_in,
     start_kernel,
     stop_kernel,
