@@ -10,11 +10,10 @@ outside the project.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ._atomic import write_atomically
 from .errors import CorruptCacheError
 
 if TYPE_CHECKING:
@@ -58,12 +57,4 @@ def restore_artifacts(
 
 def _write(target: Path, data: bytes, mtime: float) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.utime(tmp, (mtime, mtime))
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(target, data, mtime=mtime)

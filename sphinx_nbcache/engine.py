@@ -414,6 +414,8 @@ class Engine:
         try:
             if self._runner is not None:
                 self._runner.close(cancel=cancel)
+            if self._freshness is not None and not cancel:
+                self._freshness.kernels.remember()  # the environment's answers, for next time
             if evict and self._opened and (self.options.max_entries or self.options.max_size):
                 evicted = self.store.evict(self.options.max_entries, self.options.max_size)
         finally:

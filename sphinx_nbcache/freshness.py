@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 from stat import S_ISREG
 from typing import TYPE_CHECKING, Any
 
-from .environment import KernelEnvironment
+from .environment import MEMORY_NAME, KernelEnvironment
 from .hashing import declared_in
 
 if TYPE_CHECKING:
@@ -93,7 +93,7 @@ class Freshness:
         self._listings: dict[str, str] = {}  # folder or glob -> digest of its pages now
         self.root = root.resolve() if root is not None else None
         self.memo: FileMemo = {} if files is None else files
-        self.kernels = KernelEnvironment()
+        self.kernels = KernelEnvironment(options.cache_path / MEMORY_NAME)
         #: set when nothing that chooses kernels or installs packages changed since the
         #: environment was last checked (:func:`~sphinx_nbcache.environment.stamp_holds`)
         self.environment_unchanged = False

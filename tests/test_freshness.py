@@ -103,6 +103,13 @@ def test_a_result_is_reused_exactly_while_what_it_read_is_unchanged(  # type: ig
     assert why(capsys, src, src / "pkg.md")[1] == "pkg: stale: fakepkg 1.0 -> 2.0"
     assert project.build().executed == Counter({"pkg": 1})
     assert "fakepkg 2.0" in project.html("pkg")
+    # ... also with the build folder gone (CI restore): what the cache folder remembers of
+    # the environment does not vouch for a package installed since
+    assert (src / ".nbcache" / "environment.json").exists()
+    fake_package(site, "3.0")
+    project.clear_build()
+    assert project.build().executed == Counter({"pkg": 1})
+    assert "fakepkg 3.0" in project.html("pkg")
 
     # the reader copied where data.csv differs: it runs there; the same data there: reused
     shutil.copy(src / "reader.md", src / "sub" / "reader.md")
@@ -230,3 +237,68 @@ def test_installed_versions_are_read_as_importlib_metadata_reads_them() -> None:
     assert {"sphinx", "nbformat", "ipykernel"} <= {n.lower() for n in names}
     assert {n: installed_version(n) for n in names} == {n: metadata.version(n) for n in names}
     assert installed_version("no-such-distribution-nbcache") is None
+
+
+def test_environment_answers_are_recalled_only_while_their_stamp_holds(  # type: ignore[no-untyped-def]
+    monkeypatch, tmp_path
+) -> None:
+    """The kernel spec and the package versions found out once are kept in the cache folder
+    (a build with its build folder gone then asks neither ``jupyter_client`` nor the package
+    metadata); installing a package there, a damaged memory file or another interpreter's
+    entry make them be found out again, never served."""
+    from sphinx_nbcache import environment
+    from sphinx_nbcache._atomic import umask
+    from sphinx_nbcache.environment import MEMORY_NAME, KernelEnvironment
+
+    site = tmp_path / "site"
+    fake_package(site, "1.0")
+    monkeypatch.syspath_prepend(str(site))
+    memory = tmp_path / "cache" / MEMORY_NAME
+    KernelEnvironment(memory).version("python3", "fakepkg")
+    KernelEnvironment(memory).remember()  # the cache folder does not exist: nothing kept
+    assert not memory.parent.exists()
+    memory.parent.mkdir()
+
+    first = KernelEnvironment(memory)
+    assert first.version("python3", "fakepkg") == "1.0"
+    assert first.version("python3", "no-such-distribution-nbcache") is None
+    fingerprint = first.fingerprint("python3")
+    assert fingerprint.startswith("python3:")
+    first.remember()
+    kept = memory.stat()
+    assert kept.st_mode & 0o777 == 0o666 & ~umask()  # as shared as the rest of the cache
+
+    asked: list[str] = []
+    real_spec, real_version = environment._spec, environment.installed_version
+    monkeypatch.setattr(environment, "_spec", lambda *a: asked.append("spec") or real_spec(*a))
+    monkeypatch.setattr(
+        environment, "installed_version", lambda d: asked.append(d) or real_version(d)
+    )
+    second = KernelEnvironment(memory)
+    assert second.version("python3", "fakepkg") == "1.0"
+    assert second.version("python3", "no-such-distribution-nbcache") is None
+    assert second.fingerprint("python3") == fingerprint
+    assert second.stamp(["python3"], "packages") == first.stamp(["python3"], "packages")
+    assert asked == []  # all recalled
+    second.remember()  # nothing new: the file is not written again
+    assert memory.stat().st_mtime_ns == kept.st_mtime_ns
+
+    fake_package(site, "2.0")  # an upgrade changes the folder on sys.path
+    third = KernelEnvironment(memory)
+    assert third.version("python3", "fakepkg") == "2.0"
+    assert asked == ["spec", "fakepkg"]
+    third.remember()
+    assert KernelEnvironment(memory).version("python3", "fakepkg") == "2.0"
+    assert asked == ["spec", "fakepkg"]  # the new answers are recalled
+
+    memory.write_text('{"format": 1, "entries": [{"variables": 3}]}')  # damaged
+    fourth = KernelEnvironment(memory)
+    assert fourth.fingerprint("python3") == fingerprint
+    assert asked == ["spec", "fakepkg", "spec"]
+    fourth.remember()  # written anew
+    assert KernelEnvironment(memory).fingerprint("python3") == fingerprint
+    assert asked == ["spec", "fakepkg", "spec"]
+
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "elsewhere"))  # chooses other kernels
+    assert KernelEnvironment(memory).fingerprint("python3") == fingerprint
+    assert asked == ["spec", "fakepkg", "spec", "spec"]

@@ -13,16 +13,15 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import re
 import tarfile
-import tempfile
 import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+from .._atomic import write_atomically
 from ..errors import ArchiveError, CorruptCacheError
 from ..hashing import KEY_PATTERN
 from ..records import Outputs, Record
@@ -81,21 +80,19 @@ def export_archive(store: Store, target: str | Path) -> int:
         "created": time.time(),
         "records": records,
     }
-    folder = target.resolve().parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise ArchiveError(str(target), f"cannot write here: {exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
+
+    def write(raw: IO[bytes]) -> None:
+        with tarfile.open(fileobj=raw, mode="w:gz") as tar:
             _add(tar, MANIFEST, json.dumps(manifest, ensure_ascii=False).encode("utf-8"))
             for blob_id, data in sorted(blobs.items()):
                 _add(tar, f"blobs/{blob_id}.json", data)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    target = target.resolve()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(target, write)
+    except OSError as exc:
+        raise ArchiveError(str(target), f"cannot write here: {exc}") from None
     return len(records)
 
 

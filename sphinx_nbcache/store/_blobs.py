@@ -13,13 +13,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from .._atomic import write_atomically
 from ..errors import CorruptCacheError
 from ..hashing import KEY_PATTERN
 
@@ -27,20 +27,6 @@ if TYPE_CHECKING:
     from ..records import Outputs
 
 __all__ = ["Blobs", "LocalBlobs", "blob_id", "outputs_bytes", "read_outputs"]
-
-
-def _umask() -> int:
-    """The process's umask, read without changing it where the OS allows."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def blob_id(data: bytes) -> str:
@@ -111,17 +97,7 @@ class LocalBlobs:
                 os.utime(target)  # fresh again: garbage collection spares recent blobs
             return new_id
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=".tmp")
-        try:
-            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a shared cache needs umask
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomically(target, data, sync=True)
         return new_id
 
     def get(self, blob_id: str) -> bytes:

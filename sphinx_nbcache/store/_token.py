@@ -37,19 +37,11 @@ def read_token(root: Path) -> str | None:
 def bump_token(root: Path) -> None:
     """Replace the folder's token with a new random value (after a committed change)."""
     import secrets  # here: a build that only reads the token (nothing changed) needs none
-    import tempfile
 
-    from ._blobs import _umask
+    from .._atomic import write_atomically
 
-    tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(dir=root, prefix=".generation.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="ascii") as handle:
-            handle.write(secrets.token_hex(16))
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, root / TOKEN_NAME)
+        write_atomically(root / TOKEN_NAME, secrets.token_hex(16).encode("ascii"))
     except OSError:  # no new token: then no token at all, so nobody trusts the old one
         with suppress(OSError):
-            if tmp is not None:
-                Path(tmp).unlink(missing_ok=True)
             (root / TOKEN_NAME).unlink(missing_ok=True)
