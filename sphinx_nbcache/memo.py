@@ -26,6 +26,9 @@ class Memo(NamedTuple):
     #: the key of the same code run with the other ``allow_errors`` (a result that raised
     #: nothing is valid under either setting)
     sibling: str | None = None
+    #: what was read: a digest of the bytes, their reader and the options that decide the key
+    #: (``parse.source_digest``; None: not known)
+    digest: str | None = None
 
 
 def still_valid(memo: Memo, path: Path) -> bool:

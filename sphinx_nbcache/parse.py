@@ -36,6 +36,7 @@ __all__ = [
     "inspect_page",
     "not_a_notebook",
     "read_pages",
+    "source_digest",
     "still_valid",
 ]
 
@@ -51,10 +52,18 @@ Read = tuple[nbformat.NotebookNode | None, Options | None] | NotebookReadError
 
 
 def inspect_page(
-    page: Page, options: Options, md_config: Any = None, raw: bytes | None = None
+    page: Page,
+    options: Options,
+    md_config: Any = None,
+    raw: bytes | None = None,
+    digest: str | None = None,
 ) -> Inspected:
-    """Read a page (or its ``raw`` bytes) and work out its options, key and memo entry."""
+    """Read a page (or its ``raw`` bytes, whose ``digest`` is given) and work out its options,
+    key and memo entry."""
     stat = page.path.stat()
+    if raw is None or digest is None:
+        raw = page.path.read_bytes() if raw is None else raw
+        digest = _digest(_fingerprint(options, md_config), page, options, raw)
     notebook = read_notebook(page.path, options, text=raw, md_config=md_config)
     own = options.for_notebook(notebook.get("metadata", {}))
     memo = Memo(
@@ -66,8 +75,18 @@ def inspect_page(
         excluded=options.is_excluded(page.path),
         timeout=own.timeout,
         sibling=notebook_key(notebook, own, allow_errors=not own.allow_errors),
+        digest=digest,
     )
     return notebook, own, memo
+
+
+def source_digest(page: Page, options: Options, md_config: Any = None) -> str | None:
+    """The digest a memo of this page's file as it is now would hold (None: unreadable)."""
+    try:
+        raw = page.path.read_bytes()
+    except OSError:
+        return None
+    return _digest(_fingerprint(options, md_config), page, options, raw)
 
 
 def read_pages(
@@ -88,8 +107,8 @@ def read_pages(
     wanted = [p for p in pages if p.name in fresh | must_read]
     contents = _contents(wanted, options, md_config)
     known = store.sources(digest for _, digest in contents.values()) if contents else {}
-    new = [(p, contents[p.name][0]) for p in wanted if p.name in contents]
-    new = [(p, raw) for p, raw in new if contents[p.name][1] not in known]
+    new = [(p, *contents[p.name]) for p in wanted if p.name in contents]
+    new = [(p, raw, digest) for p, raw, digest in new if digest not in known]
     parsed = _inspect_all(new, options, md_config)  # these exact bytes were never read before
     learned: list[dict[str, Any]] = []
     found: dict[str, Read] = {}
@@ -101,7 +120,7 @@ def read_pages(
         digest = contents[page.name][1]
         try:
             if digest in known:  # these exact bytes were read before: no parsing
-                memos[page.name] = _memo_from_source(page, options, known[digest])
+                memos[page.name] = _memo_from_source(page, options, known[digest], digest)
                 found[page.name] = (None, None)
                 continue
             result = parsed[page.name]
@@ -127,23 +146,24 @@ _SHARED: tuple[Options, Any] | None = None  # what forked parsing workers read i
 
 
 def _inspect_all(
-    items: list[tuple[Page, bytes]], options: Options, md_config: Any
+    items: list[tuple[Page, bytes, str]], options: Options, md_config: Any
 ) -> dict[str, Inspected | NotebookReadError | OSError]:
-    """``inspect_page`` on each (page, bytes); many pages are parsed in forked workers."""
+    """``inspect_page`` on each (page, bytes, digest); many pages are parsed in forked
+    workers."""
     global _SHARED
     workers = min(os.cpu_count() or 1, 4, len(items) // (PARALLEL_PARSE_MIN // 2))
     if workers < 2 or not _can_fork():
-        return {page.name: _inspect_one(page, raw, options, md_config) for page, raw in items}
+        return {item[0].name: _inspect_one(item, options, md_config) for item in items}
     import multiprocessing
 
     # one page of each kind here first: the workers inherit the readers' imports
     first = {}
-    for page, raw in items:
-        kind = options.format_for(page.path) or page.path.suffix
+    for item in items:
+        kind = options.format_for(item[0].path) or item[0].path.suffix
         if kind not in first:
-            first[kind] = (page, _inspect_one(page, raw, options, md_config))
+            first[kind] = (item[0], _inspect_one(item, options, md_config))
     done = {page.name: result for page, result in first.values()}
-    rest = [(page, raw) for page, raw in items if page.name not in done]
+    rest = [item for item in items if item[0].name not in done]
     _SHARED = (options, md_config)
     try:
         with multiprocessing.get_context("fork").Pool(workers) as pool:
@@ -151,22 +171,23 @@ def _inspect_all(
             found = pool.map(_inspect_in_worker, rest, chunksize=chunk)
     finally:
         _SHARED = None
-    done.update((page.name, result) for (page, _), result in zip(rest, found, strict=True))
+    done.update((item[0].name, result) for item, result in zip(rest, found, strict=True))
     return done
 
 
 def _inspect_one(
-    page: Page, raw: bytes, options: Options, md_config: Any
+    item: tuple[Page, bytes, str], options: Options, md_config: Any
 ) -> Inspected | NotebookReadError | OSError:
+    page, raw, digest = item
     try:
-        return inspect_page(page, options, md_config, raw)
+        return inspect_page(page, options, md_config, raw, digest)
     except (NotebookReadError, OSError) as exc:  # reported by the caller, page by page
         return exc
 
 
-def _inspect_in_worker(item: tuple[Page, bytes]) -> Inspected | NotebookReadError | OSError:
+def _inspect_in_worker(item: tuple[Page, bytes, str]) -> Inspected | NotebookReadError | OSError:
     assert _SHARED is not None
-    return _inspect_one(item[0], item[1], *_SHARED)
+    return _inspect_one(item, *_SHARED)
 
 
 def _can_fork() -> bool:
@@ -200,11 +221,14 @@ def _contents(pages: list[Page], options: Options, md_config: Any) -> dict[str, 
             raw = page.path.read_bytes()
         except OSError:
             continue
-        fmt = options.format_for(page.path)
-        reader = (fmt.suffix if fmt else page.path.suffix).encode()
-        digest = hashlib.sha256(fingerprint + reader + b"\0" + raw).hexdigest()
-        found[page.name] = (raw, digest)
+        found[page.name] = (raw, _digest(fingerprint, page, options, raw))
     return found
+
+
+def _digest(fingerprint: bytes, page: Page, options: Options, raw: bytes) -> str:
+    fmt = options.format_for(page.path)
+    reader = (fmt.suffix if fmt else page.path.suffix).encode()
+    return hashlib.sha256(fingerprint + reader + b"\0" + raw).hexdigest()
 
 
 def _source_row(digest: str, memo: Memo) -> dict[str, Any]:
@@ -218,7 +242,7 @@ def _source_row(digest: str, memo: Memo) -> dict[str, Any]:
     }
 
 
-def _memo_from_source(page: Page, options: Options, row: Mapping[str, Any]) -> Memo:
+def _memo_from_source(page: Page, options: Options, row: Mapping[str, Any], digest: str) -> Memo:
     stat = page.path.stat()
     return Memo(
         mtime_ns=stat.st_mtime_ns,
@@ -229,4 +253,5 @@ def _memo_from_source(page: Page, options: Options, row: Mapping[str, Any]) -> M
         excluded=options.is_excluded(page.path),
         timeout=row["timeout"],
         sibling=row.get("sibling"),
+        digest=digest,
     )

@@ -302,3 +302,39 @@ def test_environment_answers_are_recalled_only_while_their_stamp_holds(  # type:
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "elsewhere"))  # chooses other kernels
     assert KernelEnvironment(memory).fingerprint("python3") == fingerprint
     assert asked == ["spec", "fakepkg", "spec", "spec"]
+
+
+def test_a_ci_restore_sees_every_change_since_the_last_build(  # type: ignore[no-untyped-def]
+    project_factory, monkeypatch, tmp_path
+) -> None:
+    """With the build folder gone, the cache folder's copy of the last build's verdicts is
+    checked like the database's results: a data file, a helper module or a package changed
+    since runs exactly the pages that used them."""
+    site = tmp_path / "site"
+    fake_package(site, "1.0")
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    monkeypatch.syspath_prepend(str(site))
+    project = project_factory("deps")
+    src = project.src
+    (src / "writer.md").unlink()  # no files to put back: the last build is kept
+    assert project.build().executed == PAGES - Counter({"writer": 1})
+    assert list((src / ".nbcache" / "builds").glob("*.json"))
+    project.clear_build()
+    assert project.build().total == 0
+
+    (src / "data.csv").write_text("a,b\n1,2\n3,4\n5,6\n")
+    project.clear_build()
+    assert project.build().executed == Counter({"reader": 1})
+    assert "rows: 3" in project.html("reader")
+
+    (src / "helpers.py").write_text("def value():\n    return 43\n")
+    project.clear_build()
+    assert project.build().executed == Counter({"importer": 1})
+    assert "helper says 43" in project.html("importer")
+
+    fake_package(site, "2.0")
+    project.clear_build()
+    assert project.build().executed == Counter({"pkg": 1})
+    assert "fakepkg 2.0" in project.html("pkg")
+    project.clear_build()
+    assert project.build().total == 0

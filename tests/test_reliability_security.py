@@ -53,6 +53,11 @@ def test_tampered_blob_id_in_a_build_re_executes(project_factory) -> None:  # ty
     keep_pages(project.src, "p1")
     assert project.build().executed == Counter({"p1": 1})
     _tamper(project.src / ".nbcache" / "nbcache.db", "UPDATE results SET blob = '../../conf'")
+    # ... and in the last build's verdicts kept beside it (a fresh build folder plans from them)
+    (kept,) = (project.src / ".nbcache" / "builds").glob("*.json")
+    data = json.loads(kept.read_text())
+    data["pages"]["p1"]["record"]["blob"] = "../../conf"
+    kept.write_text(json.dumps(data))
     project.clear_build()
     again = project.build()
     assert again.executed == Counter({"p1": 1})

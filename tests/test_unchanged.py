@@ -158,3 +158,71 @@ def test_a_token_changed_elsewhere_is_settled_by_one_build(project_factory) -> N
     assert again.total == 0
     assert _last_used(cache) == used
     assert "output of p1" in project.html("p1")
+
+
+def test_a_ci_restore_is_planned_from_the_last_build_kept_in_the_cache(project_factory) -> None:  # type: ignore[no-untyped-def]
+    """The build folder gone, the cache folder kept (CI restoring its cache into a fresh
+    clone): while the cache is as the last build left it, the pages are planned from what
+    that build kept in the cache folder, without the database, whatever the files' times;
+    anything changed since is planned through the database."""
+    project = project_factory("reliability")
+    src, cache = project.src, project.src / ".nbcache"
+    assert project.build().executed == PAGES
+    (kept,) = (cache / "builds").glob("*.json")
+    used = _last_used(cache)
+
+    project.clear_build()
+    restored = project.build()
+    assert restored.total == 0
+    assert _last_used(cache) == used  # nothing was looked up
+    assert "output of p1" in project.html("p1")
+    assert "output of p4" in project.html("p4")
+
+    # a fresh clone: the same bytes with new modification times
+    for page in src.glob("p*.md"):
+        page.write_bytes(page.read_bytes())
+    project.clear_build()
+    assert project.build().total == 0
+    assert _last_used(cache) == used
+
+    # a prose edit since (the usual commit): still without the database; the new digest is kept
+    digest = json.loads(kept.read_text())["pages"]["p1"]["digest"]
+    project.edit("p1.md", "# Page p1", "# Page p1, retitled")
+    project.clear_build()
+    assert project.build().total == 0
+    assert _last_used(cache) == used
+    assert "retitled" in project.html("p1")
+    assert "output of p1" in project.html("p1")
+    assert json.loads(kept.read_text())["pages"]["p1"]["digest"] != digest
+
+    # a code edit since: executed
+    project.edit("p2.md", 'print("output of p2")', 'print("output of p2, restored")')
+    project.clear_build()
+    assert project.build().executed == Counter({"p2": 1})
+    assert "output of p2, restored" in project.html("p2")
+
+    # a result removed since (the token moved): the database is asked, the page runs again
+    store = Store(cache)
+    record = store.get(store.page_keys()["p3"])
+    assert record is not None
+    store.remove([record.id])
+    store.close()
+    project.clear_build()
+    assert project.build().executed == Counter({"p3": 1})
+
+    # other options that decide the keys: the database (each result raised nothing: reused)
+    project.clear_build()
+    used = _last_used(cache)
+    assert project.build(nb_execution_allow_errors=True).total == 0
+    assert _last_used(cache) != used
+
+    # a new page: the database
+    (src / "p5.md").write_text((src / "p4.md").read_text().replace("p4", "p5"))
+    project.clear_build()
+    assert project.build().executed == Counter({"p5": 1})
+
+    # a damaged file is not read: the database plans, and a whole file is kept again
+    kept.write_text('{"format": 1, "token": ')
+    project.clear_build()
+    assert project.build().total == 0
+    assert json.loads(kept.read_text())["token"].startswith((cache / "generation").read_text())

@@ -84,6 +84,7 @@ class BuildState:
         self._from_memory: set[str] = set()  # planned from the environment, not the database
         self._restamp = False  # the environment was checked in full: stamp it after reading
         self.from_memory = False  # planned from the environment: the results shown still hold
+        self._recalled = False  # planned from the last build kept in the cache folder
         #: page variants planned in this build: (notebook path, parameters JSON) -> verdict
         self.variants: dict[tuple[str, str], PageState] = {}
 
@@ -100,6 +101,9 @@ class BuildState:
             memos.pop(docname, None)
         self._token = self.engine.token()  # before anything is looked up
         same_token = self._token is not None and self._token == env_token(env)
+        fresh = self._token is not None and not same_token and not env_rendered(env)
+        if fresh and self._recall(env):  # a fresh environment, the cache as the last build left
+            return set()
         if same_token and len(to_read) <= _FROM_MEMORY_LIMIT:
             freshness = self.engine.freshness
             stamp = env_stamp(env)  # what the results shown were last checked against
@@ -147,6 +151,39 @@ class BuildState:
         )
         return (again - to_read) & set(env.found_docs)
 
+    def _recall(self, env: BuildEnvironment) -> bool:
+        """Plan from the last build kept in the cache folder (see ``_lastbuild``)."""
+        from ._lastbuild import last_build_path, recall_last_build
+
+        assert self._token is not None and self.engine.root is not None
+        recalled = recall_last_build(
+            last_build_path(self.options, self.engine.root),
+            self._token,
+            self.engine.root,
+            env,
+            self.options,
+            self.engine.freshness,
+            self.engine.md_config,
+        )
+        if recalled is None:
+            return False
+        states, changed = recalled
+        self.planned.update((state.page.name, state) for state in states)
+        self._from_memory.update(state.page.name for state in states)
+        self.from_memory = self._restamp = True
+        self._recalled = not changed  # else kept again, with the new pages' digests
+        logger.debug("nbcache: planned from the last build kept in the cache; cache not opened")
+        return True
+
+    def _keep(self, env: BuildEnvironment, states: list[PageState], token: str) -> None:
+        """Keep this build's verdicts (planned after ``token`` was read) in the cache folder,
+        for a build with a fresh environment (see ``_lastbuild``)."""
+        from ._lastbuild import keep_last_build, last_build_path
+
+        assert self.engine.root is not None
+        path = last_build_path(self.options, self.engine.root)
+        keep_last_build(path, token, self.engine.root, states, env_memos(env))
+
     def restamp(self, env: BuildEnvironment) -> bool:
         """After reading: if the environment was checked in full, keep in ``env`` what the
         kernels of the pages shown look like now (a no-op build then needs only a few stat
@@ -190,6 +227,8 @@ class BuildState:
         rendered = env_rendered(env)
         if all(shown(state, rendered.get(state.page.name)) for state in states):
             set_env_token(env, token)
+            if not (self._recalled and token == self._token):  # else: kept as it is
+                self._keep(env, states, token)
             return True
         return False
 
