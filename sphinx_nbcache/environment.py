@@ -26,8 +26,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ._atomic import write_atomically
-
 __all__ = [
     "MEMORY_NAME",
     "KernelEnvironment",
@@ -309,6 +307,8 @@ def _write_memory(path: Path, data: dict[str, Any]) -> None:
     folder that does not exist (yet) or cannot be written keeps no memory: nothing is lost."""
     if not path.parent.is_dir():
         return
+    from ._atomic import write_atomically  # here: a build that recalls the answers needs none
+
     with suppress(OSError):
         write_atomically(path, json.dumps(data).encode("utf-8"))
 
