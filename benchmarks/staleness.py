@@ -116,8 +116,15 @@ def measure(count: int, repeat: int) -> dict[str, float]:
                 assert state.key is not None
                 cells = tuple({"execution_count": 1, "outputs": []} for _ in range(4))
                 recorded = dependencies(src, i) if deps else None
-                record = Record(state.key, "ok", None, page=state.page.name, kernel="python3")
-                store.put(Record(**{**record.__dict__, "dependencies": recorded}), Outputs(cells))
+                record = Record(
+                    state.key,
+                    "ok",
+                    None,
+                    page=state.page.name,
+                    kernel="python3",
+                    dependencies=recorded,
+                )
+                store.put(record, Outputs(cells))
             hashes: dict[str, tuple[int, int, str]] = {}
             labels = ("cold", "warm") if deps else ("cold", "parsed", "warm")
             for label in labels:

@@ -27,7 +27,7 @@ class Memo(NamedTuple):
     #: nothing is valid under either setting)
     sibling: str | None = None
     #: what was read: a digest of the bytes, their reader and the options that decide the key
-    #: (``parse.source_digest``; None: not known)
+    #: (``parse.read_contents``; None: not known)
     digest: str | None = None
 
 

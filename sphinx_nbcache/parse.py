@@ -35,8 +35,8 @@ __all__ = [
     "Memo",
     "inspect_page",
     "not_a_notebook",
+    "read_contents",
     "read_pages",
-    "source_digest",
     "still_valid",
 ]
 
@@ -80,15 +80,6 @@ def inspect_page(
     return notebook, own, memo
 
 
-def source_digest(page: Page, options: Options, md_config: Any = None) -> str | None:
-    """The digest a memo of this page's file as it is now would hold (None: unreadable)."""
-    try:
-        raw = page.path.read_bytes()
-    except OSError:
-        return None
-    return _digest(_fingerprint(options, md_config), page, options, raw)
-
-
 def read_pages(
     pages: list[Page],
     options: Options,
@@ -105,7 +96,7 @@ def read_pages(
     """
     fresh = {p.name for p in pages if p.name not in memos or not still_valid(memos[p.name], p.path)}
     wanted = [p for p in pages if p.name in fresh | must_read]
-    contents = _contents(wanted, options, md_config)
+    contents = read_contents(wanted, options, md_config)
     known = store.sources(digest for _, digest in contents.values()) if contents else {}
     new = [(p, *contents[p.name]) for p in wanted if p.name in contents]
     new = [(p, raw, digest) for p, raw, digest in new if digest not in known]
@@ -212,8 +203,11 @@ def _fingerprint(options: Options, md_config: Any) -> bytes:
     return hashlib.sha256(repr(parts).encode()).digest()
 
 
-def _contents(pages: list[Page], options: Options, md_config: Any) -> dict[str, tuple[bytes, str]]:
-    """page name -> (its bytes, digest of options + reader + bytes); unreadable pages left out."""
+def read_contents(
+    pages: list[Page], options: Options, md_config: Any = None
+) -> dict[str, tuple[bytes, str]]:
+    """page name -> (its bytes, digest of options + reader + bytes: what a memo of it holds);
+    unreadable pages left out."""
     fingerprint = _fingerprint(options, md_config)
     found = {}
     for page in pages:

@@ -4,7 +4,7 @@ A build folder deleted with the cache folder kept (CI restoring its cache into a
 ``make clean``) has no environment to plan from (``_memory``), so each page would be looked up
 in the database. But when the cache has not changed since a build whose every notebook page
 showed what the cache holds, that build's answers still hold: after such a build, the cache
-folder keeps, per project, each notebook page's digest (``parse.source_digest``: its bytes, its
+folder keeps, per project, each notebook page's digest (``parse.read_contents``: its bytes, its
 reader and the options that decide its key), what reading it found and the result it showed,
 under the cache's change token (``builds/<project>.json``). A build with a fresh environment
 and the same token plans from it: a page with the same digest is not parsed, a page whose
@@ -95,30 +95,35 @@ def recall_last_build(
         return None
     from ..errors import NotebookReadError
     from ..freshness import declared_patterns
-    from ..parse import inspect_page, source_digest
+    from ..parse import inspect_page, read_contents
     from ..records import Record
     from ..verdicts import PageState, decide
 
     kept: dict[str, Any] = data["pages"]
     memos: dict[str, Memo] = {}
-    states: list[PageState] = []
-    changed: set[str] = set()
+    pages: list[Page] = []
     for docname in sorted(env.found_docs):
         file = Path(env.doc2path(docname))
-        if not is_notebook(file, options):
+        if is_notebook(file, options):
+            pages.append(Page(docname, file))
+        else:
             memos[docname] = not_a_notebook(file)
-            continue
-        page, entry = Page(docname, file), kept.get(docname)
-        if not isinstance(entry, dict):
-            return None  # a page the last build did not have
+    contents = read_contents(pages, options, md_config)
+    states: list[PageState] = []
+    changed: set[str] = set()
+    for page in pages:
+        docname, file, entry = page.name, page.path, kept.get(page.name)
+        if not isinstance(entry, dict) or docname not in contents:
+            return None  # a page the last build did not have, or one that cannot be read
         try:
             memo = _memo(file, entry, options)
             record = Record.from_json(entry["record"]) if entry["record"] is not None else None
         except (KeyError, TypeError, ValueError, OSError):
             return None
-        if memo.digest != source_digest(page, options, md_config):  # changed since
+        raw, digest = contents[docname]
+        if memo.digest != digest:  # changed since
             try:
-                _, _, memo = inspect_page(page, options, md_config)
+                _, _, memo = inspect_page(page, options, md_config, raw, digest)
             except (NotebookReadError, OSError):
                 return None
             if memo.key != entry["memo"][0]:
