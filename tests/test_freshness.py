@@ -25,6 +25,9 @@ PAGES = Counter({"importer": 1, "reader": 1, "writer": 1, "plain": 1, "pkg": 1})
 def fake_package(site: Path, version: str) -> None:
     """A distribution ``fakepkg`` of the given version, importable from ``site``."""
     site.mkdir(exist_ok=True)
+    # as pip's uninstall does: the old bytecode goes too (a new fakepkg.py of the same size
+    # written within the same second would otherwise be shadowed by it)
+    shutil.rmtree(site / "__pycache__", ignore_errors=True)
     (site / "fakepkg.py").write_text(f"VERSION = {version!r}\n")
     for old in site.glob("fakepkg-*.dist-info"):
         shutil.rmtree(old)
@@ -34,19 +37,24 @@ def fake_package(site: Path, version: str) -> None:
     (dist / "top_level.txt").write_text("fakepkg\n")
 
 
+@pytest.fixture
+def deps(project_factory, monkeypatch, tmp_path):  # type: ignore[no-untyped-def]
+    """The ``deps`` project, and a folder holding ``fakepkg`` 1.0 where the kernels import it
+    (``PYTHONPATH``) and where the build checks its version (``sys.path``)."""
+    site = tmp_path / "site"
+    fake_package(site, "1.0")
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    monkeypatch.syspath_prepend(str(site))
+    return project_factory("deps"), site
+
+
 def why(capsys, src: Path, page: Path) -> tuple[int, str]:  # type: ignore[no-untyped-def]
     code = main(["why", str(page), "--docs", str(src)])
     return code, capsys.readouterr().out.strip()
 
 
-def test_a_result_is_reused_exactly_while_what_it_read_is_unchanged(  # type: ignore[no-untyped-def]
-    project_factory, monkeypatch, tmp_path, capsys
-) -> None:
-    site = tmp_path / "site"
-    fake_package(site, "1.0")
-    monkeypatch.setenv("PYTHONPATH", str(site))  # the kernels import it from there
-    monkeypatch.syspath_prepend(str(site))  # and the build checks its version here
-    project = project_factory("deps")
+def test_a_result_is_reused_exactly_while_what_it_read_is_unchanged(deps, capsys) -> None:  # type: ignore[no-untyped-def]
+    project, site = deps
     src = project.src
 
     cold = project.build()
@@ -160,14 +168,8 @@ def test_a_result_is_reused_exactly_while_what_it_read_is_unchanged(  # type: ig
     assert all(s["reason"] for s in states if s["status"] == "cached")
 
 
-def test_declared_dependencies_and_the_environment_scope(  # type: ignore[no-untyped-def]
-    project_factory, monkeypatch, tmp_path
-) -> None:
-    site = tmp_path / "site"
-    fake_package(site, "1.0")
-    monkeypatch.setenv("PYTHONPATH", str(site))
-    monkeypatch.syspath_prepend(str(site))
-    project = project_factory("deps")
+def test_declared_dependencies_and_the_environment_scope(deps) -> None:  # type: ignore[no-untyped-def]
+    project, site = deps
     src = project.src
     (src / "notes.txt").write_text("first notes")
     assert project.build().executed == PAGES
@@ -304,17 +306,11 @@ def test_environment_answers_are_recalled_only_while_their_stamp_holds(  # type:
     assert asked == ["spec", "fakepkg", "spec", "spec"]
 
 
-def test_a_ci_restore_sees_every_change_since_the_last_build(  # type: ignore[no-untyped-def]
-    project_factory, monkeypatch, tmp_path
-) -> None:
+def test_a_ci_restore_sees_every_change_since_the_last_build(deps) -> None:  # type: ignore[no-untyped-def]
     """With the build folder gone, the cache folder's copy of the last build's verdicts is
     checked like the database's results: a data file, a helper module or a package changed
     since runs exactly the pages that used them."""
-    site = tmp_path / "site"
-    fake_package(site, "1.0")
-    monkeypatch.setenv("PYTHONPATH", str(site))
-    monkeypatch.syspath_prepend(str(site))
-    project = project_factory("deps")
+    project, site = deps
     src = project.src
     (src / "writer.md").unlink()  # no files to put back: the last build is kept
     assert project.build().executed == PAGES - Counter({"writer": 1})
