@@ -17,12 +17,12 @@ from .freshness import Freshness, declared_patterns
 from .memo import Memo
 from .pages import Page
 from .parse import read_pages
-from .verdicts import PageState, decide
+from .verdicts import Check, PageState, decide
 
 if TYPE_CHECKING:
     from .store import Store
 
-__all__ = ["execution_order", "plan_pages"]
+__all__ = ["execution_order", "plan_pages", "result_check"]
 
 
 def plan_pages(
@@ -67,11 +67,7 @@ def plan_pages(
         memo = memos[state.page.name]
         name = state.page.name
         forced = name in force or (memo.mode == "force" and name in must_read)
-        check = functools.partial(
-            freshness.stale_reason,
-            folder=state.page.path.parent,
-            declared=declared_patterns(name, options),
-        )
+        check = result_check(freshness, state.page, options)
         state.seen = tuple(r.id for r in candidates.get(state.key or "", []))
         decide(
             state,
@@ -83,6 +79,15 @@ def plan_pages(
             siblings=candidates.get(memo.sibling or "", []),
         )
     return states
+
+
+def result_check(freshness: Freshness, page: Page, options: Options) -> Check:
+    """Is a stored result still valid for ``page`` (what it read, declared, ran on)?"""
+    return functools.partial(
+        freshness.stale_reason,
+        folder=page.path.parent,
+        declared=declared_patterns(page.name, options),
+    )
 
 
 def execution_order(

@@ -17,7 +17,6 @@ file did not exist. Outputs come from their blobs.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 from contextlib import suppress
@@ -94,8 +93,8 @@ def recall_last_build(
     if data is None or data.get("token") != token or data.get("root") != str(root.resolve()):
         return None
     from ..errors import NotebookReadError
-    from ..freshness import declared_patterns
     from ..parse import inspect_page, read_contents
+    from ..plan import result_check
     from ..records import Record
     from ..verdicts import PageState, decide
 
@@ -130,11 +129,7 @@ def recall_last_build(
                 return None  # its code changed: the database has (or not) its new key
             changed.add(docname)  # prose: the result kept is still the one to show
         state = PageState(page, "stale", key=memo.key)
-        check = functools.partial(
-            freshness.stale_reason,
-            folder=file.parent,
-            declared=declared_patterns(docname, options),
-        )
+        check = result_check(freshness, page, options)
         shown = [record] if record is not None else []
         decide(
             state,
