@@ -32,12 +32,12 @@ from pathlib import Path
 import nbformat
 
 from sphinx_nbcache.config import Options
-from sphinx_nbcache.environment import kernel_fingerprint
 from sphinx_nbcache.execute._trace import sha256_file
-from sphinx_nbcache.freshness import Freshness
-from sphinx_nbcache.memo import Memo
-from sphinx_nbcache.pages import Page
-from sphinx_nbcache.plan import plan_pages
+from sphinx_nbcache.notebooks.pages import Page
+from sphinx_nbcache.plan.environment import kernel_fingerprint
+from sphinx_nbcache.plan.freshness import Freshness
+from sphinx_nbcache.plan.memo import Memo
+from sphinx_nbcache.plan.stale import plan_pages
 from sphinx_nbcache.records import Dependencies, Outputs, Record
 from sphinx_nbcache.store import Store
 

@@ -1,13 +1,17 @@
 """sphinx-nbcache: execute a Sphinx project's notebooks in parallel, cache them, re-execute
 only what changed.
 
-Data flow of one build, module by module::
+Data flow of one build, package by package::
 
-    plan.py (find stale) -> execute/ (run in parallel) -> store/ (keep) -> merge.py (merge)
+    plan/ (find stale) -> execute/ (run in parallel) -> store/ (keep) -> notebooks/merge (merge)
     -> sphinxext/ (render through myst-nb, report as warnings)
 
-``setup`` is the Sphinx entry point; it imports Sphinx lazily so the CLI and the Python API
-(``api``) never need it.
+``engine/`` conducts that flow for every front door: ``sphinxext/`` (Sphinx), ``api``
+(Python), ``cli/`` (the ``nbcache`` command) and ``rest`` (HTTP). ``workflows/`` holds the
+features built on it: reading other notebooks' results, notebooks as functions, variants.
+
+This module imports nothing of the package: ``setup`` hands Sphinx the extension module
+(``sphinxext``), and the Python API's functions are loaded on first use.
 """
 
 from __future__ import annotations
@@ -17,11 +21,12 @@ from typing import Any
 __version__ = "0.1.0"
 __all__ = ["__version__", "read_notebook", "read_notebooks", "run", "run_notebook", "setup"]
 
+#: the Python API's functions: name -> the module that defines them
 _LAZY = {
-    "read_notebook": "workflows",
-    "read_notebooks": "workflows",
-    "run": "calls",
-    "run_notebook": "calls",
+    "read_notebook": "sphinx_nbcache.workflows.reads",
+    "read_notebooks": "sphinx_nbcache.workflows.reads",
+    "run": "sphinx_nbcache.workflows.calls",
+    "run_notebook": "sphinx_nbcache.workflows.calls",
 }
 
 
@@ -30,7 +35,7 @@ def __getattr__(name: str) -> Any:
     if name in _LAZY:
         import importlib
 
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -41,7 +46,7 @@ def _jupyter_server_extension_points() -> list[dict[str, str]]:
 
 
 def setup(app: Any) -> dict[str, Any]:
-    """Sphinx entry point (``extensions = ["myst_nb", "sphinx_nbcache"]``)."""
-    from .sphinxext import setup as _setup
-
-    return _setup(app)
+    """Sphinx entry point (``extensions = ["myst_nb", "sphinx_nbcache"]``): loads the
+    extension proper, :mod:`sphinx_nbcache.sphinxext`, which declares what it is."""
+    app.setup_extension("sphinx_nbcache.sphinxext")
+    return dict(app.extensions["sphinx_nbcache.sphinxext"].metadata)

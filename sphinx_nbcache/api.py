@@ -11,7 +11,7 @@
         cache.prune(max_entries=200)
 
 One implementation, two doors: pages are planned, executed, stored and merged by
-:class:`~sphinx_nbcache.engine.Engine` exactly as in a build, so a page executed here is not
+:class:`~sphinx_nbcache.engine.core.Engine` exactly as in a build, so a page executed here is not
 executed again by ``sphinx-build``. Sphinx is never imported.
 """
 
@@ -25,22 +25,22 @@ from typing import TYPE_CHECKING, Any
 import nbformat
 
 from .config import DEFAULT_CACHE_DIR, Options
-from .diff import NotebookDiff, diff_page
-from .engine import Engine
+from .engine.core import Engine
+from .engine.report import ExecutionReport
 from .errors import NotebookReadError, NotFoundError
-from .freshness import declared_patterns
-from .hashing import code_cells, code_sources, kernel_name, notebook_key
-from .merge import merge_outputs, outputs_of
-from .pages import Page
-from .parse import inspect_page
-from .project import Project, find_docs_dir
+from .notebooks.hashing import code_cells, code_sources, kernel_name, notebook_key
+from .notebooks.merge import merge_outputs, outputs_of
+from .notebooks.pages import Page
+from .notebooks.project import Project, find_docs_dir
+from .plan.diff import NotebookDiff, diff_page
+from .plan.freshness import declared_patterns
+from .plan.parse import inspect_page
+from .plan.verdicts import PageState
 from .records import Failure, Outputs, Record
-from .report import ExecutionReport
 from .store import GRACE_SECONDS, ImportReport, Store, open_store
-from .verdicts import PageState
 
 if TYPE_CHECKING:
-    from .workflows import CachedNotebook
+    from .workflows.reads import CachedNotebook
 
 __all__ = [
     "Cache",
@@ -327,7 +327,7 @@ class Cache:
     def read(self, target: Target, wait: float = 0.0) -> CachedNotebook:
         """The page's current result as a notebook with its scraps (see ``read_notebook``);
         waits up to ``wait`` seconds for a build that is executing it."""
-        from .workflows import read_from
+        from .workflows.reads import read_from
 
         return read_from(self, self.page(target), wait)
 
@@ -416,7 +416,7 @@ class Cache:
 
     def import_jupyter_cache(self, path: str | Path) -> ImportReport:
         """Re-key and store every executed notebook of a jupyter-cache folder."""
-        from .jupyter_cache import import_jupyter_cache
+        from .store.jupyter_cache import import_jupyter_cache
 
         return import_jupyter_cache(self.store, path, self.options, self._uri_name)
 

@@ -127,7 +127,7 @@ class Record(NamedTuple):
     """One stored execution result.
 
     ``key`` is the cache key of what ran (code, execution options, parameters: see
-    :mod:`~sphinx_nbcache.hashing`); ``id`` adds the dependencies recorded while it ran, so one
+    :mod:`.hashing`); ``id`` adds the dependencies recorded while it ran, so one
     key may have several results (the same code run against different data), and one page
     several keys (variants run with different parameters).
     """

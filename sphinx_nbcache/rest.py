@@ -7,7 +7,7 @@ A Jupyter Server extension (``jupyter server
     POST /nbcache/run/models/forecast.md      {"city": "Oslo", "days": 5}
     ->   {"result": ..., "cached": true, "record": "<id>", "seconds": 0.01}
 
-Calls go through :class:`~sphinx_nbcache.calls.Caller` on the cache of the server's root (its
+Calls go through :class:`.Caller` on the cache of the server's root (its
 ``conf.py`` options, if it has one): answered from the cache when the same code ran with the
 same parameters, identical calls in flight joined. Jupyter Server's own token authentication
 applies. At most ``NbcacheServe.jobs`` notebooks execute at once (default
@@ -32,8 +32,7 @@ from tornado import web
 from traitlets import Integer
 from traitlets.config import Configurable
 
-from ._clicalls import literal
-from .calls import Caller, CallResult
+from .cli.calls import literal
 from .errors import (
     CallTimeoutError,
     NbcacheError,
@@ -43,6 +42,7 @@ from .errors import (
     NotFoundError,
     SignatureError,
 )
+from .workflows.calls import Caller, CallResult
 
 __all__ = ["CallService", "NbcacheServe", "RunHandler", "main"]
 

@@ -14,10 +14,10 @@ import nbformat
 import pytest
 
 from sphinx_nbcache.config import AUTO_JOBS_FACTOR, Options
+from sphinx_nbcache.engine.runner import SWITCH_INTERVAL, Runner
 from sphinx_nbcache.execute import Job, LocalExecutor
 from sphinx_nbcache.execute._autoscale import MEMORY_TO_GROW, Autoscale, Places
 from sphinx_nbcache.execute._kernel import sweep_orphan_folders
-from sphinx_nbcache.runner import SWITCH_INTERVAL, Runner
 from sphinx_nbcache.store import open_store
 
 CODE = "import os, time\ntime.sleep(0.3)\nos.getpid()"
@@ -154,7 +154,7 @@ def test_the_switch_interval_is_low_while_notebooks_execute_and_restored_after(
     tmp_path: Path,
 ) -> None:
     """The executor's and the storing threads get the GIL soon after they have work (see
-    sphinx_nbcache.runner), while a runner has an executor, and not after."""
+    sphinx_nbcache.engine.runner), while a runner has an executor, and not after."""
     before = sys.getswitchinterval()
     store = open_store(tmp_path / "cache")
     first, second = (Runner(store, lambda prestart: LocalExecutor(jobs=1)) for _ in range(2))

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import sphinx
 
-from sphinx_nbcache.cli import main
+from sphinx_nbcache.cli.main import main
 
 pytestmark = pytest.mark.kernel
 
@@ -233,7 +233,7 @@ def test_installed_versions_are_read_as_importlib_metadata_reads_them() -> None:
     ``importlib.metadata.version`` reads it, and a missing one as None."""
     from importlib import metadata
 
-    from sphinx_nbcache.environment import installed_version
+    from sphinx_nbcache.plan.environment import installed_version
 
     names = {d.metadata["Name"] for d in metadata.distributions() if d.metadata["Name"]}
     assert {"sphinx", "nbformat", "ipykernel"} <= {n.lower() for n in names}
@@ -250,7 +250,7 @@ def test_environment_answers_are_recalled_only_while_their_stamp_holds(  # type:
     entry make them be found out again, never served."""
     from sphinx_nbcache import environment
     from sphinx_nbcache._atomic import umask
-    from sphinx_nbcache.environment import MEMORY_NAME, KernelEnvironment
+    from sphinx_nbcache.plan.environment import MEMORY_NAME, KernelEnvironment
 
     site = tmp_path / "site"
     fake_package(site, "1.0")

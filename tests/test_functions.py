@@ -17,16 +17,16 @@ import pytest
 import sphinx
 
 from sphinx_nbcache import read_notebooks, run, run_notebook
-from sphinx_nbcache._clicalls import parse_parameters
-from sphinx_nbcache.cli import main
+from sphinx_nbcache.cli.calls import parse_parameters
+from sphinx_nbcache.cli.main import main
 from sphinx_nbcache.errors import (
     CallTimeoutError,
     NotebookCallError,
     ParameterError,
     SignatureError,
 )
-from sphinx_nbcache.functions import INJECTED_TAG, prepare, returned, signature
-from sphinx_nbcache.variants import scan
+from sphinx_nbcache.notebooks.functions import INJECTED_TAG, prepare, returned, signature
+from sphinx_nbcache.workflows.variants import scan
 
 
 def notebook(*cells: tuple[str, list[str]]) -> nbformat.NotebookNode:

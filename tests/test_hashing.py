@@ -10,7 +10,7 @@ import nbformat
 import pytest
 
 from sphinx_nbcache.config import Options
-from sphinx_nbcache.hashing import HASH_VERSION, KEY_PATTERN, notebook_key
+from sphinx_nbcache.notebooks.hashing import HASH_VERSION, KEY_PATTERN, notebook_key
 
 OPTIONS = Options(cache_path=Path("/nonexistent"))
 

@@ -15,7 +15,7 @@ import pytest
 
 from sphinx_nbcache.api import open_cache
 from sphinx_nbcache.errors import ConfFileError
-from sphinx_nbcache.project import find_docs_dir
+from sphinx_nbcache.notebooks.project import find_docs_dir
 
 HAS_JUPYTER_BOOK = importlib.util.find_spec("jupyter_book") is not None
 

@@ -6,7 +6,7 @@ import jupytext
 import nbformat
 import pytest
 
-from sphinx_nbcache.locate import cell_lines
+from sphinx_nbcache.notebooks.locate import cell_lines
 
 
 def sample() -> nbformat.NotebookNode:

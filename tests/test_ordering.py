@@ -12,9 +12,9 @@ import nbformat
 import pytest
 import sphinx
 
-from sphinx_nbcache.ordering import cycles, order_by_reads, reads_of
-from sphinx_nbcache.pages import Page
-from sphinx_nbcache.verdicts import PageState
+from sphinx_nbcache.notebooks.pages import Page
+from sphinx_nbcache.plan.ordering import cycles, order_by_reads, reads_of
+from sphinx_nbcache.plan.verdicts import PageState
 
 
 def state(folder: Path, name: str, code: str = "") -> PageState:

@@ -11,12 +11,12 @@ import pytest
 
 from sphinx_nbcache import parse as parsing
 from sphinx_nbcache.config import Options
-from sphinx_nbcache.memo import Memo
-from sphinx_nbcache.pages import Page
-from sphinx_nbcache.plan import execution_order, plan_pages
+from sphinx_nbcache.notebooks.pages import Page
+from sphinx_nbcache.plan.memo import Memo
+from sphinx_nbcache.plan.stale import execution_order, plan_pages
+from sphinx_nbcache.plan.verdicts import PageState
 from sphinx_nbcache.records import Failure, Outputs, Record
 from sphinx_nbcache.store import Store
-from sphinx_nbcache.verdicts import PageState
 
 
 def write(folder: Path, name: str, code: str, **metadata: object) -> Page:
@@ -126,7 +126,7 @@ def test_a_fresh_checkout_is_planned_without_parsing(setup, monkeypatch) -> None
     def parse(*args: object, **kwargs: object) -> None:
         raise AssertionError("parsed a file whose exact bytes were read before")
 
-    monkeypatch.setattr("sphinx_nbcache.parse.read_notebook", parse)
+    monkeypatch.setattr("sphinx_nbcache.plan.parse.read_notebook", parse)
     again = plan_pages(pages, options, store, {})
     assert [s.verdict for s in again] == ["cached", "cached"]
     assert [s.key for s in again] == [s.key for s in first]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from myst_nb.core.read import is_myst_markdown_notebook
 
-from sphinx_nbcache.readers import looks_like_myst_notebook
+from sphinx_nbcache.notebooks.readers import looks_like_myst_notebook
 
 HEADERS = {
     "mystnb": "---\nfile_format: mystnb\n---\n",

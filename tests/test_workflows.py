@@ -12,9 +12,9 @@ import pytest
 from test_freshness import fake_package
 
 from sphinx_nbcache import read_notebook, read_notebooks
-from sphinx_nbcache.cli import main
+from sphinx_nbcache.cli.main import main
 from sphinx_nbcache.errors import NotFoundError
-from sphinx_nbcache.scraps import scraps_of
+from sphinx_nbcache.notebooks.scraps import scraps_of
 
 SCRAP_JSON = "application/scrapbook.scrap.json+json"
 SCRAP_TEXT = "application/scrapbook.scrap.text+json"

@@ -2,7 +2,7 @@
 
 This package never touches the store: it turns :class:`Job` s into :class:`Outcome` s. An
 executor is two methods, ``submit(job) -> Future[Outcome]`` and ``shutdown(cancel)``; the
-engine (:mod:`sphinx_nbcache.engine`) stores, orders, reports and warns about whatever comes
+engine (:mod:`sphinx_nbcache.engine.core`) stores, orders, reports and warns about whatever comes
 back, the same way for every executor. :func:`load_executor` picks one by name: ``local``
 (fresh kernels on this machine, the default), ``dask``, ``jupyter``, a name registered in the
 entry-point group ``sphinx_nbcache.executors``, or ``"package.module:factory"``.

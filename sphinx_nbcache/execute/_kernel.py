@@ -28,7 +28,7 @@ from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
-from ..merge import outputs_of
+from ..notebooks.merge import outputs_of
 from ..records import Failure, Record
 from . import _trace
 from ._forkserver import ForkProvisioner, ForkServer, ForkServers

@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..dependencies import UNTRACED, Dependencies
-from ..environment import kernel_fingerprint
-from ..hashing import code_cells
+from ..notebooks.hashing import code_cells
+from ..plan.environment import kernel_fingerprint
 
 if TYPE_CHECKING:
     import nbformat
@@ -254,23 +254,23 @@ def dependencies(
             note(path, count, False)
     for notebook, key in sorted(report.get("code", {}).items()):  # results read, calls
         if _inside(notebook, root):
-            from ..freshness import CODE
+            from ..plan.freshness import CODE
 
             files[CODE + _relative(notebook, cwd)] = str(key)
     for notebook in report.get("variants", ()):  # read through read_notebooks
         if _inside(notebook, root):
-            from ..freshness import VARIANTS
-            from ..variants import variants_digest
+            from ..plan.freshness import VARIANTS
+            from ..workflows.variants import variants_digest
 
             shown = VARIANTS + _relative(notebook, cwd)
             files[shown] = variants_digest(Path(root), Path(notebook))
     for target, listed in sorted(report.get("listings", {}).items()):  # read_notebooks(folder)
         if _inside(target, root):
-            from ..freshness import PAGES
+            from ..plan.freshness import PAGES
 
             files[PAGES + _relative(target, cwd)] = str(listed)
     for pattern, digest in sorted(report.get("read_globs", {}).items()):  # results read
-        from ..freshness import DECLARED
+        from ..plan.freshness import DECLARED
 
         files.setdefault(DECLARED + pattern, str(digest))
     packages = {**(report.get("read_packages") or {}), **(report.get("packages") or {})}

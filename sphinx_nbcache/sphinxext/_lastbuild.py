@@ -9,7 +9,7 @@ reader and the options that decide its key), what reading it found and the resul
 under the cache's change token (``builds/<project>.json``). A build with a fresh environment
 and the same token plans from it: a page with the same digest is not parsed, a page whose
 prose changed is parsed and must have the same key, and each result is checked against the
-files and the environment now (:func:`~sphinx_nbcache.verdicts.decide`, as the database path
+files and the environment now (:func:`~sphinx_nbcache.plan.verdicts.decide`, as the database path
 does). Any page that is new, whose code changed, that is stale, failed or set to ``force``, a
 result that wrote files to put back, or a token that moved: the database plans, as if this
 file did not exist. Outputs come from their blobs.
@@ -24,16 +24,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._atomic import write_atomically
-from ..memo import Memo, not_a_notebook
-from ..pages import Page
-from ..readers import is_notebook
+from ..notebooks.pages import Page
+from ..notebooks.readers import is_notebook
+from ..plan.memo import Memo, not_a_notebook
 
 if TYPE_CHECKING:
     from sphinx.environment import BuildEnvironment
 
     from ..config import Options
-    from ..freshness import Freshness
-    from ..verdicts import PageState
+    from ..plan.freshness import Freshness
+    from ..plan.verdicts import PageState
 
 __all__ = ["keep_last_build", "last_build_path", "recall_last_build"]
 
@@ -93,10 +93,10 @@ def recall_last_build(
     if data is None or data.get("token") != token or data.get("root") != str(root.resolve()):
         return None
     from ..errors import NotebookReadError
-    from ..parse import inspect_page, read_contents
-    from ..plan import result_check
+    from ..plan.parse import inspect_page, read_contents
+    from ..plan.stale import result_check
+    from ..plan.verdicts import PageState, decide
     from ..records import Record
-    from ..verdicts import PageState, decide
 
     kept: dict[str, Any] = data["pages"]
     memos: dict[str, Memo] = {}

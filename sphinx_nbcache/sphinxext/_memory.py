@@ -15,16 +15,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from ..memo import Memo, not_a_notebook, still_valid
-from ..readers import is_notebook
+from ..notebooks.readers import is_notebook
+from ..plan.memo import Memo, not_a_notebook, still_valid
 
 if TYPE_CHECKING:
     from sphinx.environment import BuildEnvironment
 
     from ..config import Options
-    from ..environment import Stamp
-    from ..freshness import FileMemo, Freshness
-    from ..verdicts import PageState
+    from ..plan.environment import Stamp
+    from ..plan.freshness import FileMemo, Freshness
+    from ..plan.verdicts import PageState
     from ._state import Rendered
 
 __all__ = [
@@ -103,10 +103,10 @@ def plan_from_memory(
         return []  # nothing changed: every verdict of the last build holds
     # prose edits (the rest is loaded only then: a build with nothing changed needs none of it)
     from ..errors import NotebookReadError
-    from ..pages import Page
-    from ..parse import inspect_page
+    from ..notebooks.pages import Page
+    from ..plan.parse import inspect_page
+    from ..plan.verdicts import PageState
     from ..records import Record
-    from ..verdicts import PageState
 
     states = []
     for docname in sorted(to_read & set(found)):
@@ -143,7 +143,7 @@ def _stale(seen: Rendered, docname: str, path: Path, freshness: Freshness) -> bo
     """Has anything the result shown depended on changed?"""
     if seen.dependencies is None and not freshness.options.dependencies:
         return False
-    from ..freshness import declared_patterns
+    from ..plan.freshness import declared_patterns
 
     declared = declared_patterns(docname, freshness.options)
     return freshness.check(seen.dependencies, seen.kernel, path.parent, declared) is not None

@@ -2,7 +2,7 @@
 
 ``BuildState.plan`` (``env-get-outdated``) lists the notebook pages from the environment,
 plans them from the environment alone when the cache is unchanged, else through the
-:class:`~sphinx_nbcache.engine.Engine`, which starts executing the stale ones. ``resolve`` is
+:class:`~sphinx_nbcache.engine.core.Engine`, which starts executing the stale ones. ``resolve`` is
 called by the myst-nb seam for each notebook page being read: the engine waits for (or looks
 up) its result and merges it; failures become located warnings.
 """
@@ -17,13 +17,13 @@ from sphinx.util import logging
 from sphinx.util.display import status_iterator
 
 from ..config import Options
-from ..engine import Engine
-from ..environment import stamp_holds
+from ..engine.core import Engine
 from ..errors import CorruptCacheError, NotebookExecutionError
-from ..hashing import code_cells, notebook_key
-from ..memo import not_a_notebook, still_valid
-from ..pages import Page
-from ..readers import is_notebook
+from ..notebooks.hashing import code_cells, notebook_key
+from ..notebooks.pages import Page
+from ..notebooks.readers import is_notebook
+from ..plan.environment import stamp_holds
+from ..plan.memo import not_a_notebook, still_valid
 from ._memory import (
     env_memos,
     env_rendered,
@@ -39,9 +39,9 @@ from ._warnings import warn_failure, warn_read_error
 if TYPE_CHECKING:
     from sphinx.environment import BuildEnvironment
 
-    from ..freshness import FileMemo
+    from ..plan.freshness import FileMemo
+    from ..plan.verdicts import PageState
     from ..records import Dependencies, Record
-    from ..verdicts import PageState
 
 __all__ = ["BuildNotebookError", "BuildState", "Rendered"]
 
@@ -282,7 +282,7 @@ class BuildState:
         key = planned.key if planned is not None and planned.key else notebook_key(notebook, own)
         page = Page(docname, path or Path(docname))
         record, merged = self._result(page, key, notebook, own)
-        from ..scraps import hide_payloads
+        from ..notebooks.scraps import hide_payloads
 
         hide_payloads(merged)  # scrapbook's data: read from the cache, not rendered
         rendered[docname] = Rendered(
@@ -314,7 +314,7 @@ class BuildState:
             self._from_memory.discard(page.name)
             planned = self.planned[page.name]
             assert planned.record is not None
-            from ..merge import merge_outputs
+            from ..notebooks.merge import merge_outputs
             from ..store._blobs import read_outputs
 
             try:

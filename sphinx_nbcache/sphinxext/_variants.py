@@ -1,7 +1,7 @@
 """The ``nbcache-notebook`` directive: a source notebook shown with given parameters.
 
 Planning (``env-get-outdated``): the text of every page Sphinx will read is scanned for the
-directive (:func:`~sphinx_nbcache.variants.scan`) and each variant is planned with the pages,
+directive (:func:`.variants.scan`) and each variant is planned with the pages,
 so stale variants execute in parallel with the stale pages. A page already read is read again
 when a variant it shows no longer has the result it showed (the environment or a file the run
 read changed); Sphinx itself re-reads it when the source notebook or a file the result read
@@ -21,9 +21,9 @@ from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 
 from ..errors import NbcacheError
-from ..pages import Page
+from ..notebooks.pages import Page
 
-# the rest of sphinx_nbcache.variants is imported when a page shows a variant (a build with
+# the rest of workflows.variants is imported when a page shows a variant (a build with
 # nothing changed never needs it)
 DIRECTIVE = "nbcache-notebook"
 
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from sphinx.application import Sphinx
     from sphinx.environment import BuildEnvironment
 
-    from ..verdicts import PageState
+    from ..plan.verdicts import PageState
     from ._state import BuildState
 
 __all__ = ["NotebookDirective", "ShownVariant", "env_variants", "plan_for_reading", "setup"]
@@ -68,7 +68,7 @@ def _page(state: BuildState, path: Path) -> Page:
 
 def _plan(state: BuildState, path: Path, parameters: dict[str, Any]) -> PageState:
     """The planned variant (planned now if it was not)."""
-    from ..variants import plan_variant
+    from ..workflows.variants import plan_variant
 
     wanted = (str(path.resolve()), _canonical(parameters))
     planned = state.variants.get(wanted)
@@ -85,8 +85,8 @@ def plan_for_reading(state: BuildState, env: BuildEnvironment, to_read: set[str]
     shown = env_variants(env) if not state.from_memory else {}  # else: still what they were
     if not shown and not to_read:
         return again
-    from ..variants import parse_parameters, scan
-    from ..variants import start as start_variants
+    from ..workflows.variants import parse_parameters, scan
+    from ..workflows.variants import start as start_variants
 
     for docname, variants in sorted(shown.items()):
         if docname in to_read or docname not in env.found_docs:
@@ -125,8 +125,8 @@ class NotebookDirective(SphinxDirective):
     option_spec = {"parameters": directives.unchanged}  # noqa: RUF012 (docutils' API)
 
     def run(self) -> list[nodes.Node]:
-        from ..freshness import DECLARED, VARIANTS
-        from ..variants import parse_parameters, variant_result
+        from ..plan.freshness import DECLARED, VARIANTS
+        from ..workflows.variants import parse_parameters, variant_result
         from . import _mystnb
 
         state = _mystnb.state_for_env(self.env)
@@ -169,7 +169,7 @@ class NotebookDirective(SphinxDirective):
                 type="nbcache",
                 subtype="variant",
             )
-        from ..scraps import hide_payloads
+        from ..notebooks.scraps import hide_payloads
 
         hide_payloads(merged)
         kept = ("kernelspec", "language_info", "widgets")  # not front matter for this page

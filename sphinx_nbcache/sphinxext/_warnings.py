@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from sphinx.util import logging
 
-from ..hashing import code_cells
+from ..notebooks.hashing import code_cells
 
 if TYPE_CHECKING:
     from ..errors import NotebookReadError
@@ -43,7 +43,7 @@ def warn_failure(
     assert failure is not None
     line = None
     if failure.cell_index is not None and path is not None:
-        from ..locate import cell_lines
+        from ..notebooks.locate import cell_lines
 
         try:
             text = path.read_text(encoding="utf-8")

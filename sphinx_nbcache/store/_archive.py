@@ -3,7 +3,7 @@
 An archive holds ``nbcache-archive.json`` (format, version, every record) and one
 ``blobs/<id>.json`` per outputs blob, byte for byte. Importing never extracts to disk: each
 member is read into memory, so a member name cannot point outside the cache; only regular files
-with exactly those names are accepted. Keys must match :data:`~sphinx_nbcache.hashing.KEY_PATTERN`,
+with exactly those names are accepted. Keys must match :data:`.KEY_PATTERN`,
 blobs must hash to their id and parse as outputs. Importing merges: a key the cache already
 holds is replaced only by a *newer* result with different outputs; everything else is kept.
 """
@@ -23,7 +23,7 @@ from typing import IO, Any
 
 from .._atomic import write_atomically
 from ..errors import ArchiveError, CorruptCacheError
-from ..hashing import KEY_PATTERN
+from ..notebooks.hashing import KEY_PATTERN
 from ..records import Outputs, Record
 from ._blobs import blob_id, outputs_bytes
 from ._store import Store

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from .._atomic import write_atomically
 from ..errors import CorruptCacheError
-from ..hashing import KEY_PATTERN
+from ..notebooks.hashing import KEY_PATTERN
 
 if TYPE_CHECKING:
     from ..records import Outputs

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ..errors import ConfigError, CorruptCacheError, StoreError
-from ..hashing import KEY_PATTERN
+from ..notebooks.hashing import KEY_PATTERN
 from ._blobs import blob_id
 
 __all__ = ["FsspecBlobs"]

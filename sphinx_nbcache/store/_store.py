@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 
 from ..errors import StoreError
-from ..hashing import KEY_PATTERN
+from ..notebooks.hashing import KEY_PATTERN
 from ..records import Artifact, Dependencies, Failure, Outputs, Record, canonical_json
 from ._blobs import Blobs, LocalBlobs, outputs_bytes, read_outputs
 from ._database import Database, upsert

@@ -1,0 +1,121 @@
+"""``nbcache run`` (call a notebook as a function) and ``nbcache serve`` (over HTTP)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..errors import NotebookCallError, ParameterError
+from . import show
+
+__all__ = ["add_commands", "cmd_run", "cmd_serve", "parse_parameters"]
+
+Add = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]
+
+
+def parse_parameters(pairs: list[list[str]], yaml_text: list[str]) -> dict[str, Any]:
+    """``-p name value`` pairs (values read as YAML/JSON literals, else strings) and ``-y``
+    YAML mappings, later ones winning, as papermill reads them."""
+    import yaml
+
+    parameters: dict[str, Any] = {}
+    for text in yaml_text:
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ParameterError("-y", f"not YAML: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise ParameterError("-y", "give a mapping, like -y 'x: 1'")
+        parameters.update({str(k): v for k, v in loaded.items()})
+    for name, raw in pairs:
+        parameters[name] = literal(raw)
+    return parameters
+
+
+def literal(raw: str) -> Any:
+    """A YAML/JSON literal (``1``, ``true``, ``[1, 2]``), else the text itself."""
+    import yaml
+
+    if not raw.strip():
+        return raw
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
+    if isinstance(value, dict | list) and raw.strip()[0] not in "[{":
+        return raw  # "a: b" or "- x" given as one value: the text was meant
+    return value
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ..workflows.calls import run_notebook
+
+    parameters = parse_parameters(args.parameter or [], args.yaml or [])
+    try:
+        result = run_notebook(
+            args.notebook,
+            parameters,
+            docs=args.docs,
+            cache=args.cache,
+            timeout=args.timeout,
+            force=args.force,
+        )
+    except NotebookCallError as exc:
+        err = show.console(stderr=True)
+        if args.json:
+            show.print_json(
+                {
+                    "error": type(exc).__name__,
+                    "ename": exc.ename,
+                    "evalue": exc.evalue,
+                    "traceback": exc.traceback,
+                    "cell": exc.cell,
+                }
+            )
+        else:
+            err.print(exc.traceback or "", markup=False, highlight=False)
+        err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+        return 1
+    if args.json:
+        show.print_json({**result.to_json(), "page": result.page, "parameters": parameters})
+        return 0
+    show.print_json(result.value)
+    how = "from the cache" if result.cached else "executed"
+    show.console(stderr=True).print(
+        f"{result.page}: {how} in {show.format_seconds(result.seconds)} "
+        f"(record {show.short_id(result.record.id)})",
+        highlight=False,
+    )
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from ..rest import main as serve
+
+    root = Path(args.root or args.docs or ".")
+    return serve(root, port=args.port, token=args.token, allow_root=args.allow_root)
+
+
+def add_commands(add: Add) -> None:
+    run = add("run", cmd_run, "call a notebook as a function: parameters in, its value out")
+    run.add_argument("notebook", metavar="NOTEBOOK")
+    run.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        metavar=("NAME", "VALUE"),
+        help="a parameter (VALUE read as a YAML/JSON literal: 1, true, [1, 2], text)",
+    )
+    run.add_argument(
+        "-y", "--yaml", action="append", metavar="YAML", help="parameters as a YAML mapping"
+    )
+    run.add_argument("--timeout", type=float, default=None, metavar="S", help="per cell")
+    run.add_argument("--force", action="store_true", help="execute even if cached")
+    serve = add("serve", cmd_serve, "serve every notebook under a folder as a REST endpoint")
+    serve.add_argument("root", nargs="?", metavar="DIR", help="default: --docs, or here")
+    serve.add_argument("--port", type=int, default=8890, metavar="N")
+    serve.add_argument("--token", default=None, help="default: a new random token")
+    serve.add_argument("--allow-root", action="store_true", help="run even as root (Jupyter)")

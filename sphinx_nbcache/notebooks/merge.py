@@ -1,0 +1,87 @@
+"""Source notebook + stored outputs -> the notebook the renderer gets (and back).
+
+The merged notebook is the page *as written* (every cell, its source, its metadata) with the
+outputs and execution counts of its code cells taken from the stored result, matched by
+position among the code cells. Source files are never written. :func:`outputs_of` is the
+inverse: an executed notebook -> the outputs to store (for notebooks executed here and
+elsewhere alike).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import nbformat
+
+from ..errors import CorruptCacheError
+from ..records import Outputs
+from .hashing import code_cells, code_sources
+
+__all__ = ["KEPT_METADATA", "assume_language", "merge_outputs", "outputs_of"]
+
+#: Notebook metadata that comes from execution and is stored with the outputs.
+KEPT_METADATA = ("language_info", "widgets")
+
+
+def merge_outputs(
+    notebook: nbformat.NotebookNode,
+    outputs: Outputs,
+    *,
+    copy_nb: bool = False,
+    where: str = "the stored result",
+) -> Any:
+    """Put ``outputs`` into the code cells of ``notebook`` (in place unless ``copy_nb``).
+
+    Raises :class:`CorruptCacheError` naming ``where`` if the counts of code cells differ (the
+    record cannot be the result of this notebook); nothing is changed then.
+    """
+    merged = copy.deepcopy(notebook) if copy_nb else notebook
+    cells = code_cells(merged)
+    if len(cells) != len(outputs.cells):
+        raise CorruptCacheError(
+            where,
+            f"it has outputs for {len(outputs.cells)} code cells, the notebook has "
+            f"{len(cells)}: it cannot be this notebook's result",
+        )
+    for cell, stored in zip(cells, outputs.cells, strict=True):
+        cell.outputs = [nbformat.from_dict(o) for o in stored.get("outputs", ())]
+        cell.execution_count = stored.get("execution_count")
+    for name, value in outputs.metadata.items():
+        merged.metadata[name] = nbformat.from_dict(value)
+    return merged
+
+
+def assume_language(notebook: nbformat.NotebookNode, kernel: str) -> None:
+    """For a notebook that never ran: name its language (from the kernel spec, or a Python
+    kernel's name) so the renderer can still highlight its cells."""
+    if "language_info" in notebook.metadata:
+        return
+    spec = notebook.metadata.get("kernelspec") or {}
+    language = spec.get("language") if isinstance(spec, dict) else None
+    if not language and kernel.startswith("python"):
+        language = "python"
+    if language:
+        notebook.metadata["language_info"] = nbformat.from_dict({"name": str(language)})
+
+
+def outputs_of(notebook: nbformat.NotebookNode) -> Outputs:
+    """The outputs, execution counts and code sources of an executed notebook."""
+    cells = tuple(
+        {
+            "execution_count": cell.get("execution_count"),
+            "outputs": _plain(list(cell.get("outputs", ()))),
+        }
+        for cell in code_cells(notebook)
+    )
+    metadata = {k: notebook.metadata[k] for k in KEPT_METADATA if k in notebook.metadata}
+    return Outputs(cells, _plain(metadata), tuple(code_sources(notebook)))
+
+
+def _plain(value: Any) -> Any:
+    """NotebookNode trees as plain dicts and lists (JSON-ready, comparable)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
