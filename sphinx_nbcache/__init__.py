@@ -49,4 +49,9 @@ def setup(app: Any) -> dict[str, Any]:
     """Sphinx entry point (``extensions = ["myst_nb", "sphinx_nbcache"]``): loads the
     extension proper, :mod:`sphinx_nbcache.sphinxext`, which declares what it is."""
     app.setup_extension("sphinx_nbcache.sphinxext")
-    return dict(app.extensions["sphinx_nbcache.sphinxext"].metadata)
+    extension = app.extensions["sphinx_nbcache.sphinxext"]  # what it declared, declared again
+    return {
+        "version": __version__,
+        "parallel_read_safe": extension.parallel_read_safe,
+        "parallel_write_safe": extension.parallel_write_safe,
+    }

@@ -19,28 +19,26 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-import nbformat
-
-from .config import DEFAULT_CACHE_DIR, Options
-from .engine.core import Engine
+from .engine.cache import ProjectCache, Target, open_project
 from .engine.report import ExecutionReport
+from .engine.results import merged
 from .errors import NotebookReadError, NotFoundError
-from .notebooks.hashing import code_cells, code_sources, kernel_name, notebook_key
-from .notebooks.merge import merge_outputs, outputs_of
+from .notebooks.hashing import code_cells, code_sources
+from .notebooks.merge import result_of
 from .notebooks.pages import Page
-from .notebooks.project import Project, find_docs_dir
+from .notebooks.runnable import Runnable, key_of
 from .plan.diff import NotebookDiff, diff_page
-from .plan.freshness import declared_patterns
 from .plan.parse import inspect_page
 from .plan.verdicts import PageState
-from .records import Failure, Outputs, Record
-from .store import GRACE_SECONDS, ImportReport, Store, open_store
+from .records import Outputs, Record
+from .store import GRACE_SECONDS, ImportReport
 
 if TYPE_CHECKING:
-    from .workflows.reads import CachedNotebook
+    import nbformat
+
+    from .workflows.cached import CachedNotebook
 
 __all__ = [
     "Cache",
@@ -50,10 +48,9 @@ __all__ = [
     "Page",
     "PageState",
     "Record",
+    "Target",
     "open_cache",
 ]
-
-Target = str | Path | Page
 
 
 def open_cache(
@@ -62,106 +59,15 @@ def open_cache(
     *,
     read_only: bool = False,
 ) -> Cache:
-    """The cache of a docs folder, with the options of its ``conf.py``.
-
-    ``docs_dir`` defaults to the nearest folder holding a ``conf.py`` at or above the current
-    one (none: default options, ``.nbcache`` here). ``cache`` overrides ``nbcache_path``.
-    ``read_only`` creates and repairs nothing (a cache that is not there reads as empty).
-    """
-    root = Path(docs_dir) if docs_dir is not None else find_docs_dir(Path.cwd())
-    if root is not None and not root.is_dir():
-        raise NotFoundError(
-            f"no folder {str(root)!r}", "give the docs folder (the one holding conf.py)"
-        )
-    return Cache(project=Project.load(root, cache), read_only=read_only)
+    """The cache of a docs folder, with the options of its ``conf.py`` (see
+    :func:`~sphinx_nbcache.engine.cache.open_project` for the arguments)."""
+    opened = open_project(docs_dir, cache, read_only=read_only)
+    return Cache(project=opened.project, store=opened.store)
 
 
-class Cache:
-    """A cache folder, and optionally the docs folder whose pages it caches."""
-
-    def __init__(
-        self,
-        path: str | Path = DEFAULT_CACHE_DIR,
-        *,
-        project: Project | None = None,
-        read_only: bool = False,
-    ) -> None:
-        if project is None:
-            options = Options(cache_path=Path(path).resolve())
-            project = Project(None, options)
-        self.project = project
-        o = project.options
-        self.store: Store = open_store(
-            o.cache_path, o.database, o.blobs, o.blobs_options, read_only=read_only
-        )
-
-    def engine(self, options: Options | None = None) -> Engine:
-        """An engine on this cache's store (one per run)."""
-        return Engine(
-            options or self.options,
-            root=self.project.root,
-            md_config=self.project.md_config,
-            store=self.store,
-        )
-
-    def notices(self) -> list[str]:
-        """The store's one-line notices (damage found or repaired, migration), each once."""
-        notices = list(self.store.notices)
-        self.store.notices.clear()
-        return notices
-
-    @property
-    def options(self) -> Options:
-        return self.project.options
-
-    @property
-    def path(self) -> Path:
-        return self.options.cache_path
-
-    def close(self) -> None:
-        self.store.close()
-
-    def __enter__(self) -> Cache:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    # -- pages --------------------------------------------------------------------------------
-
-    def pages(self, targets: Iterable[Target] | None = None) -> list[Page]:
-        """Pages: every notebook of the docs folder, or the files / folders / names given."""
-        if targets is None:
-            return self.project.pages()
-        found: dict[str, Page] = {}
-        for target in targets:
-            for page in self._expand(target):
-                found.setdefault(page.name, page)
-        return list(found.values())
-
-    def page(self, target: Target) -> Page:
-        """One page, given as a path, a page name (``examples/demo``) or a :class:`Page`."""
-        if isinstance(target, Page):
-            return target
-        path = Path(target)
-        if path.is_file():
-            return self.project.page(path)
-        if self.project.root is not None:
-            if (self.project.root / path).is_file():
-                return self.project.page(self.project.root / path)
-            for page in self.project.pages():
-                if page.name == Path(str(target)).as_posix().removesuffix(path.suffix):
-                    return page
-        raise NotFoundError(
-            f"no page {str(target)!r}", "give the path of a notebook file or a page name"
-        )
-
-    def _expand(self, target: Target) -> list[Page]:
-        if not isinstance(target, Page) and Path(target).is_dir():
-            return Project.load(Path(target), self.path).pages()
-        return [self.page(target)]
+class Cache(ProjectCache):
+    """A cache folder, and optionally the docs folder whose pages it caches: everything the
+    ``nbcache`` command does."""
 
     def plan(self, targets: Iterable[Target] | None = None, force: bool = False) -> list[PageState]:
         """A verdict for each page: cached, failed, stale (with the reason), excluded..."""
@@ -231,32 +137,20 @@ class Cache:
         With ``check``, every code cell with code must have an execution count. A cell whose
         outputs hold an error (and is not tagged ``raises-exception``) makes it a failed result.
         """
-        page = self.page(target)
-        notebook, own, memo = inspect_page(page, self.options, self.project.md_config)
-        assert memo.key is not None
+        run = self._read(target)
+        notebook = run.notebook
         if check:
             for number, (cell, source) in enumerate(
                 zip(code_cells(notebook), code_sources(notebook), strict=True), 1
             ):
                 if source.strip() and cell.get("execution_count") is None:
                     raise NotebookReadError(
-                        str(page.path),
+                        str(run.page.path),
                         f"code cell {number} was not executed (no execution count); execute "
                         "the notebook first, or pass check=False",
                     )
-        failure = _error_in(notebook)
-        record = Record(
-            key=memo.key,
-            status="ok" if failure is None or own.allow_errors else "failed",
-            blob=None,
-            kernel=kernel_name(notebook, own),
-            timeout=own.timeout,
-            failure=None if own.allow_errors else failure,
-            page=page.name,
-            allow_errors=own.allow_errors,
-            raised=failure is not None,
-        )
-        return self.store.put(record, outputs_of(notebook))
+        record, outputs = result_of(notebook, run.key, run.options, page=run.page.name)
+        return self.store.put(record, outputs)
 
     # -- records ------------------------------------------------------------------------------
 
@@ -297,32 +191,45 @@ class Cache:
         return record
 
     def match(self, target: Target | nbformat.NotebookNode) -> Record | None:
-        """The record for a page's (or notebook's) current code, if the cache has it."""
-        return self.store.get(self._key(target))
+        """The newest record of a page's (or notebook's) current code, if the cache has one
+        (whether or not what it depended on still holds: :meth:`current` says that)."""
+        if isinstance(target, dict):
+            import nbformat
+
+            key = key_of(nbformat.from_dict(target), self.options)
+        else:
+            key = self._read(target).key
+        return self.store.get(key)
+
+    def current(self, target: Target) -> PageState:
+        """The page's verdict, from the engine's one lookup: its current result (if any) in
+        ``record``, or why it has none in ``reason``."""
+        page = self.page(target)
+        run, memo = inspect_page(page, self.options, self.project.md_config)
+        state = PageState(page, "stale", run=run)
+        self.engine().lookup.judge([(state, memo, False)])
+        return state
 
     def outputs(self, record: Record) -> Outputs:
         return self.store.load_outputs(record)
 
     def merge(self, target: Target) -> nbformat.NotebookNode:
-        """The page with the outputs of its cached result (the page's current code)."""
-        page = self.page(target)
-        notebook, _own, memo = inspect_page(page, self.options, self.project.md_config)
-        record = self.store.get(memo.key or "")
-        if record is None:
+        """The page with the outputs of its current result, as a build would show it."""
+        state = self.current(target)
+        record = state.record
+        if record is not None and record.blob is None and record.status == "error":
             raise NotFoundError(
-                f"no cached result for the current code of {page.name}",
-                "run `nbcache execute` first (`nbcache diff` shows what changed)",
-            )
-        if record.blob is None and record.status == "error":
-            summary = record.failure.summary() if record.failure else "it could not run"
-            raise NotFoundError(
-                f"{page.name} has no outputs: its kernel did not start ({summary})",
+                f"{state.page.name} has no outputs: its kernel did not start "
+                f"({record.explain()})",
                 "fix that (see `nbcache show` for the details), then run `nbcache execute`",
             )
-        merged: nbformat.NotebookNode = merge_outputs(
-            notebook, self.outputs(record), copy_nb=True, where=f"result {record.id[:10]}"
-        )
-        return merged
+        if record is None or state.verdict not in ("cached", "failed"):
+            raise NotFoundError(
+                f"no current result for {state.page.name} ({state.reason or state.verdict})",
+                "run `nbcache execute` first (`nbcache why` says what changed)",
+            )
+        assert state.run is not None
+        return merged(record, state.run.notebook, self.store.blobs, copy_nb=True)
 
     def read(self, target: Target, wait: float = 0.0) -> CachedNotebook:
         """The page's current result as a notebook with its scraps (see ``read_notebook``);
@@ -332,31 +239,26 @@ class Cache:
         return read_from(self, self.page(target), wait)
 
     def diff(self, target: Target) -> NotebookDiff:
-        """What differs between a page and its cached result (or its last cached version):
-        its code, its execution settings, and what the result depended on."""
-        page = self.page(target)
-        notebook, own, memo = inspect_page(page, self.options, self.project.md_config)
-        key = memo.key or ""
-        found = self.store.lookup([key]).get(key, [])
-        engine = self.engine()
-        declared = declared_patterns(page.name, self.options)
-        folder = page.path.parent
-        fresh = [r for r in found if engine.freshness.stale_reason(r, folder, declared) is None]
-        newest = fresh or found
-        record = newest[0] if newest else self._previous(page)
+        """What differs between a page and its current result (or, with none, the newest
+        result of its code, or its last cached version): its code, its execution settings,
+        and what the result depended on."""
+        state = self.current(target)
+        run = state.run
+        assert run is not None
+        record = state.record or self._previous(state.page)
         if record is None:
             raise NotFoundError(
-                f"no cached version of {page.name}", "run `nbcache execute` or build the docs first"
+                f"no cached version of {state.page.name}",
+                "run `nbcache execute` or build the docs first",
             )
         cached = self.outputs(record).sources if record.blob else None
-        changed = None
-        if record.key == key and not fresh:
-            changed = engine.freshness.stale_reason(record, folder, declared)
-        return diff_page(page.name, notebook, own, key, record, cached, changed)
+        changed = state.reason if state.stale and record.key == run.key else None
+        name = state.page.name
+        return diff_page(name, run.notebook, run.options, run.key, record, cached, changed)
 
     def why(self, target: Target) -> PageState:
         """The page's verdict and its reason: ``stale`` because ``helpers.py changed
-        (imported in code cell 2)``, ``cached`` with ``3 files and 4 packages unchanged``..."""
+        (imported in code cell 2)``, ``cached`` with ``helpers.py and 4 packages unchanged``."""
         [state] = self.status([self.page(target)])
         return state
 
@@ -416,20 +318,17 @@ class Cache:
 
     def import_jupyter_cache(self, path: str | Path) -> ImportReport:
         """Re-key and store every executed notebook of a jupyter-cache folder."""
-        from .store.jupyter_cache import import_jupyter_cache
+        from .store import import_jupyter_cache
 
-        return import_jupyter_cache(self.store, path, self.options, self._uri_name)
+        return import_jupyter_cache(
+            self.store, path, self.options, lambda uri: self.project.name_of(Path(uri))
+        )
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _key(self, target: Target | nbformat.NotebookNode) -> str:
-        if isinstance(target, dict):
-            notebook = nbformat.from_dict(target)
-            return notebook_key(notebook, self.options.for_notebook(notebook.get("metadata", {})))
-        _notebook, _own, memo = inspect_page(
-            self.page(target), self.options, self.project.md_config
-        )
-        return memo.key or ""
+    def _read(self, target: Target) -> Runnable:
+        run, _memo = inspect_page(self.page(target), self.options, self.project.md_config)
+        return run
 
     def _previous(self, page: Page) -> Record | None:
         """The last cached version of a page, whatever its code then."""
@@ -438,22 +337,3 @@ class Cache:
         if record is not None:
             return record
         return next((r for r in self.records() if r.page == page.name), None)
-
-    def _uri_name(self, uri: str) -> str:
-        return self.project.name_of(Path(uri))
-
-
-def _error_in(notebook: nbformat.NotebookNode) -> Failure | None:
-    """The first error output of a cell not tagged ``raises-exception``."""
-    for index, cell in enumerate(notebook.cells):
-        if cell.get("cell_type") != "code":
-            continue  # indices count every cell: the failure's cell_index does
-        if "raises-exception" in (cell.get("metadata", {}).get("tags") or ()):
-            continue
-        for output in cell.get("outputs", ()):
-            if output.get("output_type") == "error":
-                traceback = "\n".join(output.get("traceback", ()))
-                return Failure(
-                    "cell", output.get("ename", ""), output.get("evalue", ""), traceback, index
-                )
-    return None

@@ -3,6 +3,8 @@
 Every error we raise on purpose is one of these; each message says what went wrong *and*
 what to do about it. All of them pickle (they cross process boundaries under
 ``sphinx-build -j`` and in the CLI's worker pool) because their state lives in ``args``.
+Each knows how the REST endpoint answers it: :attr:`~NbcacheError.http_status` and
+:meth:`~NbcacheError.to_json` (its class and message, plus its own fields).
 
 ::
 
@@ -30,6 +32,8 @@ what to do about it. All of them pickle (they cross process boundaries under
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "ArchiveError",
     "CallTimeoutError",
@@ -50,6 +54,13 @@ __all__ = [
 
 class NbcacheError(Exception):
     """Base class of every sphinx-nbcache error."""
+
+    #: how an HTTP endpoint answers it
+    http_status = 500
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON body an HTTP endpoint answers it with."""
+        return {"error": type(self).__name__, "message": str(self)}
 
 
 class ConfigError(NbcacheError, ValueError):
@@ -76,6 +87,8 @@ class ExecutorError(NbcacheError):
     given cannot be reached, refuses the token, or lacks what it needs. Raised once, when the
     executor is made, instead of one failure per page."""
 
+    http_status = 503
+
     def __init__(self, executor: str, message: str) -> None:
         super().__init__(executor, message)
         self.executor = executor
@@ -88,6 +101,8 @@ class ExecutorError(NbcacheError):
 class NotFoundError(NbcacheError, LookupError):
     """Nothing matches what was asked for (a record id, a page, a file)."""
 
+    http_status = 404
+
     def __init__(self, what: str, hint: str) -> None:
         super().__init__(what, hint)
         self.what = what
@@ -99,6 +114,8 @@ class NotFoundError(NbcacheError, LookupError):
 
 class NotebookReadError(NbcacheError, ValueError):
     """A file could not be read as a notebook."""
+
+    http_status = 404
 
     def __init__(self, path: str, reason: str) -> None:
         super().__init__(path, reason)
@@ -129,6 +146,12 @@ class NotebookCallError(NotebookExecutionError):
     """A notebook called as a function raised: its ``ename``, ``evalue`` and ``traceback``
     (text, colours stripped), and the code cell (counted from 1) that raised."""
 
+    http_status = 422
+
+    def to_json(self) -> dict[str, Any]:
+        fields = {"ename": self.ename, "evalue": self.evalue, "traceback": self.traceback}
+        return {**super().to_json(), **fields, "cell": self.cell}
+
     def __init__(
         self,
         page: str,
@@ -153,6 +176,8 @@ class NotebookCallError(NotebookExecutionError):
 class CallTimeoutError(NotebookCallError, TimeoutError):
     """A cell of a notebook called as a function did not finish within the timeout."""
 
+    http_status = 504
+
     def __str__(self) -> str:
         where = f"code cell {self.cell}" if self.cell is not None else "a cell"
         return (
@@ -164,6 +189,8 @@ class CallTimeoutError(NotebookCallError, TimeoutError):
 class SignatureError(NbcacheError, ValueError):
     """A notebook cannot be called as a function that way. ``cell`` counts code cells from
     1 and ``line`` lines of that cell from 1, where known."""
+
+    http_status = 400
 
     def __init__(
         self, path: str, message: str, cell: int | None = None, line: int | None = None

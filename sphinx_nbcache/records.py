@@ -7,10 +7,10 @@ Nothing here does I/O; everything is immutable, JSON-serialisable through ``to_j
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from typing import Any, Literal, NamedTuple
 
+from ._json import canonical_json
 from .dependencies import Dependencies
 
 __all__ = [
@@ -89,11 +89,6 @@ class Outputs(NamedTuple):
             dict(data.get("metadata") or {}),
             None if sources is None else tuple(sources),
         )
-
-
-def canonical_json(value: Any) -> str:
-    """One spelling of a JSON value: sorted keys, no spaces (for hashing and comparing)."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
 
 
 class Artifact(NamedTuple):
@@ -175,6 +170,18 @@ class Record(NamedTuple):
         """Where it failed, the way every message says it: ``code cell 2`` or ``the kernel``."""
         cell = self.failed_code_cell
         return f"code cell {cell}" if cell is not None else "the kernel"
+
+    def explain(self, where: str | None = None) -> str:
+        """What happened, in one line, the way every message says it: ``ok``, ``failed in
+        code cell 2: ZeroDivisionError: division by zero``, ``could not start: NoSuchKernel:
+        ...`` (the CLI, the build's warnings and the REST endpoint all use it); ``where``
+        replaces :meth:`where` when the caller knows better."""
+        if self.status == "ok":
+            return "ok"
+        summary = self.failure.summary() if self.failure is not None else "no reason recorded"
+        if self.status == "failed":
+            return f"failed in {where or self.where()}: {summary}"
+        return f"could not start: {summary}"
 
     def to_json(self) -> dict[str, Any]:
         data = self._asdict()

@@ -32,16 +32,8 @@ from tornado import web
 from traitlets import Integer
 from traitlets.config import Configurable
 
-from .cli.calls import literal
-from .errors import (
-    CallTimeoutError,
-    NbcacheError,
-    NotebookCallError,
-    NotebookExecutionError,
-    NotebookReadError,
-    NotFoundError,
-    SignatureError,
-)
+from .errors import NbcacheError, NotFoundError, SignatureError
+from .notebooks.parameters import literal
 from .workflows.calls import Caller, CallResult
 
 __all__ = ["CallService", "NbcacheServe", "RunHandler", "main"]
@@ -60,23 +52,27 @@ class NbcacheServe(Configurable):
 class Busy(NbcacheError):
     """Too many calls are waiting."""
 
+    http_status = 503
+
 
 class Refused(NbcacheError):
     """A path outside the server's root."""
 
+    http_status = 403
+
 
 class CallService:
-    """The calls of one server: one cache, a bounded number of executions and of calls."""
+    """The calls of one server: one cache, one engine (its executor and warm kernels kept
+    for every call), a bounded number of calls taken at once."""
 
     def __init__(self, root: Path, jobs: int = 0, queue: int = 100) -> None:
-        from .api import open_cache
+        from .engine.cache import open_project
 
         self.root = root.resolve()
-        self.cache = open_cache(self.root)
-        self.caller = Caller(self.cache)
+        self.cache = open_project(self.root)
         self.jobs = jobs or self.cache.options.serve_jobs
+        self.caller = Caller(self.cache, jobs=self.jobs)
         self.queue = max(1, queue)
-        self.executing = threading.Semaphore(self.jobs)
         self.pool = concurrent.futures.ThreadPoolExecutor(self.queue, "nbcache-call")
         self._lock = threading.Lock()
         self.taken = 0  # calls being answered now
@@ -99,9 +95,7 @@ class CallService:
                 raise Busy(f"{self.taken} calls are being answered; try again later")
             self.taken += 1
         try:
-            run = functools.partial(
-                self.caller.call, target, parameters, timeout=timeout, executing=self.executing
-            )
+            run = functools.partial(self.caller.call, target, parameters, timeout=timeout)
             return await asyncio.get_running_loop().run_in_executor(self.pool, run)
         finally:
             with self._lock:
@@ -109,27 +103,14 @@ class CallService:
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
+        self.caller.close()
         self.cache.close()
 
 
 def _status(exc: BaseException) -> tuple[int, dict[str, Any]]:
-    """The HTTP status and JSON body of an error."""
-    body: dict[str, Any] = {"error": type(exc).__name__, "message": str(exc)}
-    if isinstance(exc, CallTimeoutError):
-        return 504, {**body, "cell": exc.cell}
-    if isinstance(exc, NotebookCallError):
-        fields = {"ename": exc.ename, "evalue": exc.evalue, "traceback": exc.traceback}
-        return 422, {**body, **fields, "cell": exc.cell}
-    if isinstance(exc, SignatureError):
-        return 400, body
-    if isinstance(exc, Refused):
-        return 403, body
-    if isinstance(exc, NotFoundError | NotebookReadError):
-        return 404, body
-    if isinstance(exc, Busy):
-        return 503, body
-    if isinstance(exc, NotebookExecutionError):
-        return 500, body
+    """The HTTP status and JSON body of an error (each of ours knows its own)."""
+    if isinstance(exc, NbcacheError):
+        return exc.http_status, exc.to_json()
     return 500, {"error": type(exc).__name__, "message": f"internal error: {exc}"}
 
 

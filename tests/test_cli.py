@@ -125,7 +125,7 @@ def test_failures_and_errors_are_one_line_with_exit_codes(project_factory, capsy
     src = project.src
     code, out, _ = nbcache(capsys, "execute", src)
     assert code == 1
-    assert "failed: fails: ZeroDivisionError: division by zero" in out
+    assert "fails: failed in code cell 2: ZeroDivisionError: division by zero" in out
     assert "1 executed, 1 failed" in out
     code, out, _ = nbcache(capsys, "status", src, "--check", "--json")
     assert code == 1
@@ -221,7 +221,7 @@ def test_a_new_users_mistakes_get_one_clear_answer(project_factory, capsys, tmp_
     code, out, err = nbcache(capsys, "execute", src)
     assert code == 1
     # a kernel that never started is not a run: no run time, and the hint fits the kernel
-    assert "could not run julia: NoSuchKernel" in err
+    assert "julia could not start: NoSuchKernel" in err
     assert "ran julia" not in out + err
     assert "ipykernel" not in out + err
     assert "Traceback" not in out + err

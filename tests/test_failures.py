@@ -71,7 +71,9 @@ def test_failure_is_a_located_cached_warning(project_factory) -> None:  # type: 
 
 def test_raise_on_error_fails_the_build(project_factory) -> None:  # type: ignore[no-untyped-def]
     project = project_factory("failing")
-    with pytest.raises(NotebookExecutionError, match="fails: ZeroDivisionError"):
+    with pytest.raises(
+        NotebookExecutionError, match="fails: failed in code cell 2: ZeroDivisionError"
+    ):
         project.build(nb_execution_raise_on_error=True)
 
 

@@ -12,9 +12,13 @@ import nbformat
 import pytest
 import sphinx
 
+from sphinx_nbcache.config import Options
+from sphinx_nbcache.dependencies import Dependencies
 from sphinx_nbcache.notebooks.pages import Page
+from sphinx_nbcache.notebooks.runnable import Runnable
 from sphinx_nbcache.plan.ordering import cycles, order_by_reads, reads_of
 from sphinx_nbcache.plan.verdicts import PageState
+from sphinx_nbcache.records import Record
 
 
 def state(folder: Path, name: str, code: str = "") -> PageState:
@@ -22,7 +26,9 @@ def state(folder: Path, name: str, code: str = "") -> PageState:
     path = folder / f"{name}.md"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("x")
-    return PageState(Page(name, path), "stale", key="k" + name, notebook=nb)
+    page = Page(name, path)
+    run = Runnable(page, nb, Options(cache_path=folder / ".nbcache"), "k" + name, "")
+    return PageState(page, "stale", run=run)
 
 
 def test_reads_named_in_code_come_first(tmp_path: Path) -> None:
@@ -38,6 +44,24 @@ def test_reads_named_in_code_come_first(tmp_path: Path) -> None:
     ordered, loops = order_by_reads([report, summary, north, south], reads)
     assert [s.page.name for s in ordered] == ["sources/north", "sources/south", "summary", "report"]
     assert loops == []
+
+
+def test_reads_recorded_by_the_last_run_come_first(tmp_path: Path) -> None:
+    """A page read through ``read_notebook`` with a path built at run time is recorded as a
+    ``code:`` entry (its key), a page read as a file as a plain one: both order the reader."""
+    data = state(tmp_path, "zdata")
+    other = state(tmp_path, "sub/other")
+    reader = state(tmp_path, "reader")
+    pages = {s.page.path.resolve(): s.page.name for s in (data, other, reader)}
+    deps = Dependencies(files=(("code:zdata.md", "k"), ("sub/other.md", "d"), ("glob:*.md", "g")))
+    last = Record("0" * 64, "ok", None, dependencies=deps)
+    assert reads_of(reader, pages, last, tmp_path) == {"zdata", "sub/other"}
+    escaping = Record(
+        "0" * 64, "ok", None, dependencies=Dependencies(files=(("code:../x.md", "k"),))
+    )
+    assert reads_of(reader, pages, escaping, tmp_path) == set()  # outside the project: no read
+    ordered, _ = order_by_reads([reader, data, other], {"reader": {"zdata", "sub/other"}})
+    assert [s.page.name for s in ordered] == ["zdata", "sub/other", "reader"]
 
 
 def test_cycles_are_found_and_keep_their_order(tmp_path: Path) -> None:

@@ -9,11 +9,12 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from sphinx_nbcache import parse as parsing
 from sphinx_nbcache.config import Options
 from sphinx_nbcache.notebooks.pages import Page
+from sphinx_nbcache.plan import parse as parsing
 from sphinx_nbcache.plan.memo import Memo
-from sphinx_nbcache.plan.stale import execution_order, plan_pages
+from sphinx_nbcache.plan.ordering import execution_order
+from sphinx_nbcache.plan.stale import plan_pages
 from sphinx_nbcache.plan.verdicts import PageState
 from sphinx_nbcache.records import Failure, Outputs, Record
 from sphinx_nbcache.store import Store
@@ -126,7 +127,7 @@ def test_a_fresh_checkout_is_planned_without_parsing(setup, monkeypatch) -> None
     def parse(*args: object, **kwargs: object) -> None:
         raise AssertionError("parsed a file whose exact bytes were read before")
 
-    monkeypatch.setattr("sphinx_nbcache.plan.parse.read_notebook", parse)
+    monkeypatch.setattr("sphinx_nbcache.plan.parse.read_runnable", parse)
     again = plan_pages(pages, options, store, {})
     assert [s.verdict for s in again] == ["cached", "cached"]
     assert [s.key for s in again] == [s.key for s in first]
@@ -166,6 +167,9 @@ def test_many_new_files_are_parsed_in_workers_with_the_same_verdicts(  # type: i
         return inspect(*args, **kwargs)
 
     monkeypatch.setattr(parsing, "inspect_page", spy)
+    for thread in threading.enumerate():  # an earlier test's kernel client may be stopping:
+        if thread is not threading.current_thread():  # workers fork only with no other thread
+            thread.join(timeout=60)
     assert threading.active_count() == 1, threading.enumerate()  # else no worker is forked
     parallel = plan_pages(pages, options, store)
     pids = readers.read_text().split()
@@ -178,5 +182,5 @@ def test_many_new_files_are_parsed_in_workers_with_the_same_verdicts(  # type: i
     by_name = {s.page.name: s for s in parallel}
     assert by_name["broken"].verdict == "unreadable"
     assert "invalid JSON" in str(by_name["broken"].error)
-    assert by_name["py3"].notebook is not None  # kept for executing, as a serial read keeps it
-    assert by_name["py3"].notebook.cells[0].source == "y = 3"
+    assert by_name["py3"].run is not None  # kept for executing, as a serial read keeps it
+    assert by_name["py3"].run.notebook.cells[0].source == "y = 3"

@@ -193,7 +193,7 @@ def test_failing_kernel_is_one_located_warning(
     _, _, output = misbehaving
     subtype, says = EXPECTED[name]
     lines = [line for line in output.splitlines() if f"{name}.md" in line and "WARNING" in line]
-    ours = [line for line in lines if "notebook execution failed" in line]
+    ours = [line for line in lines if "notebook execution" in line]  # failed, could not start
     assert len(ours) == 1, output
     assert says in ours[0]
     if SHOWS_SUBTYPE:

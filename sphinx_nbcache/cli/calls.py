@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import NotebookCallError, ParameterError
+from ..notebooks.parameters import literal, mapping
 from . import show
 
 __all__ = ["add_commands", "cmd_run", "cmd_serve", "parse_parameters"]
@@ -18,35 +19,14 @@ Add = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.Argumen
 def parse_parameters(pairs: list[list[str]], yaml_text: list[str]) -> dict[str, Any]:
     """``-p name value`` pairs (values read as YAML/JSON literals, else strings) and ``-y``
     YAML mappings, later ones winning, as papermill reads them."""
-    import yaml
-
     parameters: dict[str, Any] = {}
     for text in yaml_text:
-        try:
-            loaded = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ParameterError("-y", f"not YAML: {exc}") from None
-        if not isinstance(loaded, dict):
+        if not text.strip():
             raise ParameterError("-y", "give a mapping, like -y 'x: 1'")
-        parameters.update({str(k): v for k, v in loaded.items()})
+        parameters.update(mapping(text, "-y", like="-y 'x: 1'"))
     for name, raw in pairs:
         parameters[name] = literal(raw)
     return parameters
-
-
-def literal(raw: str) -> Any:
-    """A YAML/JSON literal (``1``, ``true``, ``[1, 2]``), else the text itself."""
-    import yaml
-
-    if not raw.strip():
-        return raw
-    try:
-        value = yaml.safe_load(raw)
-    except yaml.YAMLError:
-        return raw
-    if isinstance(value, dict | list) and raw.strip()[0] not in "[{":
-        return raw  # "a: b" or "- x" given as one value: the text was meant
-    return value
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -268,10 +268,7 @@ def _run_with_progress(cache: Cache, targets: list[str] | None, **kwargs: Any) -
 
     def finished(record: Record) -> None:
         if record.status == "error":  # it never ran: no run time to speak of
-            summary = record.failure.summary() if record.failure else "unknown error"
-            progress.console.print(
-                f"[red]could not run[/red] {record.page}: {summary}", highlight=False
-            )
+            progress.console.print(f"{record.page} {record.explain()}", highlight=False)
         else:
             outcome = "ok" if record.ok else "[red]failed[/red]"
             progress.console.print(f"ran {record.page} in {record.runtime:.2f} s ({outcome})")
@@ -287,8 +284,7 @@ def _print_execution(report: ExecutionReport, verbose: bool) -> None:
     out = show.console()
     for record in (*report.failed, *report.errored):
         failure = record.failure
-        summary = failure.summary() if failure else record.status
-        out.print(f"[red]{record.status}[/red]: {record.page}: {summary}")
+        out.print(f"{record.page}: {record.explain()}", highlight=False)
         if verbose and failure is not None and failure.traceback:
             out.print(failure.traceback, markup=False)
     for state in report.cached_failures:

@@ -202,8 +202,7 @@ def record_panel(record: Record, size: int, traceback: bool) -> list[Any]:
         parts.append(cells)
     failure = record.failure
     if failure is not None:
-        where = f" in {record.where()}" if record.failed_code_cell is not None else ""
-        parts.append(Text(f"failure ({failure.kind}){where}: {failure.summary()}", style="red"))
+        parts.append(Text(f"{record.explain()} ({failure.kind})", style="red"))
         if traceback and failure.traceback:
             parts.append(Text(failure.traceback))
         elif failure.traceback:

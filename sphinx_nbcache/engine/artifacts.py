@@ -10,18 +10,20 @@ outside the project.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .._atomic import write_atomically
 from ..errors import CorruptCacheError
 
 if TYPE_CHECKING:
     from ..plan.freshness import Freshness
+    from ..plan.verdicts import PageState
     from ..records import Record
-    from ..store._blobs import Blobs
+    from ..store import Blobs
 
-__all__ = ["restore_artifacts"]
+__all__ = ["restore_all", "restore_artifacts"]
 
 
 def restore_artifacts(
@@ -58,3 +60,24 @@ def restore_artifacts(
 def _write(target: Path, data: bytes, mtime: float) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(target, data, mtime=mtime)
+
+
+def restore_all(
+    states: Iterable[PageState],
+    root: Path | None,
+    blobs: Blobs,
+    freshness: Freshness,
+    warn: Callable[[str, str, str], Any],
+) -> int:
+    """Put back the artifacts of the results these pages show; returns how many files.
+    What is left alone is told to ``warn(page, message, "artifact")``."""
+    count = 0
+    for state in states:
+        record = state.record
+        if record is None or not record.artifacts:
+            continue
+        restored, notes = restore_artifacts(record, state.page.path.parent, root, blobs, freshness)
+        count += len(restored)
+        for note in notes:
+            warn(state.page.name, note, "artifact")
+    return count

@@ -1,23 +1,25 @@
 """The engine: plan -> order -> submit -> store -> wait -> merge -> report, free of Sphinx.
 
-One :class:`Engine` serves one build, one CLI command or one API call. It is made from the
-options, with the store and the executor injected (by default both come from the options:
-``nbcache_database`` / ``nbcache_blobs`` and ``nbcache_executor``). The Sphinx glue, the Python
-API and the command line all drive this object; none of them plans, orders, executes, stores
-or merges on its own::
+One :class:`Engine` serves one build, one CLI command, one API call, or a server's calls. It
+is made from the options, with the store and the executor injected (by default both come from
+the options: ``nbcache_database`` / ``nbcache_blobs`` and ``nbcache_executor``). The Sphinx
+glue, the Python API, the workflows and the command line all drive this object; none of them
+plans, orders, executes, stores or merges on its own::
 
     engine = Engine(options, root=docs)
     states = engine.plan(pages)               # find stale (one batch lookup)
     engine.mark_used(states)                  # LRU: what this run will show
     engine.start(states)                      # order, then submit the stale ones
     for record in engine.as_completed(): ...  # stored as each finishes
-    record, merged = engine.result(...)       # wait if needed, then merge (a page being read)
+    record, merged = engine.result(run)       # wait if needed, then merge (a page being read)
     report = engine.report()                  # what ran, failed, came from the cache
     engine.finish()                           # stop kernels, evict, close
 """
 
 from __future__ import annotations
 
+import functools
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from pathlib import Path
@@ -27,26 +29,29 @@ from ..config import Options
 from ..errors import CorruptCacheError, NotebookExecutionError
 from ..notebooks.pages import Page
 from ..store import StoreLocation
+from .jobs import make_executor
 
 if TYPE_CHECKING:  # loaded on first use: a build with nothing changed needs none of them
     import nbformat
 
-    from ..execute import Executor, Outcome
+    from ..execute import Executor, Job, Outcome
+    from ..notebooks.readers import MdConfig
+    from ..notebooks.runnable import Runnable
     from ..plan.freshness import FileMemo, Freshness
+    from ..plan.lookup import Lookup
     from ..plan.memo import Memo
     from ..plan.verdicts import PageState
     from ..records import Outputs, Record
-    from ..store import Store
-    from ..store._blobs import Blobs
+    from ..store import Blobs, Store
     from .report import ExecutionReport
     from .runner import Runner
 
-__all__ = ["Engine", "ExecutorFactory", "Warn"]
+__all__ = ["Engine", "MakeExecutor", "Warn"]
 
 #: How the engine reports a problem at a page: (page, message, subtype).
 Warn = Callable[[str, str, str], Any]
-#: Makes the executor: given how many kernels to start ahead of need.
-ExecutorFactory = Callable[[int], "Executor"]
+#: Makes the run's executor, given how many kernels to start ahead of need.
+MakeExecutor = Callable[[int], "Executor"]
 
 
 class Engine:
@@ -57,9 +62,9 @@ class Engine:
         options: Options,
         *,
         root: Path | None = None,
-        md_config: Any = None,
+        md_config: MdConfig = None,
         store: Store | None = None,
-        executor: ExecutorFactory | None = None,
+        executor: MakeExecutor | None = None,
         warn: Warn | None = None,
         files: FileMemo | None = None,
     ) -> None:
@@ -67,7 +72,7 @@ class Engine:
         self.root = root  # the project folder: jobs name page folders relative to it
         self.md_config = md_config
         self.warn: Warn = warn or (lambda page, message, subtype: None)
-        self.planned: dict[str, PageState] = {}
+        self.planned: dict[str, PageState] = {}  # by state id (a page's name, or a variant's)
         self.order: list[str] = []  # stale pages, in the order they execute
         self.plan_seconds = 0.0  # finding stale pages
         self.waited_seconds = 0.0  # waiting for results while merging
@@ -78,10 +83,12 @@ class Engine:
         self._store = store
         self._blobs: Blobs | None = None
         self._opened = False
-        self._executor_factory = executor or self._default_executor
+        self._make_executor = executor or functools.partial(make_executor, options)
         self._files = files  # path -> (mtime, size, sha256) of files results depend on
         self._freshness: Freshness | None = None
+        self._lookup: Lookup | None = None
         self._runner: Runner | None = None
+        self._making = threading.Lock()  # one runner, whatever thread asks first
 
     # -- the store ----------------------------------------------------------------------------
 
@@ -129,8 +136,17 @@ class Engine:
         if self._freshness is None:
             from ..plan.freshness import Freshness
 
-            self._freshness = Freshness(self.options, self.root, self._files)
+            self._freshness = Freshness(self.options, self.root, self._files, self.md_config)
         return self._freshness
+
+    @property
+    def lookup(self) -> Lookup:
+        """The one way to a current result (key -> stored -> still valid? -> verdict)."""
+        if self._lookup is None:
+            from ..plan.lookup import Lookup
+
+            self._lookup = Lookup(self.options, self.freshness, lambda k: self.store.lookup(k))
+        return self._lookup
 
     # -- plan ---------------------------------------------------------------------------------
 
@@ -147,58 +163,35 @@ class Engine:
         begin = time.perf_counter()
         if self.planned_at is None:
             self.planned_at = time.time()
-        states = plan_pages(
-            pages,
-            self.options,
-            self.store,
-            memos,
-            must_read,
-            force,
-            self.md_config,
-            self.freshness,
-        )
-        self.planned.update((state.page.name, state) for state in states)
+        pages = list(pages)
+        o, lookup, md_config = self.options, self.lookup, self.md_config
+        states = plan_pages(pages, o, self.store, memos, must_read, force, md_config, lookup)
+        self.planned.update((state.id, state) for state in states)
         if self.restore([s for s in states if s.verdict in ("cached", "failed")]):
             # files other pages read may be back: look at the stale ones again (no re-reading)
-            again = {s.page.name for s in states if s.stale and s.record is not None}
+            again = [s.page for s in states if s.stale and s.record is not None]
             if again:
-                redone = {
-                    s.page.name: s
-                    for s in plan_pages(
-                        [s.page for s in states if s.page.name in again],
-                        self.options,
-                        self.store,
-                        memos,
-                        None,
-                        force,
-                        self.md_config,
-                        self.freshness,
-                    )
-                }
-                states = [redone.get(s.page.name, s) for s in states]
-                self.planned.update(redone)
+                redone = plan_pages(again, o, self.store, memos, None, force, md_config, lookup)
+                by_id = {s.id: s for s in redone}
+                states = [by_id.get(s.id, s) for s in states]
+                self.planned.update(by_id)
         self.plan_seconds += time.perf_counter() - begin
         return states
+
+    def current(self, run: Runnable, force: bool = False) -> PageState:
+        """The verdict on a variant or a call (planned with the pages of this run)."""
+        state = self.lookup.current(run, force)
+        self.planned[state.id] = state
+        return state
 
     def restore(self, states: Iterable[PageState]) -> int:
         """Put back the files the notebooks of these pages wrote, where they are missing;
         returns how many. A read-only store restores nothing."""
         if self.store.read_only:
             return 0
-        from .artifacts import restore_artifacts
+        from .artifacts import restore_all
 
-        count = 0
-        for state in states:
-            record = state.record
-            if record is None or not record.artifacts:
-                continue
-            restored, notes = restore_artifacts(
-                record, state.page.path.parent, self.root, self.blobs, self.freshness
-            )
-            count += len(restored)
-            for note in notes:
-                self.warn(state.page.name, note, "artifact")
-        return count
+        return restore_all(states, self.root, self.blobs, self.freshness, self.warn)
 
     def mark_used(self, states: Iterable[PageState]) -> None:
         """Mark the results these pages will show as used now (eviction by a concurrent run
@@ -206,77 +199,63 @@ class Engine:
         used = {
             s.record.id: s.page.name
             for s in states
-            if s.record is not None and s.verdict in ("cached", "failed")
+            if s.record is not None and s.verdict in ("cached", "failed") and s.variant == ""
         }
         self.store.touch(used, used)
 
     # -- order and submit ---------------------------------------------------------------------
 
     def start(self, states: Iterable[PageState]) -> list[PageState]:
-        """Submit the stale pages among ``states``, longest-running first; returns them in
-        the order they were submitted."""
-        from ..plan.stale import execution_order
+        """Submit the stale pages and variants among ``states``, in the order they should run
+        (:func:`~sphinx_nbcache.plan.ordering.execution_order`); returns them in that order."""
+        from ..plan.ordering import execution_order
 
-        stale = [s for s in states if s.stale]
+        stale = [s for s in states if s.stale and not self.pending(s.key or "")]
         if not stale:
             return []
-        ordered = execution_order(stale, self.store, self.warn)
-        self.order = [s.page.name for s in ordered]
+        ordered = execution_order(stale, self.store, self.root, self.warn)
+        self.order.extend(s.page.name for s in ordered if s.variant == "")
         runner = self._get_runner(prestart=max(0, len(ordered) - self.options.jobs))
         self._know(runner, ordered)
         runner.submit_all(self._job(state) for state in ordered)
         return ordered
 
     def submit(self, state: PageState) -> None:
-        """Submit one page (a page found stale only while reading it)."""
-        runner = self._get_runner(prestart=0)
+        """Submit one page, variant or call (found stale only while reading, or forced)."""
+        runner = self._get_runner(prestart=self.options.prestart)
         self._know(runner, [state])
         runner.submit(self._job(state))
 
     @staticmethod
     def _know(runner: Runner, states: Iterable[PageState]) -> None:
         """Tell the runner which results each key had when planned: any other result it
-        finds later was stored by another build sharing the store (see ``leasing``)."""
+        finds later was stored by another build sharing the store (see ``leases``)."""
         for state in states:
             if state.key and state.seen is not None:
                 runner.known.setdefault(state.key, set()).update(state.seen)
 
-    def _job(self, state: PageState) -> Any:
+    def _job(self, state: PageState) -> Job:
         from .jobs import job_for
 
-        return job_for(state, self.options, self.root, self.md_config, self.freshness)
+        return job_for(state, self.options, self.freshness, self.root, self.md_config)
 
     def _get_runner(self, prestart: int) -> Runner:
+        with self._making:
+            return self._make_runner(prestart)
+
+    def _make_runner(self, prestart: int) -> Runner:
         if self._runner is None:
             from .runner import Runner
 
             wanted = min(self.options.prestart, prestart)
             self._runner = Runner(
                 self.store,
-                self._executor_factory,
+                self._make_executor,
                 wanted,
                 self.options.lease_seconds,
                 since=self.planned_at,
             )
         return self._runner
-
-    def _default_executor(self, prestart: int) -> Executor:
-        from ..execute import load_executor
-
-        o = self.options
-        return load_executor(
-            o.executor,
-            **{
-                **o.executor_options,
-                "jobs": o.jobs,
-                "max_jobs": o.max_jobs,
-                "prestart": prestart,
-                "url": o.executor_url,
-                "token": o.executor_token,
-                "env": o.executor_env,
-                "fork_kernels": o.fork_kernels,
-            },
-        )
 
     # -- wait ---------------------------------------------------------------------------------
 
@@ -325,87 +304,61 @@ class Engine:
 
     def result(
         self,
-        page: Page,
-        key: str,
-        notebook: nbformat.NotebookNode,
-        own: Options,
+        run: Runnable,
+        notebook: nbformat.NotebookNode | None = None,
         on_record: Callable[[Record], Any] | None = None,
+        *,
+        copy_nb: bool = False,
     ) -> tuple[Record, nbformat.NotebookNode]:
-        """The result for ``key`` and ``notebook`` merged with it (in place): waited for if it
-        is running, else looked up, else (a damaged or vanished entry) executed now."""
-        from ..notebooks.merge import assume_language, merge_outputs
-        from ..plan.verdicts import PageState
+        """The current result of ``run`` and ``notebook`` (default: what runs) merged with
+        it: waited for if it is running, else the one planned or looked up, else (none, or a
+        damaged entry) executed now."""
+        from .results import merged
 
-        for attempt in range(3):  # cached -> (damaged) submitted -> waited for
+        target = run.notebook if notebook is None else notebook
+        for attempt in range(3):  # current -> (damaged) submitted -> waited for
             outputs: Outputs | None = None
-            if self.pending(key):
-                outcome = self.wait(key, on_record)
+            if self.pending(run.key):
+                outcome = self.wait(run.key, on_record)
                 assert outcome is not None
                 record, outputs = outcome.record, outcome.outputs
             else:
-                found = self._planned_record(page.name, key) if attempt == 0 else None
-                found = found or self.store.get(key)
-                if found is None or found.status == "error" or attempt == 1:
-                    state = PageState(page, "stale", key=key, options=own, notebook=notebook)
+                state = self._planned(run) if attempt == 0 else None
+                if state is None:
+                    state = self.current(run)
+                if state.record is None or state.stale or attempt == 1:
+                    state.verdict = "stale"
                     self.submit(state)
                     continue
-                record = found
+                record = state.record
             try:
-                if outputs is None and record.blob is not None:
-                    outputs = self.store.load_outputs(record)
-                if outputs is None:  # it never ran
-                    assume_language(notebook, record.kernel)
-                    return record, notebook
-                return record, merge_outputs(notebook, outputs, where=f"result {record.id[:10]}")
+                return record, merged(record, target, self.blobs, outputs, copy_nb=copy_nb)
             except CorruptCacheError as exc:
                 self.warn(
-                    page.name,
+                    run.page.name,
                     f"damaged cache entry ({exc.reason}); executing the notebook again",
                     "cache",
                 )
                 self.store.remove([record.id])
-        raise NotebookExecutionError(page.name, "could not obtain a result for the notebook")
+        raise NotebookExecutionError(run.page.name, "could not obtain a result for the notebook")
 
-    def _planned_record(self, name: str, key: str) -> Record | None:
-        """The record looked up when planning (saves a query per page)."""
-        planned = self.planned.get(name)
-        if planned is None or planned.key != key or planned.verdict not in ("cached", "failed"):
+    def _planned(self, run: Runnable) -> PageState | None:
+        """The state decided when planning, if it is for this code (saves a query a page)."""
+        from ..plan.verdicts import PageState
+
+        planned = self.planned.get(PageState(run.page, "stale", run=run).id)
+        if planned is None or planned.key != run.key:
             return None
-        return planned.record
+        return planned if planned.verdict in ("cached", "failed", "stale") else None
 
     # -- report -------------------------------------------------------------------------------
 
     def report(self, states: Iterable[PageState] | None = None) -> ExecutionReport:
-        """What this run did with ``states`` (default: every page planned)."""
-        from ..records import Failure, Record
-        from .report import ExecutionReport
+        """What this run did with ``states`` (default: every page and variant planned)."""
+        from .report import build_report
 
         states = list(self.planned.values() if states is None else states)
-        done = {r.key: r for r in (*self.waited, *self.executed)}
-        keys = dict.fromkeys(s.key for s in states if s.stale and s.key)
-        ran = [done[k] for k in keys if k in done]
-        unreadable = []
-        for state in states:
-            if state.verdict == "unreadable":
-                reason = state.error.reason if state.error is not None else state.reason
-                failure = Failure("read", "NotebookReadError", reason)
-                unreadable.append(
-                    Record(
-                        "",
-                        "error",
-                        None,
-                        failure=failure,
-                        page=state.page.name,
-                        created=time.time(),
-                    )
-                )
-        return ExecutionReport(
-            succeeded=tuple(r for r in ran if r.status == "ok"),
-            failed=tuple(r for r in ran if r.status == "failed"),
-            errored=(*(r for r in ran if r.status == "error"), *unreadable),
-            skipped=tuple(s for s in states if not s.stale and s.verdict != "unreadable"),
-            states=tuple(states),
-        )
+        return build_report(states, (*self.waited, *self.executed))
 
     def finish(self, cancel: bool = False, evict: bool = True, close: bool = True) -> list[str]:
         """Stop executing (or cancel), keep the store within its limits, close it (unless

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import nbformat
 
 from ..config import Options
-from ..execute import Job, ProjectFiles
+from ..execute import Executor, Job, ProjectFiles
 from ..notebooks.hashing import code_cells, kernel_name
 from ..plan.freshness import Freshness, declared_patterns
 from ..plan.parse import inspect_page
 from ..plan.verdicts import PageState
 
-__all__ = ["job_for", "project_files"]
+if TYPE_CHECKING:
+    from ..notebooks.readers import MdConfig
+
+__all__ = ["job_for", "make_executor", "project_files"]
 
 
 def project_files(root: Path | None, options: Options) -> ProjectFiles | None:
@@ -28,46 +31,45 @@ def project_files(root: Path | None, options: Options) -> ProjectFiles | None:
 def job_for(
     state: PageState,
     options: Options,
+    freshness: Freshness,
     root: Path | None = None,
-    md_config: Any = None,
-    freshness: Freshness | None = None,
+    md_config: MdConfig = None,
 ) -> Job:
-    """The job that executes a stale page (reads the page again if it was not kept).
+    """The job that executes a stale page, variant or call (the page is read again if what
+    runs was not kept when it was planned).
 
     ``root`` is the project folder: the job names the page's folder relative to it. A page
     outside the project (or with no project) is its own project: its folder is the root.
     """
-    notebook, own = state.notebook, state.options
-    if notebook is None or own is None:
-        notebook, own, _ = inspect_page(state.page, options, md_config)
-        state.notebook, state.options = notebook, own
-    assert state.key is not None
+    if state.run is None:
+        state.run, _memo = inspect_page(state.page, options, md_config)
+    run = state.run
+    own = run.options
     folder = state.page.path.parent.resolve()
     base = root.resolve() if root is not None else folder
     try:
         relative = folder.relative_to(base).as_posix()
     except ValueError:
         base, relative = folder, ""
-    patterns = declared_patterns(state.page.name, options, notebook)
-    check = freshness or Freshness(options, root)
-    bare = nbformat.from_dict(notebook)
+    patterns = declared_patterns(state.page.name, options, run.notebook)
+    bare = nbformat.from_dict(run.notebook)
     for cell in code_cells(bare):
         cell.outputs = []
         cell.execution_count = None
     return Job(
-        key=state.key,
+        key=run.key,
         notebook=bare,
         page=state.page.name,
         folder="" if relative == "." else relative,
         files=project_files(base, options),
         in_temp=own.in_temp,
-        kernel=kernel_name(notebook, own),
+        kernel=kernel_name(run.notebook, own),
         timeout=own.timeout,
         allow_errors=own.allow_errors,
         output_limit=own.output_limit,
         environment=own.environment,
         artifact_limit=own.artifact_limit,
-        declared=check.declared(patterns, state.page.path.parent) if patterns else (),
+        declared=freshness.declared(patterns, state.page.path.parent) if patterns else (),
         env=tuple((name, os.environ[name]) for name in own.executor_env if name in os.environ),
         store=(
             ("cache_path", str(options.cache_path)),
@@ -75,6 +77,26 @@ def job_for(
             ("blobs", options.blobs or ""),
             *((("wait", "0"),) if state.no_wait else ()),
         ),
-        parameters=None if state.parameters is None else dict(state.parameters),
-        variant=state.variant,
+        parameters=run.parameters,
+        variant=run.variant,
+    )
+
+
+def make_executor(options: Options, prestart: int) -> Executor:
+    """The executor the options name (``nbcache_executor`` and its settings)."""
+    from ..execute import load_executor
+
+    o = options
+    return load_executor(
+        o.executor,
+        **{
+            **o.executor_options,
+            "jobs": o.jobs,
+            "max_jobs": o.max_jobs,
+            "prestart": prestart,
+            "url": o.executor_url,
+            "token": o.executor_token,
+            "env": o.executor_env,
+            "fork_kernels": o.fork_kernels,
+        },
     )

@@ -19,6 +19,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
+from .waiting import new_results
+
 if TYPE_CHECKING:
     from ..execute import Job
     from ..records import Record
@@ -103,20 +105,7 @@ class Leases:
     def new_results(self, keys: Iterable[str], errors: bool = False) -> dict[str, Record]:
         """The newest result of each key stored since this run planned it (by this run or
         another); one that could not run only with ``errors``."""
-        keys = list(keys)
-        if not keys:
-            return {}
-        found = self.store.lookup(keys)
-        new: dict[str, Record] = {}
-        for key, records in found.items():
-            seen = self.known.get(key)
-            for record in records:  # newest first
-                if record.status == "error" and not errors:  # could not run: no answer
-                    continue
-                if record.id not in seen if seen is not None else record.created >= self.started:
-                    new[key] = record
-                    break
-        return new
+        return new_results(self.store, keys, self.known, self.started, errors)
 
     def _ensure_thread(self) -> None:
         if self._thread is None:

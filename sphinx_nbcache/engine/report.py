@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..records import Failure, Record
+
 if TYPE_CHECKING:
     from ..plan.verdicts import PageState
-    from ..records import Record
 
-__all__ = ["ExecutionReport"]
+__all__ = ["ExecutionReport", "build_report"]
 
 
 @dataclass(frozen=True)
@@ -65,3 +68,34 @@ class ExecutionReport:
                 name = "not executed"
             counts[name] += 1
         return counts
+
+
+def build_report(states: Iterable[PageState], done: Iterable[Record]) -> ExecutionReport:
+    """What a run did with ``states``, given the results it executed or waited for."""
+    states = list(states)
+    by_key = {r.key: r for r in done}
+    keys = dict.fromkeys(s.key for s in states if s.stale and s.key)
+    ran = [by_key[k] for k in keys if k in by_key]
+    unreadable = [
+        Record(
+            "",
+            "error",
+            None,
+            failure=Failure(
+                "read",
+                "NotebookReadError",
+                state.error.reason if state.error is not None else state.reason,
+            ),
+            page=state.page.name,
+            created=time.time(),
+        )
+        for state in states
+        if state.verdict == "unreadable"
+    ]
+    return ExecutionReport(
+        succeeded=tuple(r for r in ran if r.status == "ok"),
+        failed=tuple(r for r in ran if r.status == "failed"),
+        errored=(*(r for r in ran if r.status == "error"), *unreadable),
+        skipped=tuple(s for s in states if not s.stale and s.verdict != "unreadable"),
+        states=tuple(states),
+    )

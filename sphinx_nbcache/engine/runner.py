@@ -26,15 +26,14 @@ import os
 import queue
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from ..execute import Executor, Job, Outcome
-from ..execute._job import error_outcome
+from ..execute import Executor, Job, Outcome, error_outcome
 from ..records import Dependencies, Failure, Record
 from ..store import Store
 from .leases import Leases
+from .waiting import poll
 
 __all__ = ["SWITCH_INTERVAL", "Runner"]
 
@@ -64,6 +63,7 @@ class Runner:
         self._futures: dict[str, concurrent.futures.Future[Outcome]] = {}  # stored outcomes
         self._messages: queue.SimpleQueue[Record] = queue.SimpleQueue()
         self._local = threading.Condition()
+        self._submitting = threading.Lock()
         self.executed: list[Record] = []
         self._done: dict[str, Outcome] = {}
         self._inbox: queue.SimpleQueue[tuple[Job, concurrent.futures.Future[Outcome]] | None] = (
@@ -94,20 +94,24 @@ class Runner:
     def submit_all(self, jobs: Iterable[Job]) -> None:
         """Queue jobs, in order, unless their key is queued already. A key another build
         sharing the store is executing is waited for instead (its lease), and taken over if
-        that build dies."""
-        fresh: dict[str, Job] = {}
-        for job in jobs:
-            if job.key not in self._futures and job.key not in fresh:
-                fresh[job.key] = job
-        if not fresh:
-            return
-        if not self._futures:  # at exit: stop waiting for other builds, give up leases
-            atexit.register(self.close, cancel=True)
-        for key in fresh:
-            self._futures[key] = concurrent.futures.Future()
-        run, _done = self._leases.take(fresh.values())
-        for job in run:
-            self._execute(job)
+        that build dies. Safe to call from several threads (a server's calls)."""
+        with self._submitting:
+            fresh: dict[str, Job] = {}
+            for job in jobs:
+                running = self._futures.get(job.key)
+                if (running is None or running.done()) and job.key not in fresh:
+                    fresh[job.key] = job
+            if not fresh:
+                return
+            if not self._futures:  # at exit: stop waiting for other builds, give up leases
+                atexit.register(self.close, cancel=True)
+            for key in fresh:
+                self._futures[key] = concurrent.futures.Future()
+                with self._local:
+                    self._done.pop(key, None)  # a new run of it: wait for that one
+            run, _done = self._leases.take(fresh.values())
+            for job in run:
+                self._execute(job)
 
     def _execute(self, job: Job) -> None:
         if self._executor is None:
@@ -142,12 +146,17 @@ class Runner:
             outcome = _outcome_of(job, executor.submit(job))
         finally:
             executor.shutdown()
-        self.store.put(
+        self._store(job, outcome)
+
+    def _store(self, job: Job, outcome: Outcome) -> Outcome:
+        """Store a job's outcome (blobs, then its row: one transaction): the one place."""
+        record = self.store.put(
             _with_declared(outcome.record, job),
             outcome.outputs,
             outcome.artifacts,
             variant=job.variant,
         )
+        return Outcome(record, outcome.outputs)
 
     @property
     def most_at_once(self) -> int | None:
@@ -246,13 +255,8 @@ class Runner:
                 outcome = _outcome_of(job, future)
                 if self._cancelling and not outcome.record.ok:  # its kernel was stopped
                     raise concurrent.futures.CancelledError
-                record = self.store.put(
-                    _with_declared(outcome.record, job),
-                    outcome.outputs,
-                    outcome.artifacts,
-                    variant=job.variant,
-                )
-                done = Outcome(record, outcome.outputs)
+                done = self._store(job, outcome)
+                record = done.record
                 self._leases.stored(job.key)
             except BaseException as exc:  # cancelled, or the store broke
                 if isinstance(exc, concurrent.futures.CancelledError):
@@ -287,15 +291,7 @@ class Runner:
         def fresh() -> Record | None:  # stored since planning, by this build or another
             return self._leases.new_results([key], errors=True).get(key)
 
-        delay = 0.005
-        while True:
-            record = fresh()
-            if record is not None:
-                return record
-            if os.getppid() != parent:  # the build process is gone
-                return None
-            time.sleep(delay)  # another process stores it: no event crosses processes
-            delay = min(delay * 2, 0.1)
+        return poll(fresh, keep_waiting=lambda: os.getppid() == parent)  # else the build died
 
 
 def _with_declared(record: Record, job: Job) -> Record:

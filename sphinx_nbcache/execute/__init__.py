@@ -1,4 +1,4 @@
-"""Run notebooks: one (:func:`run_notebook`) or many (an :class:`Executor`).
+"""Run notebooks: one (:func:`execute_job`) or many (an :class:`Executor`).
 
 This package never touches the store: it turns :class:`Job` s into :class:`Outcome` s. An
 executor is two methods, ``submit(job) -> Future[Outcome]`` and ``shutdown(cancel)``; the
@@ -10,14 +10,14 @@ entry-point group ``sphinx_nbcache.executors``, or ``"package.module:factory"``.
 A plug-in executor can be a few lines::
 
     import asyncio, concurrent.futures
-    from sphinx_nbcache.execute import run_notebook
+    from sphinx_nbcache.execute import execute_job
 
     class ThreadExecutor:
         def __init__(self, jobs=1, **settings):
             self.pool = concurrent.futures.ThreadPoolExecutor(jobs)
 
         def submit(self, job):
-            return self.pool.submit(asyncio.run, run_notebook(job))
+            return self.pool.submit(asyncio.run, execute_job(job))
 
         def shutdown(self, cancel=False):
             self.pool.shutdown(cancel_futures=cancel)
@@ -26,8 +26,16 @@ A plug-in executor can be a few lines::
 from __future__ import annotations
 
 from ._interface import Executor, ExecutorFactory
-from ._job import DEFAULT_IGNORE, EnvironmentScope, Job, Outcome, ProjectFiles, unpack_files
-from ._kernel import run_notebook
+from ._job import (
+    DEFAULT_IGNORE,
+    EnvironmentScope,
+    Job,
+    Outcome,
+    ProjectFiles,
+    error_outcome,
+    unpack_files,
+)
+from ._kernel import execute_job
 from ._local import LocalExecutor
 from ._registry import BUILTIN_EXECUTORS, ENTRY_POINT_GROUP, load_executor
 
@@ -42,7 +50,8 @@ __all__ = [
     "LocalExecutor",
     "Outcome",
     "ProjectFiles",
+    "error_outcome",
+    "execute_job",
     "load_executor",
-    "run_notebook",
     "unpack_files",
 ]

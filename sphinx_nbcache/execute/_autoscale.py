@@ -103,3 +103,16 @@ class Places:
     def shrink(self) -> None:
         self.size -= 1
         self._owed += 1
+
+    def lend(self) -> None:
+        """A holder lends its place while it waits for another holder's work (``secede``):
+        the next in line may take it."""
+        if self._owed:
+            self._owed -= 1
+        else:
+            self._semaphore.release()
+
+    def take_back(self) -> None:
+        """The holder that lent its place goes on (``rejoin``), at once, over the limit if
+        need be: the next place given back is kept instead of freed."""
+        self._owed += 1

@@ -143,7 +143,8 @@ class Job:
     #: credentials): what ``read_notebook`` inside the notebook reads from
     store: tuple[tuple[str, str], ...] = ()
     #: the parameters injected into the notebook (None: the page as written), stored with
-    #: the result, and the page variant it is shown as (None: worked out from them)
+    #: the result, and the ``pages`` row it is kept as ("" the page as written; a variant's or a
+    #: call's row: ``notebooks.runnable.variant_of``; None: worked out from the parameters)
     parameters: dict[str, Any] | None = None
     variant: str | None = None
 

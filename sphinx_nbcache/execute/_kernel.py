@@ -18,6 +18,7 @@ import signal
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -25,16 +26,16 @@ from typing import Any
 import nbformat
 from jupyter_client.kernelspec import NoSuchKernel
 from jupyter_client.manager import AsyncKernelManager
-from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
 from ..notebooks.merge import outputs_of
 from ..records import Failure, Record
 from . import _trace
+from ._client import BoundedClient
 from ._forkserver import ForkProvisioner, ForkServer, ForkServers
 from ._job import Job, Outcome, error_outcome
 
-__all__ = ["KernelHandle", "connect", "execute_in", "run_notebook", "start_kernel", "stop_kernel"]
+__all__ = ["KernelHandle", "connect", "execute_in", "execute_job", "start_kernel", "stop_kernel"]
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 #: jupyter_client logs a missing kernel with a traceback; we report it as a Failure instead
@@ -57,10 +58,13 @@ class KernelHandle:
         self.started = started
         self.cwd = cwd  # the kernel's working directory
         self.notebook: nbformat.NotebookNode | None = None  # set by connect()
-        self.client: _BoundedClient | None = None
+        self.client: BoundedClient | None = None
         self.connect_error: Exception | None = None
         self.traced = False  # the dependency tracer runs in the kernel
         self.untraced: str | None = None  # why not, in a Python kernel
+        #: told True when the notebook starts waiting for another's result, False when it
+        #: stops (the executor lends the kernel's place meanwhile; None: nobody listens)
+        self.on_wait: Callable[[bool], None] | None = None
 
 
 async def start_kernel(job: Job, forks: ForkServers | None = None) -> KernelHandle | Failure:
@@ -210,31 +214,6 @@ async def stop_kernel(handle: KernelHandle) -> None:
         shutil.rmtree(handle.folder, ignore_errors=True)
 
 
-class _BoundedClient(NotebookClient):
-    """An nbclient client that keeps at most ``output_limit`` bytes of stream text per cell,
-    so a cell printing gigabytes cannot exhaust memory; the rest is replaced by a note."""
-
-    output_limit = 0
-
-    def output(
-        self, outs: list[Any], msg: dict[str, Any], display_id: str | None, cell_index: int
-    ) -> Any:
-        limit = self.output_limit
-        if limit and msg["msg_type"] == "stream":
-            kept = sum(len(o.get("text", "")) for o in outs if o.get("output_type") == "stream")
-            text = msg["content"].get("text", "")
-            if kept + len(text) > limit:
-                room = max(0, limit - kept)
-                dropped = getattr(self, "_nbcache_dropped", {})
-                already = dropped.get(cell_index, 0)
-                dropped[cell_index] = already + len(text) - room
-                self._nbcache_dropped = dropped
-                if room == 0:
-                    return None
-                msg = {**msg, "content": {**msg["content"], "text": text[:room]}}
-        return super().output(outs, msg, display_id, cell_index)
-
-
 async def connect(handle: KernelHandle, job: Job) -> None:
     """Open the job's client on a started kernel and wait until the kernel answers.
 
@@ -242,7 +221,7 @@ async def connect(handle: KernelHandle, job: Job) -> None:
     slot, so the slot is spent on cells only. An error is kept for :func:`execute_in`.
     """
     notebook = nbformat.from_dict(job.notebook)
-    client = _BoundedClient(
+    client = BoundedClient(
         notebook,
         km=handle.manager,
         timeout=int(job.timeout) if job.timeout else None,
@@ -252,6 +231,7 @@ async def connect(handle: KernelHandle, job: Job) -> None:
         record_timing=False,
     )
     client.output_limit = job.output_limit
+    client.on_wait = lambda waiting: handle.on_wait(waiting) if handle.on_wait else None
     handle.notebook, handle.client = notebook, client
     try:
         await client.async_start_new_kernel_client()
@@ -351,7 +331,7 @@ async def execute_in(handle: KernelHandle, job: Job) -> Outcome:
     )
 
 
-async def _report(handle: KernelHandle, client: NotebookClient) -> dict[str, Any] | None:
+async def _report(handle: KernelHandle, client: BoundedClient) -> dict[str, Any] | None:
     """The tracer's notes, if it ran (a failure to get them only loses the notes)."""
     if not handle.traced:
         return None
@@ -361,7 +341,7 @@ async def _report(handle: KernelHandle, client: NotebookClient) -> dict[str, Any
         return None
 
 
-async def run_notebook(job: Job) -> Outcome:
+async def execute_job(job: Job) -> Outcome:
     """Start a kernel, execute, stop it: the whole life of one job."""
     handle = await start_kernel(job)
     if isinstance(handle, Failure):
@@ -377,7 +357,7 @@ async def _maybe(value: Any) -> Any:
 
 
 def _failed_cell(
-    client: NotebookClient, code_indices: list[int], cell_times: list[float | None]
+    client: BoundedClient, code_indices: list[int], cell_times: list[float | None]
 ) -> int | None:
     """The index of the cell that was running when execution stopped."""
     done = [i for i, t in zip(code_indices, cell_times, strict=True) if t is not None]
@@ -393,8 +373,8 @@ def _kernel_traceback(notebook: nbformat.NotebookNode, index: int | None) -> str
     return ""
 
 
-def _note_truncation(client: _BoundedClient, notebook: nbformat.NotebookNode) -> None:
-    for index, dropped in getattr(client, "_nbcache_dropped", {}).items():
+def _note_truncation(client: BoundedClient, notebook: nbformat.NotebookNode) -> None:
+    for index, dropped in client.dropped.items():
         notebook.cells[index].outputs.append(
             nbformat.v4.new_output(
                 "stream",

@@ -27,6 +27,7 @@ import atexit
 import concurrent.futures
 import contextlib
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from ..records import Failure
@@ -72,6 +73,7 @@ class LocalExecutor:
         self.peak_processes = 0  # ... counting those exiting (bounded by 2 * jobs + prestart)
         self.peak_running = 0  # most notebooks executing at once (bounded by max_jobs)
         self._waiting = 0  # jobs submitted that have no place to execute yet
+        self.lent = 0  # times a waiting notebook lent its place to the queue
         self._scaling: asyncio.Task[None] | None = None
         self._stopping: set[asyncio.Future[None]] = set()
         self._tasks: list[concurrent.futures.Future[None]] = []  # one per job, kernel exit too
@@ -216,6 +218,7 @@ class LocalExecutor:
                 self.peak_processes = max(self.peak_processes, alive)
                 try:
                     await connect(started, job)  # kernel answers before the job takes a slot
+                    started.on_wait = on_wait = self._lender()
                     async with self._slots:
                         self._waiting -= 1
                         waiting = False
@@ -224,6 +227,7 @@ class LocalExecutor:
                         try:
                             outcome = await execute_in(started, job)
                         finally:
+                            on_wait(False)  # a place still lent is taken back
                             self._running -= 1
                     _resolve(future, outcome)  # known now: the kernel's exit need not delay it
                     return outcome
@@ -240,6 +244,27 @@ class LocalExecutor:
         finally:
             if waiting:
                 self._waiting -= 1
+
+    def _lender(self) -> Callable[[bool], None]:
+        """What a kernel's wait signals do: while its notebook waits for another notebook's
+        result, its execution slot and its kernel place go to the notebooks queued behind it
+        (which may be the one it waits for), so no wait can hold up what it waits for."""
+        lent = [False]
+
+        def on_wait(waiting: bool) -> None:
+            assert self._kernels is not None and self._slots is not None
+            if waiting and not lent[0]:
+                self._slots.lend()
+                self._kernels.lend()
+                self._running -= 1
+                self.lent += 1
+            elif not waiting and lent[0]:
+                self._slots.take_back()
+                self._kernels.take_back()
+                self._running += 1
+            lent[0] = waiting
+
+        return on_wait
 
     async def _scale(self) -> None:
         """Every PERIOD seconds: one place more while notebooks wait and the CPUs sit idle,

@@ -30,9 +30,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..dependencies import UNTRACED, Dependencies
+from ..dependencies import CODE, GLOB, PAGES, UNTRACED, VARIANTS, Dependencies, name_of
 from ..notebooks.hashing import code_cells
 from ..plan.environment import kernel_fingerprint
+from .inkernel import MODULE, TRACER
 
 if TYPE_CHECKING:
     import nbformat
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
     from ._job import Job
 
 __all__ = [
-    "TRACER",
     "artifacts",
     "code_cell_numbers",
     "collect",
@@ -52,128 +52,10 @@ __all__ = [
     "sha256_file",
 ]
 
-#: Run silently in the kernel before the first cell. ``__ROOT__`` is the project folder as the
-#: kernel sees it, ``__SCOPE__`` what to record of the environment. Everything it defines lives
-#: on a module object in ``sys.modules``; the user's namespace is left as it was.
-TRACER = r"""
-def _nbcache_install(root, scope, store):
-    import os, sys, types
-    state = types.ModuleType("_nbcache_trace")
-    state.root = os.path.realpath(root)
-    state.scope = scope
-    state.store = store  # where the build keeps results: for read_notebook
-    state.opened = {}      # path -> [first mode ('r' or 'w'), cell]
-    state.imported = {}    # module name -> cell
-    state.before = set(sys.modules)
-    shell = get_ipython()
-    state.names = set(shell.user_ns)
-    state.cell = 0  # code cells run so far (silent requests are not cells)
-    state.variants = set()  # notebooks whose page variants were read (read_notebooks)
-    state.code = {}  # notebook -> its key: notebooks whose results were read or called
-    state.listings = {}  # folder or glob -> digest of the pages it listed (read_notebooks)
-    state.read_packages = {}  # packages the results read depended on -> their version
-    state.read_globs = {}  # declared globs of the results read (anchored "/...") -> digest
-
-    def pre_run_cell(*args):
-        state.cell += 1
-
-    shell.events.register("pre_run_cell", pre_run_cell)
-
-    def cell():
-        return state.cell
-
-    def hook(event, args, _isinstance=isinstance, _str=str):
-        if event == "open":
-            path, mode, flags = args
-            if _isinstance(path, int) or path is None:
-                return
-            try:
-                path = os.fspath(path)
-                if _isinstance(path, bytes):
-                    path = os.fsdecode(path)
-            except TypeError:
-                return
-            if mode is None:
-                writing = bool(flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND))
-            else:
-                writing = any(c in mode for c in "wax+")
-            if path not in state.opened:
-                state.opened[path] = ["w" if writing else "r", cell()]
-        elif event == "import":
-            name = args[0]
-            if _isinstance(name, _str) and name not in state.imported:
-                state.imported[name] = cell()
-
-    def report():
-        import json, platform
-        cwd = os.getcwd()
-        files = {}
-        for path, (mode, count) in state.opened.items():
-            full = os.path.realpath(os.path.join(cwd, path))
-            if full not in files:
-                files[full] = [mode, count]
-        modules = {}
-        tops = set()  # packages the notebook itself brought in or uses
-        kernel_tops = {n.split(".")[0] for n in state.before}
-        for name in set(sys.modules) - state.before | set(state.imported):
-            module = sys.modules.get(name)
-            origin = getattr(module, "__file__", None) if module is not None else None
-            modules[name] = [os.path.realpath(origin) if origin else None,
-                             state.imported.get(name, 0)]
-            if name.split(".")[0] not in kernel_tops:
-                tops.add(name.split(".")[0])
-        for key, value in list(shell.user_ns.items()):  # imported before the notebook ran
-            if key in state.names or key.startswith("_"):
-                continue
-            name = getattr(value, "__name__", None) if isinstance(value, types.ModuleType) \
-                else getattr(value, "__module__", None)
-            if isinstance(name, str) and name in sys.modules:
-                tops.add(name.split(".")[0])
-                if name not in modules:
-                    origin = getattr(sys.modules[name], "__file__", None)
-                    modules[name] = [os.path.realpath(origin) if origin else None, 0]
-        paths = [os.path.realpath(p or os.getcwd()) for p in sys.path if isinstance(p, str)]
-        packages = {}
-        if state.scope == "packages":
-            from importlib import metadata
-            local = {name.split(".")[0] for name, (origin, _) in modules.items()
-                     if origin and origin.startswith(state.root + os.sep)}
-            stdlib = set(getattr(sys, "stdlib_module_names", ()))  # the Python version says
-            tops -= local | set(sys.builtin_module_names) | stdlib | {"_nbcache_trace", "__main__"}
-            owners = None
-            for top in sorted(tops):
-                try:
-                    names = [metadata.distribution(top).metadata["Name"]]
-                except metadata.PackageNotFoundError:
-                    if owners is None:
-                        owners = metadata.packages_distributions()
-                    names = owners.get(top, [])
-                for dist in names:
-                    try:
-                        packages[dist] = metadata.version(dist)
-                    except metadata.PackageNotFoundError:
-                        pass
-        return json.dumps({
-            "cwd": os.path.realpath(cwd), "root": state.root, "files": files,
-            "modules": modules, "path": paths, "packages": packages,
-            "variants": sorted(state.variants), "code": state.code,
-            "listings": state.listings, "read_packages": state.read_packages,
-            "read_globs": state.read_globs,
-            "python": platform.python_implementation() + " " + platform.python_version(),
-        })
-
-    state.report = report
-    sys.modules["_nbcache_trace"] = state
-    sys.addaudithook(hook)
-
-_nbcache_install(__ROOT__, __SCOPE__, __STORE__)
-del _nbcache_install
-"""
-
 
 def collect_expression() -> dict[str, str]:
     """The ``user_expressions`` that return the notes (as JSON text)."""
-    return {"nbcache": "__import__('sys').modules['_nbcache_trace'].report()"}
+    return {"nbcache": f"__import__('sys').modules[{MODULE!r}].report()"}
 
 
 def parse_report(reply: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -252,27 +134,17 @@ def dependencies(
     for path, (mode, count) in sorted(report.get("files", {}).items()):
         if mode == "r" and not path.endswith((".pyc", ".pyo")) and not os.path.isdir(path):
             note(path, count, False)
-    for notebook, key in sorted(report.get("code", {}).items()):  # results read, calls
-        if _inside(notebook, root):
-            from ..plan.freshness import CODE
-
-            files[CODE + _relative(notebook, cwd)] = str(key)
-    for notebook in report.get("variants", ()):  # read through read_notebooks
-        if _inside(notebook, root):
-            from ..plan.freshness import VARIANTS
-            from ..workflows.variants import variants_digest
-
-            shown = VARIANTS + _relative(notebook, cwd)
-            files[shown] = variants_digest(Path(root), Path(notebook))
-    for target, listed in sorted(report.get("listings", {}).items()):  # read_notebooks(folder)
-        if _inside(target, root):
-            from ..plan.freshness import PAGES
-
-            files[PAGES + _relative(target, cwd)] = str(listed)
+    read = (
+        (CODE, report.get("code")),  # results read, calls: the notebook's key
+        (VARIANTS, report.get("variants")),  # variants read: the directives' digest
+        (PAGES, report.get("listings")),  # read_notebooks(folder): the names of its pages
+    )
+    for kind, found in read:
+        for target, digest in sorted((found or {}).items()):
+            if _inside(target, root):
+                files[name_of(kind, _relative(target, cwd))] = str(digest)
     for pattern, digest in sorted(report.get("read_globs", {}).items()):  # results read
-        from ..plan.freshness import DECLARED
-
-        files.setdefault(DECLARED + pattern, str(digest))
+        files.setdefault(name_of(GLOB, pattern), str(digest))
     packages = {**(report.get("read_packages") or {}), **(report.get("packages") or {})}
     python = str(report.get("python", ""))
     if environment.get("scope") == "off":

@@ -23,11 +23,11 @@ Bump :data:`HASH_VERSION` whenever this scheme changes: old results then simply 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
 
+from .._json import canonical_json
 from ..config import Options
 
 __all__ = [
@@ -106,5 +106,4 @@ def notebook_key(
     depends = declared_in(notebook)
     if depends:  # declaring a dependency is a change of what the result depends on
         payload["depends"] = depends
-    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()

@@ -10,15 +10,25 @@ elsewhere alike).
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nbformat
 
 from ..errors import CorruptCacheError
-from ..records import Outputs
-from .hashing import code_cells, code_sources
+from ..records import Failure, Outputs, Record
+from .hashing import code_cells, code_sources, kernel_name
 
-__all__ = ["KEPT_METADATA", "assume_language", "merge_outputs", "outputs_of"]
+if TYPE_CHECKING:
+    from ..config import Options
+
+__all__ = [
+    "KEPT_METADATA",
+    "assume_language",
+    "first_error",
+    "merge_outputs",
+    "outputs_of",
+    "result_of",
+]
 
 #: Notebook metadata that comes from execution and is stored with the outputs.
 KEPT_METADATA = ("language_info", "widgets")
@@ -30,13 +40,13 @@ def merge_outputs(
     *,
     copy_nb: bool = False,
     where: str = "the stored result",
-) -> Any:
+) -> nbformat.NotebookNode:
     """Put ``outputs`` into the code cells of ``notebook`` (in place unless ``copy_nb``).
 
     Raises :class:`CorruptCacheError` naming ``where`` if the counts of code cells differ (the
     record cannot be the result of this notebook); nothing is changed then.
     """
-    merged = copy.deepcopy(notebook) if copy_nb else notebook
+    merged: nbformat.NotebookNode = copy.deepcopy(notebook) if copy_nb else notebook
     cells = code_cells(merged)
     if len(cells) != len(outputs.cells):
         raise CorruptCacheError(
@@ -85,3 +95,50 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return value
+
+
+def result_of(
+    notebook: nbformat.NotebookNode,
+    key: str,
+    own: Options,
+    **fields: Any,
+) -> tuple[Record, Outputs]:
+    """An already executed notebook (run elsewhere: ``nbcache cache-notebook``, a
+    jupyter-cache folder) as a result of ``key``: ``failed`` if a cell not tagged
+    ``raises-exception`` holds an error and errors are not allowed. ``fields``: more of the
+    record (page, created, runtime, ...)."""
+    failure = first_error(notebook)
+    record = Record(
+        key=key,
+        status="ok" if failure is None or own.allow_errors else "failed",
+        blob=None,
+        kernel=kernel_name(notebook, own),
+        timeout=own.timeout,
+        failure=None if own.allow_errors else failure,
+        allow_errors=own.allow_errors,
+        raised=failure is not None,
+        **fields,
+    )
+    return record, outputs_of(notebook)
+
+
+def first_error(notebook: nbformat.NotebookNode) -> Failure | None:
+    """The first error output of a cell not tagged ``raises-exception``."""
+    for index, cell in enumerate(notebook.cells):
+        if cell.get("cell_type") != "code":
+            continue  # indices count every cell: the failure's cell_index does
+        if "raises-exception" in (cell.get("metadata", {}).get("tags") or ()):
+            continue
+        for output in cell.get("outputs", ()):
+            if output.get("output_type") == "error":
+                traceback = "\n".join(output.get("traceback", ()))
+                number = sum(1 for c in notebook.cells[: index + 1] if c.get("cell_type") == "code")
+                return Failure(
+                    "cell",
+                    output.get("ename", ""),
+                    output.get("evalue", ""),
+                    traceback,
+                    index,
+                    number,
+                )
+    return None

@@ -26,6 +26,7 @@ from ..config import Options
 from ..errors import ConfFileError, ConfigError
 from .book import BOOK_CONFIG, is_book, load_book_config, toc_docnames
 from .pages import Page, pages_under
+from .readers import MdConfig
 
 __all__ = ["CONF_NAME", "Project", "find_docs_dir", "load_conf", "sphinx_pattern"]
 
@@ -136,7 +137,7 @@ class Project:
     root: Path | None
     options: Options
     exclude: tuple[str, ...] = ()
-    md_config: Any = None
+    md_config: MdConfig = None
     conf: Mapping[str, Any] = field(default_factory=dict, repr=False)
     only: frozenset[str] | None = None  # docnames a jupyter-book table of contents restricts to
 
@@ -219,7 +220,7 @@ def _strings(value: Any) -> list[str]:
     return []
 
 
-def _md_config(values: Mapping[str, Any]) -> Any:
+def _md_config(values: Mapping[str, Any]) -> MdConfig:
     """myst-parser's config from the ``myst_*`` options (MyST notebooks are read with it)."""
     if not any(name.startswith("myst_") for name in values):
         return None

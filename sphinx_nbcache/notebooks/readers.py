@@ -14,16 +14,31 @@ import json
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import nbformat
 
 from ..config import Options
 from ..errors import NotebookReadError
 
-__all__ = ["NOTEBOOK_VERSION", "is_notebook", "looks_like_myst_notebook", "read_notebook"]
+__all__ = [
+    "MAX_NOTEBOOK_BYTES",
+    "NOTEBOOK_VERSION",
+    "MdConfig",
+    "is_notebook",
+    "load_notebook",
+    "looks_like_myst_notebook",
+]
+
+if TYPE_CHECKING:
+    from myst_parser.config.main import MdParserConfig
 
 NOTEBOOK_VERSION = 4
+#: the largest file read as a notebook: beyond, it is refused (a notebook of outputs is
+#: rarely 50 MB; a device or a runaway file is refused before it exhausts memory)
+MAX_NOTEBOOK_BYTES = 256 * 1024 * 1024
+#: myst-parser's configuration, used to read MyST notebooks (None: its defaults)
+MdConfig: TypeAlias = "MdParserConfig | None"
 
 
 def looks_like_myst_notebook(text: str) -> bool:
@@ -82,11 +97,11 @@ def is_notebook(path: str | Path, options: Options, text: str | None = None) -> 
     return looks_like_myst_notebook(text)
 
 
-def read_notebook(
+def load_notebook(
     path: str | Path,
     options: Options,
     text: str | bytes | None = None,
-    md_config: Any = None,
+    md_config: MdConfig = None,
 ) -> nbformat.NotebookNode:
     """Read the notebook at ``path`` (or its already-loaded ``text`` or bytes).
 
@@ -96,7 +111,7 @@ def read_notebook(
     name = str(path)
     if not isinstance(text, str):
         try:
-            raw = Path(name).read_bytes() if text is None else text
+            raw = read_regular_file(name) if text is None else text
         except OSError as exc:
             raise NotebookReadError(name, exc.strerror or str(exc)) from None
         try:
@@ -125,6 +140,24 @@ def read_notebook(
     return notebook
 
 
+def read_regular_file(path: str | Path, limit: int = MAX_NOTEBOOK_BYTES) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes; OSError for anything else (a
+    FIFO would block, a device never end)."""
+    import os
+    import stat
+
+    with open(path, "rb", opener=lambda p, f: os.open(p, f | os.O_NONBLOCK)) as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(f"{path} is not a regular file")
+        if info.st_size > limit:
+            raise OSError(f"{path} is larger than {limit:,} bytes")
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise OSError(f"{path} is larger than {limit:,} bytes")
+    return data
+
+
 def _read_ipynb(text: str) -> nbformat.NotebookNode:
     data = json.loads(text)
     if not isinstance(data, dict) or ("cells" not in data and "worksheets" not in data):
@@ -145,7 +178,7 @@ def _read_ipynb(text: str) -> nbformat.NotebookNode:
 
 
 def _reader_for(
-    name: str, options: Options, text: str, md_config: Any
+    name: str, options: Options, text: str, md_config: MdConfig
 ) -> Callable[[str], nbformat.NotebookNode] | None:
     fmt = options.format_for(name)
     if fmt is not None:

@@ -26,6 +26,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from .._json import canonical_json
+
 __all__ = [
     "MEMORY_NAME",
     "KernelEnvironment",
@@ -78,7 +80,7 @@ def _fingerprint(name: str, spec: Spec | None) -> str:
     if spec is None:
         return "missing"
     argv, language, env = spec
-    text = json.dumps([argv, language, env], sort_keys=True)
+    text = canonical_json([argv, language, env])
     return f"{name}:{hashlib.sha256(text.encode()).hexdigest()[:16]}"
 
 

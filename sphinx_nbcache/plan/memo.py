@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-__all__ = ["Memo", "not_a_notebook", "still_valid"]
+if TYPE_CHECKING:
+    from ..notebooks.runnable import Runnable
+
+__all__ = ["Memo", "memo_for", "not_a_notebook", "still_valid"]
 
 
 class Memo(NamedTuple):
@@ -43,3 +46,30 @@ def still_valid(memo: Memo, path: Path) -> bool:
 def not_a_notebook(path: Path) -> Memo:
     stat = path.stat()
     return Memo(stat.st_mtime_ns, stat.st_size, None, "", False, False)
+
+
+def memo_for(
+    run: Runnable,
+    stat: os.stat_result | None = None,
+    excluded: bool = False,
+    digest: str | None = None,
+) -> Memo:
+    """What reading found: for a page's file (``stat``) as its options say, or (no ``stat``)
+    for a variant or a call, which run whatever the page's execution mode."""
+    if stat is None:
+        mode, has_outputs = "cache", False
+    else:
+        mode = run.options.mode
+        cells = run.notebook.get("cells", ())
+        has_outputs = all(c.get("outputs") for c in cells if c.get("cell_type") == "code")
+    return Memo(
+        mtime_ns=stat.st_mtime_ns if stat is not None else 0,
+        size=stat.st_size if stat is not None else 0,
+        key=run.key,
+        mode=mode,
+        has_outputs=has_outputs,
+        excluded=excluded,
+        timeout=run.options.timeout,
+        sibling=run.sibling,
+        digest=digest,
+    )

@@ -13,15 +13,16 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..notebooks.hashing import code_sources
 
 if TYPE_CHECKING:
     from ..records import Record
+    from ..store import Store
     from .verdicts import PageState
 
-__all__ = ["cycles", "order_by_reads", "reads_of"]
+__all__ = ["cycles", "execution_order", "order_by_reads", "reads_of"]
 
 #: a read of another notebook named by a string literal in a code cell
 _READ = re.compile(
@@ -29,21 +30,26 @@ _READ = re.compile(
 )
 
 
-def reads_of(state: PageState, pages: Mapping[Path, str], last: Record | None) -> set[str]:
-    """The pages ``state``'s page reads: named in its code, or read by its last run."""
+def reads_of(
+    state: PageState, pages: Mapping[Path, str], last: Record | None, root: Path | None = None
+) -> set[str]:
+    """The pages ``state`` reads: named in its code, or read by its last run (files it read
+    that are pages, and the notebooks whose results it read: ``code:`` entries)."""
     folder = state.page.path.parent
     found: set[str] = set()
-    sources = code_sources(state.notebook) if state.notebook is not None else []
+    sources = code_sources(state.run.notebook) if state.run is not None else []
     for source in sources:
         for match in _READ.finditer(source):
             found |= _pages_at(folder / match.group("path"), pages)
     deps = last.dependencies if last is not None else None
-    for relative, _digest in deps.files if deps is not None else ():
-        if ":" not in relative:  # not a glob: or variants: entry
-            name = pages.get((folder / relative).resolve())
+    for entry, _digest in deps.entries() if deps is not None else ():
+        if entry.kind.reads_page:
+            path = entry.path(folder, root)
+            name = pages.get(path.resolve()) if path is not None else None
             if name is not None:
                 found.add(name)
-    found.discard(state.page.name)
+    if state.variant == "":  # a page does not wait for itself; a variant waits for its page
+        found.discard(state.page.name)
     return found
 
 
@@ -66,19 +72,19 @@ def order_by_reads(
 ) -> tuple[list[PageState], list[list[str]]]:
     """``ordered`` (stale pages by priority) with every page after the stale pages it reads;
     and the cycles found (pages that read each other), whose pages keep their place."""
-    by_name = {s.page.name: s for s in ordered}
-    waiting = {name: {r for r in reads.get(name, ()) if r in by_name} for name in by_name}
+    by_id = {s.id: s for s in ordered}
+    waiting = {i: {r for r in reads.get(i, ()) if r in by_id} for i in by_id}
     result: list[PageState] = []
     done: set[str] = set()
-    while len(done) < len(by_name):
-        ready = [s for s in ordered if s.page.name not in done and not waiting[s.page.name] - done]
+    while len(done) < len(by_id):
+        ready = [s for s in ordered if s.id not in done and not waiting[s.id] - done]
         if not ready:  # a cycle: what is left keeps its order
-            left = [s for s in ordered if s.page.name not in done]
-            found = cycles({s.page.name: waiting[s.page.name] - done for s in left})
+            left = [s for s in ordered if s.id not in done]
+            found = cycles({s.id: waiting[s.id] - done for s in left})
             return result + left, found
         for state in ready:
             result.append(state)
-            done.add(state.page.name)
+            done.add(state.id)
             break  # take the first ready by priority, then look again
     return result, []
 
@@ -122,3 +128,45 @@ def cycles(edges: Mapping[str, Iterable[str]]) -> list[list[str]]:
         if node not in index:
             visit(node, follow)
     return sorted(found)
+
+
+def execution_order(
+    stale: list[PageState],
+    store: Store,
+    root: Path | None = None,
+    warn: Callable[[str, str, str], Any] | None = None,
+) -> list[PageState]:
+    """The order to execute stale pages (and variants) in: longest recorded run time first (it
+    shortens the whole run when there are more pages than workers); those with no recorded run
+    time first of all, in their given order, since nothing says they are short. One that reads
+    another stale page's result runs after it; pages reading each other are warned about
+    (``warn(page, message, subtype)``) and do not wait for each other."""
+    previous = store.page_keys()
+    old = store.lookup(previous[s.page.name] for s in stale if s.page.name in previous)
+    last: dict[str, Record] = {}
+    for state in stale:
+        records = old.get(previous.get(state.page.name, ""), [])
+        if records and state.variant == "":
+            last[state.id] = records[0]
+    runtime = {i: r.runtime for i, r in last.items() if r.runtime > 0}
+    unknown = [s for s in stale if s.id not in runtime]
+    known = sorted((s for s in stale if s.id in runtime), key=lambda s: -runtime[s.id])
+    if len(stale) < 2:
+        return unknown + known
+    paths = {s.page.path.resolve(): s.page.name for s in stale if s.variant == ""}
+    reads = {s.id: reads_of(s, paths, last.get(s.id), root) for s in stale}
+    ordered, loops = order_by_reads(unknown + known, reads)
+    by_id = {s.id: s for s in stale}
+    for loop in loops:
+        for name in loop:
+            others = ", ".join(n for n in loop if n != name) or "itself"
+            by_id[name].no_wait = True
+            if warn is not None:
+                warn(
+                    by_id[name].page.name,
+                    f"this page and {others} read each other's results, so neither can run "
+                    "first: their reads do not wait (a read of a result not there yet fails); "
+                    "break the cycle",
+                    "cycle",
+                )
+    return ordered

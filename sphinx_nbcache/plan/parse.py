@@ -17,21 +17,19 @@ import threading
 from collections.abc import Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
 
-import nbformat
-
 from ..config import Options
 from ..errors import NotebookReadError
-from ..notebooks.hashing import HASH_VERSION, code_cells, notebook_key
+from ..notebooks.hashing import HASH_VERSION
 from ..notebooks.pages import Page
-from ..notebooks.readers import read_notebook
-from .memo import Memo, not_a_notebook, still_valid
+from ..notebooks.readers import MdConfig, read_regular_file
+from ..notebooks.runnable import Runnable, read_runnable
+from .memo import Memo, memo_for, not_a_notebook, still_valid
 
 if TYPE_CHECKING:
     from ..store import Store
 
 __all__ = [
     "PARALLEL_PARSE_MIN",
-    "Inspected",
     "Memo",
     "inspect_page",
     "not_a_notebook",
@@ -45,39 +43,25 @@ __all__ = [
 PARALLEL_PARSE_MIN = 64
 
 
-Inspected = tuple[nbformat.NotebookNode, Options, Memo]
-#: what reading one page gave: the notebook and its options (None when the bytes were known
-#: and not parsed), or why it could not be read
-Read = tuple[nbformat.NotebookNode | None, Options | None] | NotebookReadError
+#: what reading one page gave: what runs (None when the bytes were known and not parsed), or
+#: why it could not be read
+Read = Runnable | None | NotebookReadError
 
 
 def inspect_page(
     page: Page,
     options: Options,
-    md_config: Any = None,
+    md_config: MdConfig = None,
     raw: bytes | None = None,
     digest: str | None = None,
-) -> Inspected:
-    """Read a page (or its ``raw`` bytes, whose ``digest`` is given) and work out its options,
-    key and memo entry."""
+) -> tuple[Runnable, Memo]:
+    """Read a page (or its ``raw`` bytes, whose ``digest`` is given): what runs, and its memo."""
     stat = page.path.stat()
     if raw is None or digest is None:
-        raw = page.path.read_bytes() if raw is None else raw
+        raw = read_regular_file(page.path) if raw is None else raw
         digest = _digest(_fingerprint(options, md_config), page, options, raw)
-    notebook = read_notebook(page.path, options, text=raw, md_config=md_config)
-    own = options.for_notebook(notebook.get("metadata", {}))
-    memo = Memo(
-        mtime_ns=stat.st_mtime_ns,
-        size=stat.st_size,
-        key=notebook_key(notebook, own),
-        mode=own.mode,
-        has_outputs=all(c.get("outputs") for c in code_cells(notebook)),
-        excluded=options.is_excluded(page.path),
-        timeout=own.timeout,
-        sibling=notebook_key(notebook, own, allow_errors=not own.allow_errors),
-        digest=digest,
-    )
-    return notebook, own, memo
+    run = read_runnable(page, options, md_config, raw=raw)
+    return run, memo_for(run, stat, options.is_excluded(page.path), digest)
 
 
 def read_pages(
@@ -86,7 +70,7 @@ def read_pages(
     store: Store,
     memos: MutableMapping[str, Memo],
     must_read: set[str],
-    md_config: Any = None,
+    md_config: MdConfig = None,
 ) -> dict[str, Read]:
     """Bring ``memos`` up to date for ``pages``; what reading found, for the pages read.
 
@@ -112,7 +96,7 @@ def read_pages(
         try:
             if digest in known:  # these exact bytes were read before: no parsing
                 memos[page.name] = _memo_from_source(page, options, known[digest], digest)
-                found[page.name] = (None, None)
+                found[page.name] = None
                 continue
             result = parsed[page.name]
             if isinstance(result, Exception):
@@ -125,9 +109,9 @@ def read_pages(
                 else NotebookReadError(str(page.path), str(exc))
             )
             continue
-        notebook, own, memos[page.name] = result
+        run, memos[page.name] = result
         learned.append(_source_row(digest, memos[page.name]))
-        found[page.name] = (notebook, own)
+        found[page.name] = run
     if learned:
         store.remember_sources(learned)
     return found
@@ -137,8 +121,8 @@ _SHARED: tuple[Options, Any] | None = None  # what forked parsing workers read i
 
 
 def _inspect_all(
-    items: list[tuple[Page, bytes, str]], options: Options, md_config: Any
-) -> dict[str, Inspected | NotebookReadError | OSError]:
+    items: list[tuple[Page, bytes, str]], options: Options, md_config: MdConfig
+) -> dict[str, tuple[Runnable, Memo] | NotebookReadError | OSError]:
     """``inspect_page`` on each (page, bytes, digest); many pages are parsed in forked
     workers."""
     global _SHARED
@@ -167,8 +151,8 @@ def _inspect_all(
 
 
 def _inspect_one(
-    item: tuple[Page, bytes, str], options: Options, md_config: Any
-) -> Inspected | NotebookReadError | OSError:
+    item: tuple[Page, bytes, str], options: Options, md_config: MdConfig
+) -> tuple[Runnable, Memo] | NotebookReadError | OSError:
     page, raw, digest = item
     try:
         return inspect_page(page, options, md_config, raw, digest)
@@ -176,7 +160,10 @@ def _inspect_one(
         return exc
 
 
-def _inspect_in_worker(item: tuple[Page, bytes, str]) -> Inspected | NotebookReadError | OSError:
+Inspected = tuple[Runnable, Memo] | NotebookReadError | OSError
+
+
+def _inspect_in_worker(item: tuple[Page, bytes, str]) -> Inspected:
     assert _SHARED is not None
     return _inspect_one(item, *_SHARED)
 
@@ -187,7 +174,7 @@ def _can_fork() -> bool:
     return sys.platform.startswith("linux") and threading.active_count() == 1
 
 
-def _fingerprint(options: Options, md_config: Any) -> bytes:
+def _fingerprint(options: Options, md_config: MdConfig) -> bytes:
     """Everything besides a file's bytes that decides what reading it finds."""
     md = re.sub(r" at 0x[0-9a-f]+", "", repr(md_config))  # no addresses: stable across runs
     parts = (
@@ -204,7 +191,7 @@ def _fingerprint(options: Options, md_config: Any) -> bytes:
 
 
 def read_contents(
-    pages: list[Page], options: Options, md_config: Any = None
+    pages: list[Page], options: Options, md_config: MdConfig = None
 ) -> dict[str, tuple[bytes, str]]:
     """page name -> (its bytes, digest of options + reader + bytes: what a memo of it holds);
     unreadable pages left out."""
@@ -212,7 +199,7 @@ def read_contents(
     found = {}
     for page in pages:
         try:
-            raw = page.path.read_bytes()
+            raw = read_regular_file(page.path)
         except OSError:
             continue
         found[page.name] = (raw, _digest(fingerprint, page, options, raw))

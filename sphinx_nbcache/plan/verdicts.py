@@ -9,14 +9,13 @@ as written), ``unreadable`` (warn; never execute).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
-    import nbformat
-
     from ..config import Options
     from ..errors import NotebookReadError
     from ..notebooks.pages import Page
+    from ..notebooks.runnable import Runnable
     from ..records import Record
     from .memo import Memo
 
@@ -26,24 +25,11 @@ Verdict = Literal["cached", "failed", "stale", "excluded", "off", "as-is", "unre
 
 
 class PageState:
-    """The verdict on one page, with what is needed to execute it (mutable: the engine fills
-    in the record once the page has run). A plain class, not a dataclass: see
+    """The verdict on one page (or a variant of it, or a call), with what running it needs
+    (mutable: planning fills it in). A plain class, not a dataclass: see
     :class:`~sphinx_nbcache.config.Options` for why a build's classes avoid generated code."""
 
-    __slots__ = (
-        "error",
-        "key",
-        "no_wait",
-        "notebook",
-        "options",
-        "page",
-        "parameters",
-        "reason",
-        "record",
-        "seen",
-        "variant",
-        "verdict",
-    )
+    __slots__ = ("error", "key", "no_wait", "page", "reason", "record", "run", "seen", "verdict")
 
     def __init__(
         self,
@@ -53,30 +39,22 @@ class PageState:
         *,
         key: str | None = None,
         record: Record | None = None,
-        options: Options | None = None,
-        notebook: nbformat.NotebookNode | None = None,
+        run: Runnable | None = None,
         error: NotebookReadError | None = None,
-        parameters: dict[str, Any] | None = None,
-        variant: str | None = None,
         no_wait: bool = False,
         seen: tuple[str, ...] | None = None,
     ) -> None:
         self.page = page
         self.verdict = verdict
         self.reason = reason
-        self.key = key
+        self.key = key if key is not None or run is None else run.key
         self.record = record
-        self.options = options
-        self.notebook = notebook
+        #: what runs, once the page was read (None: known from its memo alone)
+        self.run = run
         self.error = error
-        #: parameters injected into the page's notebook (a variant); None: the page as written
-        self.parameters = parameters
-        #: the row of the ``pages`` table its result is shown as (None: from ``parameters``)
-        self.variant = variant
         #: in a cycle of pages reading each other: its reads of other pages do not wait
         self.no_wait = no_wait
-        #: ids of the results of ``key`` the store held when the page was planned (None:
-        #: unknown)
+        #: ids of the results of ``key`` the store held when it was decided (None: unknown)
         self.seen = seen
 
     def __repr__(self) -> str:
@@ -85,6 +63,17 @@ class PageState:
     @property
     def stale(self) -> bool:
         return self.verdict == "stale"
+
+    @property
+    def id(self) -> str:
+        """Unique among a run's states: the page's name, with its variant's row if any."""
+        variant = self.variant
+        return self.page.name if not variant else f"{self.page.name}?{variant[:16]}"
+
+    @property
+    def variant(self) -> str:
+        """The ``pages`` row its result is kept as ("" for the page as written)."""
+        return self.run.variant if self.run is not None else ""
 
 
 Check = Callable[["Record"], "str | None"]  # None: still valid; else what changed
@@ -142,8 +131,9 @@ def decide(
 def _valid(
     candidates: list[Record], siblings: list[Record], options: Options, check: Check | None
 ) -> tuple[Record | None, str | None]:
-    """The result to show, and (when none is valid) why the newest is not."""
-    for record in candidates:
+    """The result to show, and (when none is valid) why the newest is not. A result that could
+    not run (``error``) is shown only when there is no other: it is there to be retried."""
+    for record in sorted(candidates, key=lambda r: r.status == "error"):  # stable: newest first
         if check is None or check(record) is None:
             return record, None
     for record in siblings:  # the same code, run with the other allow_errors

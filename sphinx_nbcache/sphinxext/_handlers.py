@@ -103,6 +103,7 @@ def on_env_get_outdated(
         again = state.plan(env, added | changed, removed)
         if state.from_memory:  # (else planned with the pages) variants of the pages read
             again |= _variants.plan_for_reading(state, env, added | changed | again)
+            state.engine.start(state.variants.values())
     except (StoreError, ConfigError) as exc:
         raise SphinxConfigError(f"sphinx-nbcache: {exc}") from None
     # a page pasting a value glued in a page read again is read (and written) again too

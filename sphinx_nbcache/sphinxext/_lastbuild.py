@@ -32,7 +32,8 @@ if TYPE_CHECKING:
     from sphinx.environment import BuildEnvironment
 
     from ..config import Options
-    from ..plan.freshness import Freshness
+    from ..notebooks.readers import MdConfig
+    from ..plan.lookup import Lookup
     from ..plan.verdicts import PageState
 
 __all__ = ["keep_last_build", "last_build_path", "recall_last_build"]
@@ -58,7 +59,7 @@ def keep_last_build(
         memo = memos.get(state.page.name)
         if memo is None or memo.key is None or memo.digest is None:
             return False
-        if state.verdict not in _RECALLED or state.variant is not None:
+        if state.verdict not in _RECALLED or state.variant != "":
             return False
         record = state.record if state.verdict == "cached" else None
         if state.verdict == "cached" and (record is None or record.artifacts):
@@ -82,8 +83,8 @@ def recall_last_build(
     root: Path,
     env: BuildEnvironment,
     options: Options,
-    freshness: Freshness,
-    md_config: Any = None,
+    lookup: Lookup,
+    md_config: MdConfig = None,
 ) -> tuple[list[PageState], set[str]] | None:
     """Verdicts for every page of a fresh environment from the last build kept under
     ``token``, and the pages whose prose changed since (each read to its key, which must be
@@ -94,8 +95,7 @@ def recall_last_build(
         return None
     from ..errors import NotebookReadError
     from ..plan.parse import inspect_page, read_contents
-    from ..plan.stale import result_check
-    from ..plan.verdicts import PageState, decide
+    from ..plan.verdicts import PageState
     from ..records import Record
 
     kept: dict[str, Any] = data["pages"]
@@ -108,7 +108,8 @@ def recall_last_build(
         else:
             memos[docname] = not_a_notebook(file)
     contents = read_contents(pages, options, md_config)
-    states: list[PageState] = []
+    asked = []
+    given: dict[str, list[Record]] = {}
     changed: set[str] = set()
     for page in pages:
         docname, file, entry = page.name, page.path, kept.get(page.name)
@@ -122,28 +123,22 @@ def recall_last_build(
         raw, digest = contents[docname]
         if memo.digest != digest:  # changed since
             try:
-                _, _, memo = inspect_page(page, options, md_config, raw, digest)
+                _run, memo = inspect_page(page, options, md_config, raw, digest)
             except (NotebookReadError, OSError):
                 return None
             if memo.key != entry["memo"][0]:
                 return None  # its code changed: the database has (or not) its new key
             changed.add(docname)  # prose: the result kept is still the one to show
+        if record is not None and record.key in (memo.key, memo.sibling):
+            given[record.key] = [record]
         state = PageState(page, "stale", key=memo.key)
-        check = result_check(freshness, page, options)
-        shown = [record] if record is not None else []
-        decide(
-            state,
-            memo,
-            shown if record is not None and record.key == memo.key else [],
-            options,
-            forced=memo.mode == "force",  # every page is read: force means execute
-            check=check,
-            siblings=shown if record is not None and record.key == memo.sibling else [],
-        )
+        asked.append((state, memo, memo.mode == "force"))  # every page is read: force runs
+        memos[docname] = memo
+    lookup.judge(asked, given)
+    states = [state for state, _memo, _forced in asked]
+    for state in states:
         if state.verdict not in _RECALLED or (state.record is not None and state.record.artifacts):
             return None
-        memos[docname] = memo
-        states.append(state)
     from ._memory import env_memos
 
     env_memos(env).update(memos)

@@ -13,7 +13,7 @@ opening the database.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, NamedTuple, cast
 
 from ..notebooks.readers import is_notebook
 from ..plan.memo import Memo, not_a_notebook, still_valid
@@ -22,12 +22,17 @@ if TYPE_CHECKING:
     from sphinx.environment import BuildEnvironment
 
     from ..config import Options
+    from ..dependencies import Dependencies
+    from ..notebooks.readers import MdConfig
     from ..plan.environment import Stamp
-    from ..plan.freshness import FileMemo, Freshness
+    from ..plan.freshness import FileMemo
+    from ..plan.lookup import Lookup
     from ..plan.verdicts import PageState
-    from ._state import Rendered
+    from ..records import Record
+    from ._variants import ShownVariant
 
 __all__ = [
+    "Rendered",
     "env_files",
     "env_memos",
     "env_rendered",
@@ -36,6 +41,33 @@ __all__ = [
     "set_env_token",
     "shown",
 ]
+
+
+class Rendered(NamedTuple):
+    """What a page's doctree was built from (kept in the environment)."""
+
+    key: str | None
+    status: str
+    blob: str | None
+    created: float = 0.0  # of the result shown (0: not known)
+    runtime: float = 0.0
+    id: str | None = None  # the result's identity (None: as its key)
+    dependencies: Dependencies | None = None  # what the result shown depended on
+    kernel: str = ""
+
+    def record(self) -> Record:
+        """The result shown, as far as the environment keeps it."""
+        from ..records import Record
+
+        return Record(
+            self.key or "",
+            self.status,  # type: ignore[arg-type]
+            self.blob,
+            runtime=self.runtime,
+            created=self.created,
+            kernel=self.kernel,
+            dependencies=self.dependencies,
+        )
 
 
 def env_memos(env: BuildEnvironment) -> dict[str, Memo]:
@@ -80,15 +112,19 @@ def plan_from_memory(
     env: BuildEnvironment,
     to_read: set[str],
     options: Options,
-    freshness: Freshness,
-    md_config: Any = None,
+    lookup: Lookup,
+    md_config: MdConfig = None,
 ) -> list[PageState] | None:
     """Plan without the database, given that the cache is unchanged since the doctrees agreed
     with it: every other page must still have the size and modification time it was read
     with, and each page to read the code of the result it shows (a prose edit); and what each
-    result shown depended on (files, packages) must be unchanged. None when that does not
-    hold, or cannot be known without looking."""
+    result shown depended on (files, packages) must be unchanged. The results shown are judged
+    by the engine's one lookup, given instead of looked up. None when that does not hold, or
+    cannot be known without looking."""
+    from ..notebooks.pages import Page
+
     memos, rendered = env_memos(env), env_rendered(env)
+    shown_variants: dict[str, list[ShownVariant]] = env.__dict__.get("nbcache_variants", {})
     found = env.found_docs
     others = (name for name in found if name not in to_read)
     for docname in others:
@@ -97,18 +133,21 @@ def plan_from_memory(
         if memo is None or not still_valid(memo, path):
             return None
         seen = rendered.get(docname)
-        if seen is not None and _stale(seen, docname, path, freshness):
+        if seen is not None and _stale(seen, docname, path, lookup):
             return None
+        for variant in shown_variants.get(docname, ()):  # what its nbcache-notebook shows
+            page = Page(docname, Path(variant.path))
+            if lookup.holds(page, variant.dependencies, variant.kernel) is not None:
+                return None
     if not to_read:
         return []  # nothing changed: every verdict of the last build holds
     # prose edits (the rest is loaded only then: a build with nothing changed needs none of it)
     from ..errors import NotebookReadError
-    from ..notebooks.pages import Page
     from ..plan.parse import inspect_page
     from ..plan.verdicts import PageState
-    from ..records import Record
 
-    states = []
+    asked = []
+    given = {}
     for docname in sorted(to_read & set(found)):
         path = Path(env.doc2path(docname))
         if not is_notebook(path, options):
@@ -117,36 +156,28 @@ def plan_from_memory(
         seen = rendered.get(docname)
         if seen is None or seen.status != "ok" or not seen.key or not seen.created:
             return None
-        if _stale(seen, docname, path, freshness):
-            return None
         try:
-            _, _, memo = inspect_page(Page(docname, path), options, md_config)
+            run, memo = inspect_page(Page(docname, path), options, md_config)
         except (NotebookReadError, OSError):
             return None
         if memo.key != seen.key or memo.mode != "cache" or memo.excluded:
             return None
         memos[docname] = memo
-        record = Record(
-            seen.key,
-            "ok",
-            seen.blob,
-            runtime=seen.runtime,
-            created=seen.created,
-            kernel=seen.kernel,
-            dependencies=seen.dependencies,
-        )
-        states.append(PageState(Page(docname, path), "cached", key=memo.key, record=record))
-    return states
+        given[memo.key] = [seen.record()]
+        asked.append((PageState(Page(docname, path), "stale", run=run), memo, False))
+    lookup.judge(asked, given)
+    if any(state.verdict != "cached" for state, _memo, _forced in asked):
+        return None
+    return [state for state, _memo, _forced in asked]
 
 
-def _stale(seen: Rendered, docname: str, path: Path, freshness: Freshness) -> bool:
+def _stale(seen: Rendered, docname: str, path: Path, lookup: Lookup) -> bool:
     """Has anything the result shown depended on changed?"""
-    if seen.dependencies is None and not freshness.options.dependencies:
+    if seen.dependencies is None and not lookup.options.dependencies:
         return False
-    from ..plan.freshness import declared_patterns
+    from ..notebooks.pages import Page
 
-    declared = declared_patterns(docname, freshness.options)
-    return freshness.check(seen.dependencies, seen.kernel, path.parent, declared) is not None
+    return lookup.holds(Page(docname, path), seen.dependencies, seen.kernel) is not None
 
 
 def shown(state: PageState, seen: Rendered | None) -> bool:

@@ -3,12 +3,14 @@
 The directive leaves a placeholder; the table is built at ``doctree-resolved``, when every page
 has been read (also after a parallel read), from ``env.nbcache_rendered`` (what each page was
 rendered from) and the store (run times, dates, failures). A page holding the directive is
-returned from ``env-get-outdated`` on every build, so it is re-read and re-written and its
-table is never older than the other pages.
+written again (not read again: ``env-get-updated``) whenever what the notebook pages show
+changed since its table was last built, so its table is never older than the other pages, and
+a build with nothing changed reads and writes nothing.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
@@ -26,11 +28,19 @@ if TYPE_CHECKING:
     from sphinx.environment import BuildEnvironment
 
     from ..records import Record
-    from ._state import Rendered
+    from ._memory import Rendered
 
-__all__ = ["NbcacheReport", "ReportDirective", "build_table", "setup", "setup_report"]
+__all__ = [
+    "NbcacheReport",
+    "ReportDirective",
+    "build_table",
+    "on_env_get_updated",
+    "setup",
+    "setup_report",
+]
 
 _PAGES_ATTR = "nbcache_report_pages"
+_SHOWN_ATTR = "nbcache_report_shown"  # what the notebook pages showed when tables were built
 _COLUMNS = ("Page", "Status", "Run time", "Last executed", "Details")
 _WIDTHS = (30, 10, 10, 20, 30)
 
@@ -55,17 +65,28 @@ def setup_report(app: Sphinx) -> None:
     skip = (_skip, None)
     app.add_node(NbcacheReport, html=skip, latex=skip, text=skip, man=skip, texinfo=skip)
     app.add_directive("nbcache-report", ReportDirective)
-    app.connect("env-get-outdated", on_env_get_outdated)
+    app.connect("env-get-updated", on_env_get_updated)
     app.connect("env-purge-doc", on_env_purge_doc)
     app.connect("env-merge-info", on_env_merge_info)
     app.connect("doctree-resolved", on_doctree_resolved)
 
 
-def on_env_get_outdated(
-    app: Sphinx, env: BuildEnvironment, added: set[str], changed: set[str], removed: set[str]
-) -> list[str]:
-    """Report pages are always read again: other pages may have changed status."""
-    return sorted((_report_pages(env) & set(env.found_docs)) - removed - changed - added)
+def on_env_get_updated(app: Sphinx, env: BuildEnvironment) -> list[str]:
+    """Report pages are written again when what the notebook pages show has changed."""
+    pages = _report_pages(env) & set(env.found_docs)
+    if not pages:
+        return []
+    rendered = env_rendered(env)
+    shown = sorted(
+        (name, seen.status, seen.id or seen.key or "")
+        for name, seen in rendered.items()
+        if name in env.all_docs
+    )
+    fingerprint = hashlib.sha256(repr(shown).encode()).hexdigest()
+    if env.__dict__.get(_SHOWN_ATTR) == fingerprint:
+        return []
+    env.__dict__[_SHOWN_ATTR] = fingerprint
+    return sorted(pages)
 
 
 def on_env_purge_doc(app: Sphinx, env: BuildEnvironment, docname: str) -> None:
@@ -179,9 +200,7 @@ def _details(record: Record | None) -> nodes.Node:
     if record is None:
         return nodes.Text("")
     if record.failure is not None:
-        failure = record.failure
-        where = f"{record.where()}: " if record.failed_code_cell is not None else ""
-        return nodes.literal(text=f"{where}{failure.summary()}")
+        return nodes.literal(text=record.explain())
     timed = [(t, i) for i, t in enumerate(record.cell_times, 1) if t is not None]
     if len(timed) > 1:
         seconds, cell = max(timed)

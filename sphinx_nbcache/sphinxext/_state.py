@@ -10,7 +10,7 @@ up) its result and merges it; failures become located warnings.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from sphinx.errors import SphinxError
 from sphinx.util import logging
@@ -19,12 +19,14 @@ from sphinx.util.display import status_iterator
 from ..config import Options
 from ..engine.core import Engine
 from ..errors import CorruptCacheError, NotebookExecutionError
-from ..notebooks.hashing import code_cells, notebook_key
+from ..notebooks.hashing import code_cells
 from ..notebooks.pages import Page
 from ..notebooks.readers import is_notebook
 from ..plan.environment import stamp_holds
 from ..plan.memo import not_a_notebook, still_valid
+from ._log import log_ran, log_summary
 from ._memory import (
+    Rendered,
     env_memos,
     env_rendered,
     env_stamp,
@@ -39,11 +41,13 @@ from ._warnings import warn_failure, warn_read_error
 if TYPE_CHECKING:
     from sphinx.environment import BuildEnvironment
 
+    from ..notebooks.readers import MdConfig
+    from ..notebooks.runnable import Runnable
     from ..plan.freshness import FileMemo
     from ..plan.verdicts import PageState
-    from ..records import Dependencies, Record
+    from ..records import Record
 
-__all__ = ["BuildNotebookError", "BuildState", "Rendered"]
+__all__ = ["BuildNotebookError", "BuildState"]
 
 logger = logging.getLogger("sphinx_nbcache")
 
@@ -57,24 +61,15 @@ class BuildNotebookError(NotebookExecutionError, SphinxError):
     ``category`` heads the message instead of a traceback)."""
 
 
-class Rendered(NamedTuple):
-    """What a page's doctree was built from (kept in the environment)."""
-
-    key: str | None
-    status: str
-    blob: str | None
-    created: float = 0.0  # of the result shown (0: not known)
-    runtime: float = 0.0
-    id: str | None = None  # the result's identity (None: as its key)
-    dependencies: Dependencies | None = None  # what the result shown depended on
-    kernel: str = ""
-
-
 class BuildState:
     """Everything sphinx-nbcache knows during one build of one app."""
 
     def __init__(
-        self, options: Options, root: Path, md_config: Any = None, files: FileMemo | None = None
+        self,
+        options: Options,
+        root: Path,
+        md_config: MdConfig = None,
+        files: FileMemo | None = None,
     ) -> None:
         self.options = options
         self.engine = Engine(options, root=root, md_config=md_config, warn=self._warn, files=files)
@@ -111,7 +106,7 @@ class BuildState:
             freshness.environment_unchanged = holds
             try:
                 states = plan_from_memory(
-                    env, to_read, self.options, freshness, self.engine.md_config
+                    env, to_read, self.options, self.engine.lookup, self.engine.md_config
                 )
             finally:  # results from the store are always checked against the environment
                 freshness.environment_unchanged = False
@@ -145,7 +140,7 @@ class BuildState:
         from ._variants import plan_for_reading
 
         again |= plan_for_reading(self, env, to_read | again)
-        self.engine.start(states)
+        self.engine.start([*states, *self.variants.values()])  # ordered together
         logger.debug(
             f"nbcache: planned {len(states)} notebook pages in {self.engine.plan_seconds:.3f} s"
         )
@@ -162,7 +157,7 @@ class BuildState:
             self.engine.root,
             env,
             self.options,
-            self.engine.freshness,
+            self.engine.lookup,
             self.engine.md_config,
         )
         if recalled is None:
@@ -279,14 +274,14 @@ class BuildState:
         if planned is not None and planned.verdict == "unreadable":  # warned; never execute
             rendered[docname] = Rendered(None, "off", None)
             return notebook, None
-        key = planned.key if planned is not None and planned.key else notebook_key(notebook, own)
         page = Page(docname, path or Path(docname))
-        record, merged = self._result(page, key, notebook, own)
+        run = self._runnable(env, page, notebook, own, planned)
+        record, merged = self._result(run, notebook)
         from ..notebooks.scraps import hide_payloads
 
         hide_payloads(merged)  # scrapbook's data: read from the cache, not rendered
         rendered[docname] = Rendered(
-            key,
+            run.key,
             record.status,
             record.blob,
             record.created,
@@ -309,21 +304,38 @@ class BuildState:
             "traceback": None,  # reported by us, located at the cell; not in a reports file
         }
 
-    def _result(self, page: Page, key: str, notebook: Any, own: Options) -> tuple[Record, Any]:
-        if page.name in self._from_memory:  # the blob alone: the database stays closed
-            self._from_memory.discard(page.name)
-            planned = self.planned[page.name]
-            assert planned.record is not None
-            from ..notebooks.merge import merge_outputs
-            from ..store._blobs import read_outputs
+    def _runnable(
+        self,
+        env: BuildEnvironment,
+        page: Page,
+        notebook: Any,
+        own: Options,
+        planned: PageState | None,
+    ) -> Runnable:
+        """What runs for the page being read: as planned (keyed then), else keyed now."""
+        from ..notebooks.runnable import Runnable, runnable
 
+        if planned is not None and planned.run is not None:
+            return planned.run
+        memo = env_memos(env).get(page.name)
+        if planned is not None and planned.key and memo is not None and memo.key == planned.key:
+            return Runnable(page, notebook, own, planned.key, memo.sibling or "")
+        return runnable(notebook, page, self.options)
+
+    def _result(self, run: Runnable, notebook: Any) -> tuple[Record, Any]:
+        from ..engine.results import merged
+
+        name = run.page.name
+        if name in self._from_memory:  # the blob alone: the database stays closed
+            self._from_memory.discard(name)
+            planned = self.planned[name]
+            assert planned.record is not None
             try:
-                stored = read_outputs(self.engine.blobs, planned.record.blob)
-                return planned.record, merge_outputs(notebook, stored)
+                return planned.record, merged(planned.record, notebook, self.engine.blobs)
             except CorruptCacheError:  # removed since planning, or damaged: ask the database
-                planned.record = None
+                del self.planned[name]
         try:
-            return self.engine.result(page, key, notebook, own, on_record=self.log_ran)
+            return self.engine.result(run, notebook, on_record=self.log_ran)
         except NotebookExecutionError as exc:
             raise BuildNotebookError(exc.page, exc.message) from None
 
@@ -335,7 +347,7 @@ class BuildState:
     ) -> None:
         warn_failure(docname, path, notebook, record, cached, self.options.show_traceback)
         if self.options.raise_on_error and record.failure is not None:
-            raise BuildNotebookError(docname, record.failure.summary())
+            raise BuildNotebookError(docname, record.explain())
 
     def warn_unreadable(self, docname: str) -> bool:
         """Warn about a page that cannot be read; True if it was unreadable."""
@@ -348,20 +360,7 @@ class BuildState:
     # -- reporting ----------------------------------------------------------------------------
 
     def log_ran(self, record: Record) -> None:
-        status = (
-            "ok" if record.ok else f"failed: {record.failure.summary() if record.failure else ''}"
-        )
-        logger.info(f"nbcache: ran {record.page} in {record.runtime:.2f} s ({status})")
-        why = record.dependencies.untraced if record.dependencies is not None else None
-        if why and record.page:
-            logger.warning(
-                f"nbcache: could not watch what this notebook reads ({why}): its cached result "
-                "will not run again when files it reads or modules it imports change; declare "
-                "them in nbcache_dependencies, or see why the kernel refused the tracer",
-                location=record.page,
-                type="nbcache",
-                subtype="untraced",
-            )
+        log_ran(record)
 
     def finish(self, cancel: bool) -> None:
         """Stop executing, keep the cache within its limits, print the summary line."""
@@ -374,26 +373,4 @@ class BuildState:
             evicted = []
         if evicted:
             logger.info(f"nbcache: evicted {len(evicted)} least recently used results")
-        executed = engine.executed
-        failed = sum(1 for r in executed if not r.ok)
-        ran = {r.key for r in (*executed, *engine.waited)}  # damaged entries run again too
-        cached = sum(
-            1
-            for s in self.planned.values()
-            if s.verdict in ("cached", "failed") and s.key not in ran
-        )
-        elsewhere = f", {len(engine.waited)} executed by another build" if engine.waited else ""
-        most = engine.most_at_once
-        at_once = f", at most {most} at once" if executed and most else ""
-        if executed or cached or elsewhere:
-            import time
-
-            kernel_time = sum(r.runtime for r in executed)
-            wall = time.perf_counter() - engine.started
-            logger.info(
-                f"nbcache: {len(executed)} executed ({failed} failed, {kernel_time:.1f} s of "
-                f"kernel time{at_once}), {cached} from cache{elsewhere}; {wall:.1f} s since "
-                "planning, "
-                f"of which {engine.plan_seconds:.2f} s planning and {engine.waited_seconds:.1f} s "
-                "reading waited for results"
-            )
+        log_summary(engine, self.planned.values())

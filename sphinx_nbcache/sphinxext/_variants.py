@@ -20,6 +20,7 @@ from docutils.parsers.rst import directives
 from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 
+from .._json import canonical_json
 from ..errors import NbcacheError
 from ..notebooks.pages import Page
 
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from sphinx.application import Sphinx
     from sphinx.environment import BuildEnvironment
 
+    from ..dependencies import Dependencies
     from ..plan.verdicts import PageState
     from ._state import BuildState
 
@@ -45,6 +47,8 @@ class ShownVariant(NamedTuple):
     path: str  # the source notebook (absolute)
     parameters: str  # canonical JSON
     id: str  # the result shown
+    dependencies: Dependencies | None = None  # what that result depended on
+    kernel: str = ""
 
 
 def env_variants(env: BuildEnvironment) -> dict[str, list[ShownVariant]]:
@@ -53,7 +57,7 @@ def env_variants(env: BuildEnvironment) -> dict[str, list[ShownVariant]]:
 
 
 def _canonical(parameters: dict[str, Any]) -> str:
-    return json.dumps(parameters, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return canonical_json(parameters)
 
 
 def _page(state: BuildState, path: Path) -> Page:
@@ -86,7 +90,6 @@ def plan_for_reading(state: BuildState, env: BuildEnvironment, to_read: set[str]
     if not shown and not to_read:
         return again
     from ..workflows.variants import parse_parameters, scan
-    from ..workflows.variants import start as start_variants
 
     for docname, variants in sorted(shown.items()):
         if docname in to_read or docname not in env.found_docs:
@@ -112,7 +115,6 @@ def plan_for_reading(state: BuildState, env: BuildEnvironment, to_read: set[str]
                 _plan(state, path, parse_parameters(ref.parameters, docname))
             except (NbcacheError, OSError):
                 continue  # the directive warns, at its line
-    start_variants(state.engine, [s for s in state.variants.values() if s.stale])
     return again
 
 
@@ -125,7 +127,6 @@ class NotebookDirective(SphinxDirective):
     option_spec = {"parameters": directives.unchanged}  # noqa: RUF012 (docutils' API)
 
     def run(self) -> list[nodes.Node]:
-        from ..plan.freshness import DECLARED, VARIANTS
         from ..workflows.variants import parse_parameters, variant_result
         from . import _mystnb
 
@@ -154,17 +155,24 @@ class NotebookDirective(SphinxDirective):
             )
             return []
         env_variants(self.env).setdefault(self.env.docname, []).append(
-            ShownVariant(str(path.resolve()), _canonical(parameters), record.id)
+            ShownVariant(
+                str(path.resolve()),
+                _canonical(parameters),
+                record.id,
+                record.dependencies,
+                record.kernel,
+            )
         )
         if record.dependencies is not None:  # Sphinx reads this page again when they change
-            for file, _digest in record.dependencies.files:
-                if not file.startswith((DECLARED, VARIANTS)):
-                    self.env.note_dependency(str(path.parent / file))
+            for entry, _digest in record.dependencies.entries():
+                watched = entry.path(path.parent, state.engine.root)
+                if entry.kind.watched and watched is not None and watched.is_file():
+                    self.env.note_dependency(str(watched))
         if record.failure is not None:
             text = record.failure.traceback if state.options.show_traceback else ""
             logger.warning(
-                f"{DIRECTIVE}: {relative} with {parameters} failed in {record.where()}: "
-                f"{record.failure.summary()}" + (f"\n{text}" if text else ""),
+                f"{DIRECTIVE}: {relative} with {parameters} {record.explain()}"
+                + (f"\n{text}" if text else ""),
                 location=location,
                 type="nbcache",
                 subtype="variant",

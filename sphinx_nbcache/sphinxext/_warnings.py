@@ -56,7 +56,7 @@ def warn_failure(
     where = record.where()
     if record.failed_code_cell is None and failure.cell_index is not None:  # imported results
         where = f"code cell {len(code_cells({'cells': notebook.cells[: failure.cell_index + 1]}))}"
-    message = f"notebook execution failed in {where}: {failure.summary()}"
+    message = f"notebook execution {record.explain(where)}"
     if cached:
         message += (
             " (cached failure, not re-executed: change the code or set"

@@ -22,88 +22,35 @@ fsspec reaches), ``_housekeeping`` (eviction, pruning, garbage collection), ``_a
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._layout import BLOBS_DIR, DB_NAME
-from ._location import StoreLocation
+from ._location import StoreLocation, make_blobs, make_database, open_store
 
 if TYPE_CHECKING:
     from ._archive import ImportReport, export_archive, import_archive, merge_record
-    from ._blobs import Blobs
-    from ._database import Database
+    from ._blobs import Blobs, read_outputs
     from ._housekeeping import GRACE_SECONDS
     from ._store import Store
+    from .jupyter_cache import import_jupyter_cache
 
 __all__ = [
     "BLOBS_DIR",
     "DB_NAME",
     "GRACE_SECONDS",
+    "Blobs",
     "ImportReport",
     "Store",
     "StoreLocation",
     "export_archive",
     "import_archive",
+    "import_jupyter_cache",
     "make_blobs",
     "make_database",
     "merge_record",
     "open_store",
+    "read_outputs",
 ]
-
-
-def make_database(url: str | None, cache_path: str | Path) -> Database:
-    """The database at ``url``; None or a ``sqlite:///`` URL of ``<cache>/nbcache.db``: the
-    embedded SQLite back-end in ``cache_path``."""
-    from ._sqlite import SqliteDatabase
-
-    if url is None:
-        return SqliteDatabase(Path(cache_path))
-    if url.startswith("sqlite:///") and url.endswith(f"/{DB_NAME}"):
-        return SqliteDatabase(Path(url[len("sqlite:///") : -len(DB_NAME)]))
-    from ._database import Database
-
-    return Database(url)
-
-
-def make_blobs(
-    url: str | None, cache_path: str | Path, options: Mapping[str, Any] | None = None
-) -> Blobs:
-    """The blobs at ``url``: None -> ``<cache>/blobs``; a local path or ``file://`` URL -> that
-    folder; anything else -> fsspec with ``options`` (endpoint, credentials)."""
-    from ._blobs import LocalBlobs
-
-    if url is None:
-        return LocalBlobs(Path(cache_path) / BLOBS_DIR)
-    if url.startswith("file://"):
-        return LocalBlobs(Path(url[len("file://") :]))
-    if "://" not in url:
-        return LocalBlobs(Path(os.path.expanduser(url)))
-    from ._fsspec import FsspecBlobs
-
-    return FsspecBlobs(url, options)
-
-
-def open_store(
-    cache_path: str | Path,
-    database: str | None = None,
-    blobs: str | None = None,
-    blobs_options: Mapping[str, Any] | None = None,
-    *,
-    read_only: bool = False,
-) -> Store:
-    """A store from its URLs (nothing is connected until first use); ``read_only`` creates
-    and repairs nothing (a store that is not there reads as empty)."""
-    from ._store import Store
-
-    root = Path(cache_path) if database is None and blobs is None else None
-    return Store(
-        root,
-        database=make_database(database, cache_path),
-        blobs=make_blobs(blobs, cache_path, blobs_options),
-        read_only=read_only,
-    )
 
 
 def __getattr__(name: str) -> Any:
@@ -115,6 +62,14 @@ def __getattr__(name: str) -> Any:
         from ._housekeeping import GRACE_SECONDS
 
         return GRACE_SECONDS
+    if name == "import_jupyter_cache":
+        from .jupyter_cache import import_jupyter_cache
+
+        return import_jupyter_cache
+    if name in ("Blobs", "read_outputs"):
+        from . import _blobs
+
+        return getattr(_blobs, name)
     if name in ("ImportReport", "export_archive", "import_archive", "merge_record"):
         from . import _archive
 

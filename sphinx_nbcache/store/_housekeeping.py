@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, or_, select
 
+from ._layout import CHUNK
 from ._schema import pages, results
 
 if TYPE_CHECKING:
@@ -95,7 +96,6 @@ def prune(store: Store, keep_pages: Iterable[str], grace: float = GRACE_SECONDS)
 def _delete_unused(store: Store, ids: list[str], cutoff: float) -> list[str]:
     """Delete these results unless used or stored since ``cutoff`` (checked in SQL, so a
     concurrent ``touch`` wins)."""
-    from ._store import CHUNK
 
     deleted: list[str] = []
     with store.db.write() as conn:

@@ -7,6 +7,7 @@ which :meth:`StoreLocation.open` loads when a build does need the records.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,9 +16,10 @@ from ._layout import BLOBS_DIR, DB_NAME
 
 if TYPE_CHECKING:
     from ._blobs import Blobs
+    from ._database import Database
     from ._store import Store
 
-__all__ = ["StoreLocation"]
+__all__ = ["StoreLocation", "make_blobs", "make_database", "open_store"]
 
 
 class StoreLocation:
@@ -62,8 +64,6 @@ class StoreLocation:
 
     def open_blobs(self) -> Blobs:
         """The blobs (nothing is connected until first use)."""
-        from . import make_blobs
-
         return make_blobs(self.blobs, self.cache_path, self.blobs_options)
 
     def local_token(self) -> str | None:
@@ -78,8 +78,59 @@ class StoreLocation:
 
     def open(self, *, read_only: bool = False) -> Store:
         """The store (nothing is connected until first use)."""
-        from . import open_store
-
         return open_store(
             self.cache_path, self.database, self.blobs, self.blobs_options, read_only=read_only
         )
+
+
+def make_database(url: str | None, cache_path: str | Path) -> Database:
+    """The database at ``url``; None or a ``sqlite:///`` URL of ``<cache>/nbcache.db``: the
+    embedded SQLite back-end in ``cache_path``."""
+    from ._sqlite import SqliteDatabase
+
+    if url is None:
+        return SqliteDatabase(Path(cache_path))
+    if url.startswith("sqlite:///") and url.endswith(f"/{DB_NAME}"):
+        return SqliteDatabase(Path(url[len("sqlite:///") : -len(DB_NAME)]))
+    from ._database import Database
+
+    return Database(url)
+
+
+def make_blobs(
+    url: str | None, cache_path: str | Path, options: Mapping[str, Any] | None = None
+) -> Blobs:
+    """The blobs at ``url``: None -> ``<cache>/blobs``; a local path or ``file://`` URL -> that
+    folder; anything else -> fsspec with ``options`` (endpoint, credentials)."""
+    from ._blobs import LocalBlobs
+
+    if url is None:
+        return LocalBlobs(Path(cache_path) / BLOBS_DIR)
+    if url.startswith("file://"):
+        return LocalBlobs(Path(url[len("file://") :]))
+    if "://" not in url:
+        return LocalBlobs(Path(os.path.expanduser(url)))
+    from ._fsspec import FsspecBlobs
+
+    return FsspecBlobs(url, options)
+
+
+def open_store(
+    cache_path: str | Path,
+    database: str | None = None,
+    blobs: str | None = None,
+    blobs_options: Mapping[str, Any] | None = None,
+    *,
+    read_only: bool = False,
+) -> Store:
+    """A store from its URLs (nothing is connected until first use); ``read_only`` creates
+    and repairs nothing (a store that is not there reads as empty)."""
+    from ._store import Store
+
+    root = Path(cache_path) if database is None and blobs is None else None
+    return Store(
+        root,
+        database=make_database(database, cache_path),
+        blobs=make_blobs(blobs, cache_path, blobs_options),
+        read_only=read_only,
+    )

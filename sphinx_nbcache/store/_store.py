@@ -6,7 +6,6 @@ dialect; what only SQLite needs lives in ``_sqlite``.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -16,25 +15,16 @@ from sqlalchemy import delete, select, update
 
 from ..errors import StoreError
 from ..notebooks.hashing import KEY_PATTERN
-from ..records import Artifact, Dependencies, Failure, Outputs, Record, canonical_json
+from ..notebooks.runnable import variant_of
+from ..records import Artifact, Outputs, Record
 from ._blobs import Blobs, LocalBlobs, outputs_bytes, read_outputs
 from ._database import Database, upsert
-from ._layout import BLOBS_DIR
+from ._layout import BLOBS_DIR, CHUNK
+from ._rows import to_record, to_row
 from ._schema import pages, results, sources
 from ._sqlite import SqliteDatabase
 
-__all__ = ["CHUNK", "Store", "variant_of"]
-
-CHUNK = 500  # values per IN (...) query, well under every database's variable limit
-
-
-def variant_of(parameters: Mapping[str, Any] | None) -> str:
-    """The page variant a set of parameters makes ("" for the page as written)."""
-    if not parameters:
-        return ""
-    import hashlib
-
-    return hashlib.sha256(canonical_json(dict(parameters)).encode("utf-8")).hexdigest()
+__all__ = ["Store"]
 
 
 class Store:
@@ -110,7 +100,7 @@ class Store:
                 chunk = wanted[start : start + CHUNK]
                 query = select(results).where(results.c.key.in_(chunk))
                 for row in conn.execute(query.order_by(results.c.created.desc())):
-                    record = _to_record(row._mapping)
+                    record = to_record(row._mapping)
                     if record is not None:
                         found.setdefault(record.key, []).append(record)
         return found
@@ -127,7 +117,7 @@ class Store:
             return None
         with self.db.read() as conn:
             row = conn.execute(select(results).where(results.c.id == result_id)).first()
-        return None if row is None else _to_record(row._mapping)
+        return None if row is None else to_record(row._mapping)
 
     def records(self) -> list[Record]:
         """Every record, most recently used first."""
@@ -135,7 +125,7 @@ class Store:
             return []
         with self.db.read() as conn:
             rows = conn.execute(select(results).order_by(results.c.last_used.desc()))
-            return [r for r in (_to_record(row._mapping) for row in rows) if r is not None]
+            return [r for r in (to_record(row._mapping) for row in rows) if r is not None]
 
     def put(
         self,
@@ -165,7 +155,7 @@ class Store:
             blob=stored, artifacts=kept, created=created, last_used=record.last_used or created
         )
         with self.db.write() as conn:
-            upsert(conn, results, [_to_row(record, size)], ["id"])
+            upsert(conn, results, [to_row(record, size)], ["id"])
             if record.page:
                 shown = variant_of(record.parameters) if variant is None else variant
                 _set_page(conn, record.page, shown, record)
@@ -252,7 +242,7 @@ class Store:
         with self.db.read() as conn:
             query = select(results).where(results.c.page == page, results.c.parameters.is_not(None))
             rows = conn.execute(query.order_by(results.c.created.desc()))
-            return [r for r in (_to_record(row._mapping) for row in rows) if r is not None]
+            return [r for r in (to_record(row._mapping) for row in rows) if r is not None]
 
     def forget_pages(self, names: Iterable[str]) -> None:
         names = sorted(set(names))
@@ -342,72 +332,3 @@ class Store:
 def _set_page(conn: Any, page: str, variant: str, record: Record) -> None:
     row = {"page": page, "variant": variant, "id": record.id, "key": record.key}
     upsert(conn, pages, [{**row, "updated": time.time()}], ["page", "variant"])
-
-
-def _json(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, ensure_ascii=False)
-
-
-def _flag(value: bool | None) -> int | None:
-    return None if value is None else int(value)
-
-
-def _to_row(record: Record, size: int) -> dict[str, Any]:
-    return {
-        "id": record.id,
-        "key": record.key,
-        "status": record.status,
-        "blob": record.blob,
-        "size": size + sum(a.size for a in record.artifacts),
-        "runtime": record.runtime,
-        "cell_times": json.dumps(list(record.cell_times)),
-        "kernel": record.kernel,
-        "timeout": record.timeout,
-        "failure": _json(record.failure.to_json() if record.failure else None),
-        "page": record.page,
-        "created": record.created,
-        "last_used": record.last_used,
-        "allow_errors": _flag(record.allow_errors),
-        "raised": _flag(record.raised),
-        "parameters": _json(None if record.parameters is None else dict(record.parameters)),
-        "dependencies": _json(record.dependencies.to_json() if record.dependencies else None),
-        "artifacts": _json([a.to_json() for a in record.artifacts] or None),
-    }
-
-
-def _to_record(row: Any) -> Record | None:
-    """A row as a Record; None for a row that fails validation (treated as absent)."""
-    try:
-        if not KEY_PATTERN.fullmatch(row["key"]) or row["status"] not in ("ok", "failed", "error"):
-            return None
-        if row["blob"] is not None and not KEY_PATTERN.fullmatch(row["blob"]):
-            return None
-        failure = Failure.from_json(json.loads(row["failure"])) if row["failure"] else None
-        parameters = json.loads(row["parameters"]) if row["parameters"] else None
-        dependencies = json.loads(row["dependencies"]) if row["dependencies"] else None
-        artifacts = json.loads(row["artifacts"]) if row["artifacts"] else []
-        record = Record(
-            key=row["key"],
-            status=row["status"],
-            blob=row["blob"],
-            runtime=float(row["runtime"]),
-            cell_times=tuple(json.loads(row["cell_times"] or "[]")),
-            kernel=row["kernel"],
-            timeout=row["timeout"],
-            failure=failure,
-            page=row["page"],
-            created=float(row["created"]),
-            last_used=float(row["last_used"]),
-            allow_errors=None if row["allow_errors"] is None else bool(row["allow_errors"]),
-            raised=None if row["raised"] is None else bool(row["raised"]),
-            parameters=parameters if isinstance(parameters, dict) else None,
-            dependencies=Dependencies.from_json(dependencies) if dependencies else None,
-            artifacts=tuple(Artifact.from_json(a) for a in artifacts),
-        )
-        if record.id != row["id"] or any(
-            not KEY_PATTERN.fullmatch(a.blob) for a in record.artifacts
-        ):
-            return None  # a row whose identity does not match its content: tampered
-        return record
-    except (ValueError, TypeError, KeyError, AttributeError):
-        return None

@@ -16,16 +16,19 @@ import sqlite3
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nbformat
 
-from ..config import Options
 from ..errors import ArchiveError
-from ..notebooks.hashing import kernel_name, notebook_key
-from ..notebooks.merge import outputs_of
-from ..records import Record
-from . import ImportReport, Store, merge_record
+from ..notebooks.merge import result_of
+from ..notebooks.pages import Page
+from ..notebooks.runnable import runnable
+from ._archive import ImportReport, merge_record
+
+if TYPE_CHECKING:
+    from ..config import Options
+    from ._store import Store
 
 __all__ = ["find_jupyter_cache", "import_jupyter_cache"]
 
@@ -71,20 +74,19 @@ def import_jupyter_cache(
         except (OSError, ValueError, UnicodeDecodeError) as exc:
             report.rejected.append((hashkey, f"cannot read {file.name}: {exc}"))
             continue
-        own = options.for_notebook(notebook.get("metadata", {}))
+        name = page_name(str(row["uri"]))
+        run = runnable(notebook, Page(name, Path(str(row["uri"]))), options)
         created = _timestamp(row["created"])
-        record = Record(
-            key=notebook_key(notebook, own),
-            status="ok",
-            blob=None,
+        record, outputs = result_of(
+            notebook,
+            run.key,
+            run.options,
             runtime=_seconds(row["data"]),
-            kernel=kernel_name(notebook, own),
-            timeout=own.timeout,
-            page=page_name(str(row["uri"])),
+            page=name,
             created=created,
             last_used=max(created, _timestamp(row["accessed"])),
         )
-        merge_record(store, record, outputs_of(notebook), report)
+        merge_record(store, record, outputs, report)
     return report
 
 

@@ -10,7 +10,9 @@ A call prepares the notebook (:mod:`sphinx_nbcache.notebooks.functions`), keys i
 options, parameters), and looks the key up: a result whose recorded dependencies still hold
 answers without a kernel. Otherwise the engine executes it in a fresh kernel, exactly as a
 page, and stores it (under the page's name, as a variant of its parameters). Identical calls
-in flight in one process are joined; across processes the lease of the key is (as for pages).
+in flight are joined by the engine; across processes the lease of the key is (as for pages).
+A :class:`Caller` keeps one engine (and its executor, its warm kernels) for all its calls:
+the REST endpoint's calls share one.
 
 Works inside a notebook too (one notebook calling another): paths are relative to the current
 folder, and during a build the build's own cache is used. A failure raises
@@ -20,10 +22,6 @@ folder, and during a build the build's own cache is used. A failure raises
 
 from __future__ import annotations
 
-import concurrent.futures
-import dataclasses
-import hashlib
-import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -32,17 +30,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CallTimeoutError, NotebookCallError, NotebookExecutionError, NotFoundError
-from ..notebooks.functions import SKIP_TAG, Signature, prepare, returned, signature
+from ..execute.inkernel import Tracer
+from ..notebooks.functions import SKIP_TAG, Signature, returned, signature
+from ..notebooks.runnable import runnable
+from ..plan.parse import inspect_page
+from .depend import depend_on, unrecorded
 
 if TYPE_CHECKING:
     import nbformat
 
-    from ..api import Cache
+    from ..engine.cache import ProjectCache
     from ..engine.core import Engine
     from ..notebooks.pages import Page
     from ..records import Record
 
-__all__ = ["CallResult", "Caller", "call_variant", "current_result", "run", "run_notebook"]
+__all__ = ["CallResult", "Caller", "run", "run_notebook"]
 
 
 @dataclass(frozen=True)
@@ -67,21 +69,19 @@ class CallResult:
         }
 
 
-def call_variant(parameters: Mapping[str, Any]) -> str:
-    """The ``pages`` row a call's result is kept as (distinct from a rendered variant's)."""
-    from ..store._store import variant_of
-
-    return "call:" + (variant_of(parameters) or hashlib.sha256(b"{}").hexdigest())
-
-
 class Caller:
-    """Calls the notebooks of one cache's project; thread-safe. Identical calls (same key)
-    in flight at once run once: the later ones wait for the first."""
+    """Calls the notebooks of one cache's project, on one engine kept for all the calls (its
+    executor and warm kernels too); thread-safe. Identical calls (same key) in flight at once
+    run once: the engine joins them. :meth:`close` stops its kernels."""
 
-    def __init__(self, cache: Cache) -> None:
+    def __init__(self, cache: ProjectCache, jobs: int = 0) -> None:
         self.cache = cache
-        self._lock = threading.Lock()
-        self._running: dict[str, concurrent.futures.Future[CallResult]] = {}
+        options = cache.options
+        if jobs:
+            options = options._replace(jobs=jobs, max_jobs=jobs, prestart=min(jobs, 2))
+        self.engine: Engine = cache.engine(options)
+        self.engine.planned_at = time.time()
+        self._closing = threading.Lock()
 
     def page(self, target: str | Path) -> Page:
         page = self.cache.page(target)
@@ -91,11 +91,9 @@ class Caller:
 
     def signature(self, target: str | Path) -> Signature:
         """The parameters ``target`` declares and whether it returns a value."""
-        from ..plan.parse import inspect_page
-
         page = self.page(target)
-        notebook, _own, _memo = inspect_page(page, self.cache.options, self.cache.project.md_config)
-        return signature(notebook, page.name)
+        run, _memo = inspect_page(page, self.cache.options, self.cache.project.md_config)
+        return signature(run.notebook, page.name)
 
     def call(
         self,
@@ -104,122 +102,43 @@ class Caller:
         *,
         timeout: float | None = None,
         force: bool = False,
-        executing: threading.Semaphore | None = None,
     ) -> CallResult:
-        """Call ``target`` with ``parameters``; from the cache unless ``force``.
-
-        ``timeout`` is the per-cell limit (default: the notebook's own). ``executing`` is
-        acquired around an execution (not around a cache hit): it bounds how many run at once.
-        """
-        from ..notebooks.hashing import notebook_key
-        from ..plan.parse import inspect_page
-        from .reads import _depend_on, _unrecorded
-
+        """Call ``target`` with ``parameters``; from the cache unless ``force``. ``timeout``
+        is the per-cell limit (default: the notebook's own)."""
         begin = time.perf_counter()
         given = dict(parameters or {})
         page = self.page(target)
-        cache = self.cache
-        with _unrecorded():  # inside a notebook: the caller depends on its code (below)
-            notebook, own, _memo = inspect_page(page, cache.options, cache.project.md_config)
-        if timeout is not None:
-            own = own._replace(timeout=timeout)
-        prepared = prepare(notebook, given, path=page.name, call=True)
-        key = notebook_key(prepared, own, given)
-        if not force:
-            with _unrecorded():
-                found = self._lookup(page, key, notebook, own.timeout)
-            if found is not None:
-                if "_nbcache_trace" in sys.modules:
-                    _depend_on(page, found, cache.options)
-                return self._answer(page, prepared, notebook, found, True, begin, given)
-        with self._lock:
-            running = self._running.get(key)
-            mine = running is None
-            if running is None:
-                running = self._running[key] = concurrent.futures.Future()
-        if not mine:
-            joined = running.result()
-            return dataclasses.replace(joined, seconds=time.perf_counter() - begin)
-        try:
-            if executing is not None:
-                executing.acquire()
-            try:
-                with _unrecorded():
-                    record = self._execute(page, key, prepared, own, given)
-                if "_nbcache_trace" in sys.modules:
-                    _depend_on(page, record, cache.options)
-            finally:
-                if executing is not None:
-                    executing.release()
-            result = self._answer(page, prepared, notebook, record, False, begin, given)
-        except BaseException as exc:
-            running.set_exception(exc)
-            raise
-        else:
-            running.set_result(result)
-            return result
-        finally:
-            with self._lock:
-                self._running.pop(key, None)
+        tracer = Tracer.current()
+        with unrecorded(tracer):  # inside a notebook: the caller depends on its code (below)
+            source, _memo = inspect_page(page, self.cache.options, self.cache.project.md_config)
+            run = runnable(source.notebook, page, self.cache.options, given, call=True)
+            if timeout is not None:
+                run = run._replace(options=run.options._replace(timeout=timeout))
+            state = self.engine.current(run, force=force)
+            cached = state.verdict in ("cached", "failed")
+            record, merged = self.engine.result(run, copy_nb=True)
+        if tracer is not None:
+            depend_on(tracer, page, source.key, record, self.engine.freshness)
+        return self._answer(page, source.notebook, record, merged, cached, begin, given)
 
-    def _lookup(self, page: Page, key: str, notebook: Any, timeout: float | None) -> Record | None:
-        engine = self.cache.engine()
-        return current_result(engine, page, key, notebook, timeout)
-
-    def _execute(
-        self,
-        page: Page,
-        key: str,
-        prepared: nbformat.NotebookNode,
-        own: Any,
-        given: dict[str, Any],
-    ) -> Record:
-        from ..plan.verdicts import PageState
-
-        engine = self.cache.engine(self.cache.options)
-        state = PageState(
-            page,
-            "stale",
-            key=key,
-            options=own,
-            notebook=prepared,
-            parameters=given,
-            variant=call_variant(given),
-        )
-        state.seen = tuple(r.id for r in self.cache.store.lookup([key]).get(key, []))
-        engine.planned_at = time.time()
-        try:
-            engine.submit(state)
-            outcome = engine.wait(key)
-        finally:
-            engine.finish(evict=False, close=False)
-        if outcome is None:
-            raise NotebookExecutionError(page.name, "the call did not run")
-        return outcome.record
+    def close(self) -> None:
+        """Stop the engine's kernels (the cache stays open)."""
+        with self._closing:
+            self.engine.finish(evict=False, close=False)
 
     def _answer(
         self,
         page: Page,
-        prepared: nbformat.NotebookNode,
         source: nbformat.NotebookNode,
         record: Record,
+        merged: nbformat.NotebookNode,
         cached: bool,
         begin: float,
         given: dict[str, Any],
     ) -> CallResult:
-        from ..notebooks.merge import assume_language, merge_outputs
-
         failure = record.failure
         if record.status == "error" or (failure is not None and record.blob is None):
-            reason = failure.summary() if failure is not None else "it could not run"
-            raise NotebookExecutionError(page.name, f"the notebook could not run: {reason}")
-        if record.blob is not None:
-            merged = merge_outputs(
-                prepared, self.cache.outputs(record), copy_nb=True, where=f"result {record.id[:10]}"
-            )
-        else:
-            merged = prepared
-            assume_language(merged, record.kernel)
+            raise NotebookExecutionError(page.name, f"the notebook {record.explain()}")
         if failure is not None:
             cell = _source_cell(source, failure.code_cell, bool(given))
             error = CallTimeoutError if failure.kind == "timeout" else NotebookCallError
@@ -228,33 +147,6 @@ class Caller:
         return CallResult(
             value, cached, record, merged, time.perf_counter() - begin, page.name, given
         )
-
-
-def current_result(
-    engine: Engine,
-    page: Page,
-    key: str,
-    notebook: Any,
-    timeout: float | None,
-    candidates: list[Record] | None = None,
-) -> Record | None:
-    """A stored result of ``key`` that still holds (what it read and ran on is unchanged);
-    a timeout is retried when the limit is now longer. ``candidates``: already looked up."""
-    from ..plan.freshness import declared_patterns
-
-    declared = declared_patterns(page.name, engine.options, notebook)
-    if candidates is None:
-        candidates = engine.store.lookup([key]).get(key, [])
-    for record in candidates:
-        if record.status == "error":
-            continue
-        failure = record.failure
-        longer = timeout is None or (record.timeout is not None and timeout > record.timeout)
-        if failure is not None and failure.kind == "timeout" and longer:
-            continue  # a longer limit may let it finish
-        if engine.freshness.stale_reason(record, page.path.parent, declared) is None:
-            return record
-    return None
 
 
 def _source_cell(source: nbformat.NotebookNode, ran: int | None, given: bool) -> int | None:
@@ -278,7 +170,9 @@ def _source_cell(source: nbformat.NotebookNode, ran: int | None, given: bool) ->
     return numbers[ran - 1] if 0 < ran <= len(numbers) else None
 
 
-def _cache_for(target: str | Path, docs: str | Path | None, cache: str | Path | None) -> Cache:
+def _cache_for(
+    target: str | Path, docs: str | Path | None, cache: str | Path | None
+) -> ProjectCache:
     from .reads import open_for
 
     return open_for(target, docs, cache=cache, read_only=False)
@@ -297,7 +191,11 @@ def run_notebook(
     and its record (:class:`CallResult`). The cache is the docs folder's (``docs``: default,
     the folder holding a ``conf.py`` at or above the notebook), or ``cache``."""
     with _cache_for(path, docs, cache) as opened:
-        return Caller(opened).call(path, parameters, timeout=timeout, force=force)
+        caller = Caller(opened)
+        try:
+            return caller.call(path, parameters, timeout=timeout, force=force)
+        finally:
+            caller.close()
 
 
 def run(path: str | Path, /, **parameters: Any) -> Any:

@@ -23,7 +23,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from .._json import canonical_json
+from ..dependencies import register
 from ..errors import ParameterError
+from ..notebooks.parameters import mapping
 
 if TYPE_CHECKING:
     import nbformat
@@ -40,7 +43,6 @@ __all__ = [
     "parse_parameters",
     "plan_variant",
     "scan",
-    "start",
     "variant_result",
     "variants_digest",
 ]
@@ -115,96 +117,43 @@ def variants_digest(root: Path, notebook: Path) -> str:
     """A digest of the directives under ``root`` showing ``notebook``: a result that read
     its variants is stale when one is added, changed or removed (not when prose changes)."""
     import hashlib
-    import json
 
     digest = hashlib.sha256()
     for path, parameters in declared_variants(root, notebook):
         where = path.resolve().relative_to(root.resolve()).as_posix()
-        text = json.dumps(parameters, sort_keys=True, ensure_ascii=False)
+        text = canonical_json(parameters)
         digest.update(f"{where}\0{text}\n".encode())
     return digest.hexdigest()
 
 
 def parse_parameters(text: str, where: str) -> dict[str, Any]:
     """The ``:parameters:`` option: a YAML (or JSON) mapping."""
-    import yaml
-
-    if not text.strip():
-        return {}
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ParameterError(where, f":parameters: is not YAML ({exc})") from None
-    if not isinstance(value, Mapping):
-        raise ParameterError(where, ":parameters: must be a mapping, like {station: west}")
-    return {str(k): v for k, v in value.items()}
+    return mapping(text, where, ":parameters:")
 
 
 def plan_variant(engine: Engine, page: Page, parameters: Mapping[str, Any]) -> PageState:
-    """The verdict on ``page`` run with ``parameters``: ``cached``/``failed`` with its current
-    result, or ``stale``. Raises :class:`~sphinx_nbcache.errors.SignatureError` (a parameter
-    it does not declare) and :class:`~sphinx_nbcache.errors.NotebookReadError`."""
-    from ..notebooks.functions import prepare
-    from ..notebooks.hashing import notebook_key
-    from ..plan.parse import inspect_page
-    from ..plan.verdicts import PageState, Verdict
-    from ..store._store import variant_of
-    from .calls import current_result
+    """The verdict on ``page`` run with ``parameters`` (the engine's one lookup):
+    ``cached``/``failed`` with its current result, or ``stale``. Raises
+    :class:`~sphinx_nbcache.errors.SignatureError` (a parameter it does not declare) and
+    :class:`~sphinx_nbcache.errors.NotebookReadError`."""
+    from ..notebooks.runnable import read_runnable
 
-    notebook, own, _memo = inspect_page(page, engine.options, engine.md_config)
-    given = dict(parameters)
-    prepared = prepare(notebook, given, path=page.name, call=False)
-    key = notebook_key(prepared, own, given)
-    candidates = engine.store.lookup([key]).get(key, [])
-    record = current_result(engine, page, key, notebook, own.timeout, candidates)
-    if record is not None and record.status == "failed" and engine.options.retry_failed:
-        record = None
-    verdict: Verdict = "stale" if record is None else ("cached" if record.ok else "failed")
-    state = PageState(
-        page,
-        verdict,
-        "" if record is not None else "no current result for these parameters",
-        key=key,
-        record=record,
-        options=own,
-        notebook=prepared,
-        parameters=given,
-        variant=variant_of(given),
-    )
-    state.seen = tuple(r.id for r in candidates)
-    return state
-
-
-def start(engine: Engine, states: list[PageState]) -> None:
-    """Submit the stale variants (with the pages already submitted, they run in parallel)."""
-    for state in states:
-        if state.stale and state.key and not engine.pending(state.key):
-            engine.submit(state)
+    run = read_runnable(page, engine.options, engine.md_config, parameters)
+    return engine.current(run)
 
 
 def variant_result(engine: Engine, state: PageState) -> tuple[Record, nbformat.NotebookNode]:
     """The variant's result (waited for if it runs, executed now if it was not planned) and
-    its notebook merged with it."""
-    from ..errors import NotebookExecutionError
-    from ..notebooks.merge import assume_language, merge_outputs
+    a copy of what ran merged with it."""
+    assert state.run is not None
+    return engine.result(state.run, copy_nb=True)
 
-    assert state.key is not None and state.notebook is not None
-    if state.stale and not engine.pending(state.key):
-        engine.submit(state)
-    outputs = None
-    if engine.pending(state.key):
-        outcome = engine.wait(state.key)
-        if outcome is None:
-            raise NotebookExecutionError(state.page.name, "the variant did not run")
-        record, outputs = outcome.record, outcome.outputs
-    else:
-        assert state.record is not None
-        record = state.record
-    if outputs is None and record.blob is not None:
-        outputs = engine.store.load_outputs(record)
-    if outputs is None:
-        merged = state.notebook
-        assume_language(merged, record.kernel)
-        return record, merged
-    where = f"result {record.id[:10]}"
-    return record, merge_outputs(state.notebook, outputs, copy_nb=True, where=where)
+
+def _variants(target: str, folder: Path, context: Any) -> str:
+    """The ``variants:`` kind: the directives showing the notebook ``target`` now."""
+    if context.root is None:
+        return ""
+    return variants_digest(context.root, folder / target)
+
+
+register("variants", _variants)

@@ -1,5 +1,5 @@
 """An executor written outside the package, the way a plug-in would be: a thread pool that runs
-each job with ``sphinx_nbcache.execute.run_notebook``. Tests choose it by
+each job with ``sphinx_nbcache.execute.execute_job``. Tests choose it by
 ``nbcache_executor = "thread_executor:ThreadExecutor"`` (or an entry point)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import concurrent.futures
 import os
 from typing import Any
 
-from sphinx_nbcache.execute import Job, Outcome, run_notebook
+from sphinx_nbcache.execute import Job, Outcome, execute_job
 
 
 class ThreadExecutor:
@@ -22,7 +22,7 @@ class ThreadExecutor:
                 handle.write(f"made jobs={jobs} url={settings.get('url')}\n")
 
     def submit(self, job: Job) -> concurrent.futures.Future[Outcome]:
-        return self.pool.submit(asyncio.run, run_notebook(job))
+        return self.pool.submit(asyncio.run, execute_job(job))
 
     def shutdown(self, cancel: bool = False) -> None:
         self.pool.shutdown(cancel_futures=cancel)

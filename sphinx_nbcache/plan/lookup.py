@@ -1,0 +1,94 @@
+"""The one way to ask for a current result: key -> stored results -> still valid? -> verdict.
+
+Pages, variants and calls, reads of other notebooks' results, ``nbcache diff`` and the
+builds planned from Sphinx's environment or from the last build kept in the cache folder all
+come here. :meth:`Lookup.judge` looks the keys up in one batch (or takes the results given:
+what the environment remembers), checks each result's recorded dependencies against the files
+and the environment now (:class:`~sphinx_nbcache.plan.freshness.Freshness`), and lets
+:func:`~sphinx_nbcache.plan.verdicts.decide` turn that into a verdict.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from .freshness import declared_patterns
+from .memo import memo_for
+from .verdicts import Check, PageState, decide
+
+if TYPE_CHECKING:
+    from ..config import Options
+    from ..dependencies import Dependencies
+    from ..notebooks.pages import Page
+    from ..notebooks.runnable import Runnable
+    from ..records import Record
+    from .freshness import Freshness
+    from .memo import Memo
+
+__all__ = ["Asked", "Lookup", "Stored"]
+
+#: one question: the state to decide, what reading its page found, and whether it is forced
+Asked = tuple[PageState, "Memo", bool]
+
+
+#: keys -> every stored result of each, newest first (``Store.lookup``)
+Stored = Callable[[Iterable[str]], dict[str, list["Record"]]]
+
+
+class Lookup:
+    """Current results for the pages of one project, from ``stored`` (None: the results to
+    judge are always given)."""
+
+    def __init__(self, options: Options, freshness: Freshness, stored: Stored | None) -> None:
+        self.options = options
+        self.freshness = freshness
+        self._stored = stored
+
+    def check(self, page: Page) -> Check:
+        """Is a stored result still valid for ``page``: what it read, declared, ran on?"""
+        declared = declared_patterns(page.name, self.options)
+        return functools.partial(
+            self.freshness.stale_reason, folder=page.path.parent, declared=declared
+        )
+
+    def holds(self, page: Page, dependencies: Dependencies | None, kernel: str) -> str | None:
+        """The check step alone, for a result known by its dependencies and kernel (what
+        Sphinx's environment keeps of the results it shows): None if it still holds, else
+        what changed."""
+        declared = declared_patterns(page.name, self.options)
+        return self.freshness.check(dependencies, kernel, page.path.parent, declared)
+
+    def stored(self, keys: Iterable[str]) -> dict[str, list[Record]]:
+        """Every stored result of these keys, newest first: one query."""
+        assert self._stored is not None, "a lookup without a store is given its results"
+        return self._stored(keys)
+
+    def judge(
+        self, asked: Sequence[Asked], given: Mapping[str, list[Record]] | None = None
+    ) -> None:
+        """Decide every state asked (verdict, reason, record, the results seen), from the
+        results stored for their keys (one query) or ``given``."""
+        if given is None:
+            keys = {key for state, memo, _ in asked for key in (state.key, memo.sibling) if key}
+            given = self.stored(keys) if keys else {}
+        for state, memo, forced in asked:
+            candidates = given.get(state.key or "", [])
+            state.seen = tuple(r.id for r in candidates)
+            decide(
+                state,
+                memo,
+                candidates,
+                self.options,
+                forced=forced,
+                check=self.check(state.page),
+                siblings=given.get(memo.sibling or "", []),
+            )
+
+    def current(self, run: Runnable, force: bool = False) -> PageState:
+        """The verdict on a variant or a call: ``cached`` or ``failed`` with its current
+        result, or ``stale``."""
+        state = PageState(run.page, "stale", run=run)
+        self.judge([(state, memo_for(run), force)])
+        return state
