@@ -1,4 +1,5 @@
-"""Development sessions: ``nox -s tests``, ``tests_sphinx7``, ``docs``, ``lint``, ``bench``.
+"""Development sessions: ``nox -s tests``, ``tests_sphinx7``, ``docs``, ``lint``, ``package``,
+``bench``.
 
 Every session gets its own virtualenv under ``.nox/`` (re-used on later runs) with a
 ``python3`` kernelspec installed *into that venv*, so kernels run the venv's interpreter.
@@ -8,7 +9,10 @@ Jupyter's per-user folders are pointed into the session's temporary folder, so a
 
 from __future__ import annotations
 
+import re
 import shutil
+import tempfile
+import zipfile
 from pathlib import Path
 
 import nox
@@ -124,6 +128,56 @@ def lint(session: nox.Session) -> None:
             failed.append(" ".join(cmd))
     if failed:
         session.error("failed: " + "; ".join(failed))
+
+
+def _wheel_problems(wheel: Path, version: str) -> list[str]:
+    """What is wrong with the wheel's contents: a missing py.typed, files outside the package
+    (tests, docs, ...), bytecode, or a version other than ``sphinx_nbcache.__version__``."""
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+    dist_info = f"sphinx_nbcache-{version}.dist-info/"
+    problems = []
+    if "sphinx_nbcache/py.typed" not in names:
+        problems.append("no sphinx_nbcache/py.typed (type checkers would ignore the annotations)")
+    stray = [n for n in names if not n.startswith(("sphinx_nbcache/", dist_info))]
+    if stray:
+        problems.append(f"files outside the package: {', '.join(stray[:10])}")
+    compiled = [n for n in names if n.endswith((".pyc", ".pyo")) or "__pycache__/" in n]
+    if compiled:
+        problems.append(f"bytecode: {', '.join(compiled[:10])}")
+    if f"{dist_info}METADATA" not in names:
+        problems.append(
+            f"no {dist_info}: its version is not sphinx_nbcache.__version__ ({version}); "
+            "make pyproject.toml's version equal to it"
+        )
+    return problems
+
+
+@nox.session
+def package(session: nox.Session) -> None:
+    """Build the sdist and the wheel (from the sdist) into a temporary folder, run
+    ``twine check --strict`` on both, and check what the wheel holds."""
+    session.install("build", "twine>=6.1")
+    text = (ROOT / "sphinx_nbcache" / "__init__.py").read_text(encoding="utf-8")
+    found = re.search(r'^__version__ = "([^"]+)"', text, re.MULTILINE)
+    if not found:
+        session.error('no __version__ = "..." line in sphinx_nbcache/__init__.py')
+    version = found.group(1)
+    with tempfile.TemporaryDirectory(prefix="nbcache-dist-") as tmp:
+        out = Path(tmp)
+        session.run("python", "-m", "build", "--outdir", str(out), str(ROOT))
+        wheels, sdists = sorted(out.glob("*.whl")), sorted(out.glob("*.tar.gz"))
+        if len(wheels) != 1 or len(sdists) != 1:
+            session.error(
+                f"expected one wheel and one sdist in {out}, found {sorted(out.iterdir())}"
+            )
+        session.run("twine", "check", "--strict", str(wheels[0]), str(sdists[0]))
+        problems = _wheel_problems(wheels[0], version)
+        if problems:
+            session.error(f"{wheels[0].name}: " + "; ".join(problems))
+        session.log(
+            f"{wheels[0].name}: py.typed, nothing outside sphinx_nbcache/, version {version}"
+        )
 
 
 def _option(args: list[str], name: str, default: str) -> str:

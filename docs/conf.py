@@ -29,9 +29,11 @@ nb_custom_formats = {
 myst_enable_extensions = ["colon_fence", "deflist"]
 myst_heading_anchors = 3
 
-html_theme = "alabaster"
+# furo, as the field's docs sites use (the `docs` extra installs it)
+html_theme = "furo"
+html_title = f"sphinx-nbcache {release}"
 html_static_path = ["_static"]
 html_theme_options = {
-    "description": "Parallel, cached notebook execution for Sphinx",
-    "fixed_sidebar": True,
+    "navigation_with_keys": True,
+    "top_of_page_buttons": [],  # no "view source" / "edit" buttons: no public repository yet
 }
