@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -10,43 +11,84 @@ from typing import Any
 from . import _clishow as show
 from .errors import NotebookCallError, ParameterError
 
-__all__ = ["add_commands", "cmd_run", "cmd_serve", "parse_parameters"]
+__all__ = ["add_commands", "cmd_run", "cmd_serve", "json_literal", "literal", "parse_parameters"]
 
 Add = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]
 
 
 def parse_parameters(pairs: list[list[str]], yaml_text: list[str]) -> dict[str, Any]:
     """``-p name value`` pairs (values read as YAML/JSON literals, else strings) and ``-y``
-    YAML mappings, later ones winning, as papermill reads them."""
+    YAML mappings, later ones winning, as papermill reads them. YAML aliases (``*a``) are
+    refused: a few characters of them expand to millions of values."""
     import yaml
 
     parameters: dict[str, Any] = {}
     for text in yaml_text:
         try:
-            loaded = yaml.safe_load(text)
+            loaded = _load_yaml(text, "-y")
         except yaml.YAMLError as exc:
             raise ParameterError("-y", f"not YAML: {exc}") from None
         if not isinstance(loaded, dict):
             raise ParameterError("-y", "give a mapping, like -y 'x: 1'")
         parameters.update({str(k): v for k, v in loaded.items()})
     for name, raw in pairs:
-        parameters[name] = literal(raw)
+        parameters[name] = literal(raw, f"-p {name}")
     return parameters
 
 
-def literal(raw: str) -> Any:
-    """A YAML/JSON literal (``1``, ``true``, ``[1, 2]``), else the text itself."""
+def literal(raw: str, where: str = "a value") -> Any:
+    """A YAML/JSON literal (``1``, ``true``, ``[1, 2]``), else the text itself; a YAML alias
+    is a :class:`ParameterError`."""
     import yaml
 
     if not raw.strip():
         return raw
     try:
-        value = yaml.safe_load(raw)
+        value = _load_yaml(raw, where)
     except yaml.YAMLError:
         return raw
     if isinstance(value, dict | list) and raw.strip()[0] not in "[{":
         return raw  # "a: b" or "- x" given as one value: the text was meant
     return value
+
+
+def json_literal(raw: str, where: str) -> Any:
+    """A JSON literal (``5``, ``true``, ``null``, ``"text"``, ``[1, 2]``, ``{"a": 1}``), else
+    the text itself: how the REST endpoint reads query values. JSON has no aliases, so the
+    value is never larger than its text. :class:`ParameterError` for what JSON itself refuses
+    to read (an integer of more than 4,300 digits, nesting deeper than Python's stack)."""
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw  # not JSON: the text was meant
+    except (ValueError, RecursionError) as exc:
+        raise ParameterError(where, f"cannot read the value: {_short(exc)}") from None
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _load_yaml(text: str, where: str) -> Any:
+    """``yaml.safe_load`` without aliases (an alias is a ParameterError naming ``where``)."""
+    import yaml
+
+    class NoAliases(yaml.SafeLoader):
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                mark = self.peek_event().start_mark
+                raise ParameterError(
+                    where,
+                    f"YAML aliases (*name) are not accepted (column {mark.column + 1}): "
+                    "write the value out, or give JSON",
+                )
+            return super().compose_node(parent, index)
+
+    try:
+        return yaml.load(text, Loader=NoAliases)  # noqa: S506 (a SafeLoader)
+    except (ValueError, RecursionError) as exc:  # a 5000-digit integer, deep nesting
+        raise ParameterError(where, f"cannot read the value: {_short(exc)}") from None
 
 
 def cmd_run(args: argparse.Namespace) -> int:
