@@ -117,8 +117,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 }
             )
         else:
-            err.print(exc.traceback or "", markup=False, highlight=False)
-        err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+            err.print(show.visible(exc.traceback or "", lines=True))
+        err.print(show.line(("error:", "red"), f" {exc}"))
         return 1
     if args.json:
         show.print_json({**result.to_json(), "page": result.page, "parameters": parameters})
@@ -126,9 +126,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     show.print_json(result.value)
     how = "from the cache" if result.cached else "executed"
     show.console(stderr=True).print(
-        f"{result.page}: {how} in {show.format_seconds(result.seconds)} "
-        f"(record {show.short_id(result.record.id)})",
-        highlight=False,
+        show.line(
+            f"{result.page}: {how} in {show.format_seconds(result.seconds)} "
+            f"(record {show.short_id(result.record.id)})"
+        )
     )
     return 0
 
@@ -137,7 +138,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .rest import main as serve
 
     root = Path(args.root or args.docs or ".")
-    return serve(root, port=args.port, token=args.token, allow_root=args.allow_root)
+    return serve(
+        root,
+        port=args.port,
+        token=args.token,
+        allow_root=args.allow_root,
+        full_server=args.full_server,
+    )
 
 
 def add_commands(add: Add) -> None:
@@ -161,3 +168,9 @@ def add_commands(add: Add) -> None:
     serve.add_argument("--port", type=int, default=8890, metavar="N")
     serve.add_argument("--token", default=None, help="default: a new random token")
     serve.add_argument("--allow-root", action="store_true", help="run even as root (Jupyter)")
+    serve.add_argument(
+        "--full-server",
+        action="store_true",
+        help="also serve Jupyter's own APIs and extensions (contents, files, kernels, sessions, "
+        "terminals: a shell as you, to anyone with the token); default: the endpoint only",
+    )

@@ -45,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NbcacheError as exc:
         if args.verbose:
             traceback.print_exc()
-        show.console(stderr=True).print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+        show.console(stderr=True).print(show.line(("error:", "red"), f" {exc}"))
         return 2
     except KeyboardInterrupt:
         show.console(stderr=True).print("interrupted")
@@ -104,7 +104,7 @@ def _open(
 def _print_notices(notices: list[str]) -> None:
     err = show.console(stderr=True)
     for notice in notices:
-        err.print(f"[yellow]notice:[/yellow] {notice}", markup=True, highlight=False)
+        err.print(show.line(("notice:", "yellow"), f" {notice}"))
 
 
 # -- commands -----------------------------------------------------------------------------------
@@ -143,7 +143,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     else:
         out = show.console()
         out.print(show.records_table(rows))
-        out.print(f"{len(rows)} records in {cache.path}")
+        out.print(show.line(f"{len(rows)} records in {cache.path}"))
     return 0
 
 
@@ -167,10 +167,10 @@ def cmd_diff(args: argparse.Namespace) -> int:
         show.print_json(change.to_json())
         return 0
     out = show.console()
-    out.print(f"{change.page}: {change.summary()}")
-    out.print(f"cached {show.short_id(change.cached_key)}, now {show.short_id(change.key)}")
+    out.print(show.line(f"{change.page}: {change.summary()}"))
+    out.print(show.line(f"cached {show.short_id(change.cached_key)}, now {show.short_id(change.key)}"))
     for cell in change.cells:
-        out.print(cell.unified(change.page), markup=False, highlight=False)
+        out.print(show.visible(cell.unified(change.page), lines=True))
     return 0
 
 
@@ -181,9 +181,7 @@ def cmd_why(args: argparse.Namespace) -> int:
         show.print_json(show.page_json(state))
     else:
         verdict = "fresh" if state.verdict == "cached" else state.verdict
-        show.console().print(
-            f"{state.page.name}: {verdict}: {state.reason or '-'}", markup=False, highlight=False
-        )
+        show.console().print(show.line(f"{state.page.name}: {verdict}: {state.reason or '-'}"))
     return 1 if state.verdict in ("stale", "failed", "unreadable") else 0
 
 
@@ -197,7 +195,7 @@ def cmd_scraps(args: argparse.Namespace) -> int:
               "display": sorted((s.display or {}).get("data", {}))} for s in scraps]
         )  # fmt: skip
     elif not scraps:
-        show.console().print(f"{notebook.page}: no scraps", markup=False, highlight=False)
+        show.console().print(show.line(f"{notebook.page}: no scraps"))
     else:
         show.console().print(show.scraps_table(notebook.page, scraps))
     return 0
@@ -216,7 +214,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
     if args.json:
         show.print_json({"page": args.page, "written": str(target)})
     else:
-        show.console().print(f"wrote {target}")
+        show.console().print(show.line(f"wrote {target}"))
     return 0
 
 
@@ -269,12 +267,11 @@ def _run_with_progress(cache: Cache, targets: list[str] | None, **kwargs: Any) -
     def finished(record: Record) -> None:
         if record.status == "error":  # it never ran: no run time to speak of
             summary = record.failure.summary() if record.failure else "unknown error"
-            progress.console.print(
-                f"[red]could not run[/red] {record.page}: {summary}", highlight=False
-            )
+            progress.console.print(show.line(("could not run", "red"), f" {record.page}: {summary}"))
         else:
-            outcome = "ok" if record.ok else "[red]failed[/red]"
-            progress.console.print(f"ran {record.page} in {record.runtime:.2f} s ({outcome})")
+            outcome = ("ok", "") if record.ok else ("failed", "red")
+            ran = f"ran {record.page} in {record.runtime:.2f} s ("
+            progress.console.print(show.line(ran, outcome, ")"))
         progress.advance(task)
 
     try:
@@ -288,11 +285,11 @@ def _print_execution(report: ExecutionReport, verbose: bool) -> None:
     for record in (*report.failed, *report.errored):
         failure = record.failure
         summary = failure.summary() if failure else record.status
-        out.print(f"[red]{record.status}[/red]: {record.page}: {summary}")
+        out.print(show.line((record.status, "red"), f": {record.page}: {summary}"))
         if verbose and failure is not None and failure.traceback:
-            out.print(failure.traceback, markup=False)
+            out.print(show.visible(failure.traceback, lines=True))
     for state in report.cached_failures:
-        out.print(f"[red]failed (cached)[/red]: {state.page.name}: {state.reason}")
+        out.print(show.line(("failed (cached)", "red"), f": {state.page.name}: {state.reason}"))
     counts = report.counts()
     always = ("executed", "failed", "could not run", "from cache")
     parts = [f"{n} {outcome}" for outcome, n in counts.items() if n or outcome in always]
@@ -308,7 +305,9 @@ def cmd_invalidate(args: argparse.Namespace) -> int:
         show.print_json([show.record_json(r) for r in removed])
     else:
         pages = ", ".join(sorted({r.page or show.short_id(r.id) for r in removed}))
-        show.console().print(f"invalidated {len(removed)} record(s){': ' + pages if pages else ''}")
+        show.console().print(
+            show.line(f"invalidated {len(removed)} record(s){': ' + pages if pages else ''}")
+        )
     return 0
 
 
@@ -324,7 +323,7 @@ def cmd_clear(args: argparse.Namespace) -> int:
     if args.json:
         show.print_json({"removed": removed})
     else:
-        show.console().print(f"removed {removed} record(s) from {cache.path}")
+        show.console().print(show.line(f"removed {removed} record(s) from {cache.path}"))
     return 0
 
 
@@ -350,7 +349,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.json:
         show.print_json({"records": count, "file": args.file})
     else:
-        show.console().print(f"exported {count} record(s) to {args.file}")
+        show.console().print(show.line(f"exported {count} record(s) to {args.file}"))
     return 0
 
 
@@ -376,7 +375,7 @@ def _print_import(report: ImportReport, args: argparse.Namespace) -> int:
             f"{len(report.kept)} kept (already cached), {len(report.rejected)} rejected"
         )
         for item, why in report.rejected:
-            out.print(f"[red]rejected[/red] {item}: {why}", markup=True, highlight=False)
+            out.print(show.line(("rejected", "red"), f" {item}: {why}"))
     return 1 if report.rejected else 0
 
 
