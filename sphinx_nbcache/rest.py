@@ -129,7 +129,7 @@ class CallService:
         if target.is_file():
             return target
         options = self.cache.options
-        for suffix in dict.fromkeys((".ipynb", ".md", *options.notebook_suffixes())):
+        for suffix in dict.fromkeys((".ipynb", ".md", *options.notebook_suffixes)):
             named = target.with_name(target.name + suffix)
             if target.name and named.is_file():
                 return named
@@ -331,6 +331,15 @@ def main(
         )
     token = token or secrets.token_hex(24)
 
+    from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
+
+    class NoFilesContentsManager(AsyncLargeFileManager):  # type: ignore[misc]
+        """Jupyter's contents manager without its /files/ handler (the server's root as
+        static files)."""
+
+        def get_extra_handlers(self) -> list[Any]:
+            return []
+
     class NbcacheServerApp(ServerApp):  # type: ignore[misc]
         name = "nbcache-serve"
         default_services = ServerApp.default_services if full_server else MINIMAL_SERVICES
@@ -347,7 +356,8 @@ def main(
         # a body is read whole before authentication: keep it small without the contents API
         *([] if full_server else [f"--ServerApp.max_body_size={2**20}"]),
     ]
-    app = NbcacheServerApp.instance(jpserver_extensions={"sphinx_nbcache": True})
+    only = {} if full_server else {"contents_manager_class": NoFilesContentsManager}
+    app = NbcacheServerApp.instance(jpserver_extensions={"sphinx_nbcache": True}, **only)
     app.initialize(argv=argv, find_extensions=full_server)
     print(
         f"nbcache: serving the notebooks under {folder} at "

@@ -186,7 +186,9 @@ def serve(tmp_path: Path, *extra: str) -> tuple[services.Service, int]:
     (root / "models" / "double.md").write_text(NOTEBOOKS["models/double.md"])
     port = services.free_port()
     argv = [sys.executable, "-m", "sphinx_nbcache.cli", "serve", str(root), "--port", str(port)]
-    return services.start("nbcache-serve", [*argv, *extra], tmp_path), port
+    env = services.child_env(tmp_path)
+    env["NBCACHE_TEST_LOG"] = str(tmp_path / "kernel.log")
+    return services.start("nbcache-serve", [*argv, *extra], tmp_path, env=env), port
 
 
 @pytest.mark.services
