@@ -168,7 +168,9 @@ def cmd_diff(args: argparse.Namespace) -> int:
         return 0
     out = show.console()
     out.print(show.line(f"{change.page}: {change.summary()}"))
-    out.print(show.line(f"cached {show.short_id(change.cached_key)}, now {show.short_id(change.key)}"))
+    out.print(
+        show.line(f"cached {show.short_id(change.cached_key)}, now {show.short_id(change.key)}")
+    )
     for cell in change.cells:
         out.print(show.visible(cell.unified(change.page), lines=True))
     return 0
@@ -267,7 +269,9 @@ def _run_with_progress(cache: Cache, targets: list[str] | None, **kwargs: Any) -
     def finished(record: Record) -> None:
         if record.status == "error":  # it never ran: no run time to speak of
             summary = record.failure.summary() if record.failure else "unknown error"
-            progress.console.print(show.line(("could not run", "red"), f" {record.page}: {summary}"))
+            progress.console.print(
+                show.line(("could not run", "red"), f" {record.page}: {summary}")
+            )
         else:
             outcome = ("ok", "") if record.ok else ("failed", "red")
             ran = f"ran {record.page} in {record.runtime:.2f} s ("

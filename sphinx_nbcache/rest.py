@@ -32,6 +32,7 @@ import math
 import os
 import secrets
 import threading
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,11 @@ AUTH_RESOURCE = "nbcache"
 JUPYTER_ARGUMENTS = frozenset({"token", "_xsrf"})
 #: the Jupyter services ``nbcache serve`` starts without ``--full-server``: /api/status, /login
 MINIMAL_SERVICES = ("api", "auth")
+
+
+_Handler = Callable[..., Awaitable[None]]
+#: Jupyter's authorizer decides: may this user ``execute`` on ``nbcache`` (403 if not)
+_execute: Callable[[_Handler], _Handler] = authorized("execute", resource=AUTH_RESOURCE)
 
 
 class NbcacheServe(Configurable):
@@ -202,14 +208,14 @@ class RunHandler(APIHandler):
         self.service = service
 
     @web.authenticated
-    @authorized("execute", resource=AUTH_RESOURCE)
+    @_execute
     async def get(self, path: str) -> None:
         # a GET runs code: a login cookie alone (a link from another site) is not enough
         self.check_xsrf_cookie()
         await self._answer(path, self._query_parameters)
 
     @web.authenticated
-    @authorized("execute", resource=AUTH_RESOURCE)
+    @_execute
     async def post(self, path: str) -> None:
         await self._answer(path, self._body_parameters)
 
@@ -333,16 +339,17 @@ def main(
 
     from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
 
-    class NoFilesContentsManager(AsyncLargeFileManager):  # type: ignore[misc]
+    class NoFilesContentsManager(AsyncLargeFileManager):
         """Jupyter's contents manager without its /files/ handler (the server's root as
         static files)."""
 
         def get_extra_handlers(self) -> list[Any]:
             return []
 
-    class NbcacheServerApp(ServerApp):  # type: ignore[misc]
+    class NbcacheServerApp(ServerApp):
         name = "nbcache-serve"
-        default_services = ServerApp.default_services if full_server else MINIMAL_SERVICES
+        # a subset of Jupyter's services (its stubs type the attribute as its own 13-tuple)
+        default_services = ServerApp.default_services if full_server else MINIMAL_SERVICES  # type: ignore[assignment]
 
     argv = [
         "--ServerApp.ip=127.0.0.1",

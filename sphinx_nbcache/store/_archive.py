@@ -24,9 +24,9 @@ import re
 import tarfile
 import time
 import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Iterable, Iterator
 from typing import IO, Any, NamedTuple
 
 from .._atomic import write_atomically
@@ -224,7 +224,9 @@ def _members(source: Path, limits: Limits) -> Iterator[tuple[tarfile.TarFile, ta
                     f"{_size(limits.total)} in all",
                 )  # fmt: skip
             yield tar, member
-            del tar.members[:]  # tarfile keeps every header it read: none is needed again
+            read = getattr(tar, "members", None)  # tarfile keeps every header it read:
+            if isinstance(read, list):  # none is needed again, and a bomb of headers
+                read.clear()  # would fill memory with them
 
 
 @contextlib.contextmanager
@@ -318,7 +320,7 @@ def _copy_blobs(
     """Put the ``wanted`` blobs into the store, one at a time, checked again (the file may
     have changed since the first pass); an ``outputs`` blob only if it parses as outputs.
     Returns blob id -> why it was not put."""
-    invalid: dict[str, str] = {blob: "blob missing from the archive" for blob in wanted}
+    invalid: dict[str, str] = dict.fromkeys(wanted, "blob missing from the archive")
     if not wanted:
         return {}
     with _readable(source):
