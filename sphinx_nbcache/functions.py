@@ -166,8 +166,8 @@ MAX_INT_BITS = 14_000
 
 
 def plain_value(value: Any, depth: int = 0) -> Any:
-    """``value`` rebuilt from exact built-in types (None, bool, int, float, str, list, dict),
-    or :class:`ValueError` saying why it cannot be a literal.
+    """``value`` rebuilt from exact built-in types (None, bool, int, float, str, list, tuple,
+    dict), or :class:`ValueError` saying why it cannot be a literal.
 
     A subclass of one of them (a ``str`` with its own ``__repr__``, an ``IntEnum``, numpy's
     ``float64``, an ``OrderedDict``) is converted through its base type's own methods, so no
@@ -191,9 +191,10 @@ def plain_value(value: Any, depth: int = 0) -> Any:
         if not math.isfinite(real):
             raise ValueError(f"{float.__repr__(real)} is not a finite number")
         return real
-    if issubclass(kind, list | tuple):
-        items = list.__iter__(value) if issubclass(kind, list) else tuple.__iter__(value)
-        return [plain_value(item, depth + 1) for item in items]
+    if issubclass(kind, list):
+        return [plain_value(item, depth + 1) for item in list.__iter__(value)]
+    if issubclass(kind, tuple):  # a named tuple becomes a plain one
+        return tuple(plain_value(item, depth + 1) for item in tuple.__iter__(value))
     if issubclass(kind, dict):
         plain: dict[str, Any] = {}
         for key, item in dict.items(value):
