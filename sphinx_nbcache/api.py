@@ -219,8 +219,7 @@ class Cache(ProjectCache):
         record = state.record
         if record is not None and record.blob is None and record.status == "error":
             raise NotFoundError(
-                f"{state.page.name} has no outputs: its kernel did not start "
-                f"({record.explain()})",
+                f"{state.page.name} has no outputs: its kernel did not start ({record.explain()})",
                 "fix that (see `nbcache show` for the details), then run `nbcache execute`",
             )
         if record is None or state.verdict not in ("cached", "failed"):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sphinx_nbcache.cli.main import main
+from sphinx_nbcache.cli import main
 
 NOTEBOOKS = {"nb_ipynb", "nb_myst", "nb_mystnb", "nb_percent", "nb_rmd"}
 
@@ -178,9 +178,9 @@ def test_import_jupyter_cache_from_a_real_mystnb_build(project_factory, capsys) 
 
 def test_console_script_runs_without_sphinx(tmp_path: Path) -> None:
     code = (
-        "import sys, sphinx_nbcache.api, sphinx_nbcache.cli.main; "
+        "import sys, sphinx_nbcache.api, sphinx_nbcache.cli; "
         "assert 'sphinx' not in sys.modules; "
-        "sys.exit(sphinx_nbcache.cli.main.main(['list', '--cache', sys.argv[1], '--json']))"
+        "sys.exit(sphinx_nbcache.cli.main(['list', '--cache', sys.argv[1], '--json']))"
     )
     done = subprocess.run(
         [sys.executable, "-c", code, str(tmp_path / "c")], capture_output=True, text=True
@@ -188,7 +188,7 @@ def test_console_script_runs_without_sphinx(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == []
     usage = subprocess.run(
-        [sys.executable, "-m", "sphinx_nbcache.cli.main", "prune", "--cache", str(tmp_path / "c")],
+        [sys.executable, "-m", "sphinx_nbcache.cli", "prune", "--cache", str(tmp_path / "c")],
         capture_output=True,
         text=True,
     )

@@ -88,7 +88,7 @@ def test_notebooks_read_files_shipped_with_their_task(dask_scheduler: str, proje
 def test_a_local_cluster_serves_the_build_when_no_url_is_given(project: Path) -> None:
     executor = DaskExecutor(url=None, jobs=2)
     try:
-        assert executor.address.startswith("tcp://127.0.0.1:")
+        assert executor.address.startswith("tls://127.0.0.1:")  # its own certificate
         cluster = executor._cluster
         pids = [w.process.pid for w in cluster.workers.values()]
         assert len(pids) == 2

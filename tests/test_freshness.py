@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import sphinx
 
-from sphinx_nbcache.cli.main import main
+from sphinx_nbcache.cli import main
 
 pytestmark = pytest.mark.kernel
 

@@ -248,7 +248,7 @@ def test_nbcache_serve_starts_the_extension_on_loopback_with_a_token(tmp_path: P
         [
             sys.executable,
             "-m",
-            "sphinx_nbcache.cli.main",
+            "sphinx_nbcache.cli",
             "serve",
             str(root),
             "--port",

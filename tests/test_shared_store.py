@@ -115,7 +115,7 @@ def test_builds_and_checkouts_share_a_postgres_and_s3_store(
     answers = ""
     for command in (["status", "--json"], ["list", "--json"], ["export", str(archive)]):
         done = subprocess.run(
-            [sys.executable, "-m", "sphinx_nbcache.cli.main", *command, "--docs", str(fourth.src)],
+            [sys.executable, "-m", "sphinx_nbcache.cli", *command, "--docs", str(fourth.src)],
             capture_output=True,
             text=True,
             env=cli_env,

@@ -12,7 +12,7 @@ import pytest
 from test_freshness import fake_package
 
 from sphinx_nbcache import read_notebook, read_notebooks
-from sphinx_nbcache.cli.main import main
+from sphinx_nbcache.cli import main
 from sphinx_nbcache.errors import NotFoundError
 from sphinx_nbcache.notebooks.scraps import scraps_of
 

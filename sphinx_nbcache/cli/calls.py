@@ -18,14 +18,14 @@ Add = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.Argumen
 
 def parse_parameters(pairs: list[list[str]], yaml_text: list[str]) -> dict[str, Any]:
     """``-p name value`` pairs (values read as YAML/JSON literals, else strings) and ``-y``
-    YAML mappings, later ones winning, as papermill reads them."""
+    YAML mappings, later ones winning, as papermill reads them (YAML aliases refused)."""
     parameters: dict[str, Any] = {}
     for text in yaml_text:
         if not text.strip():
             raise ParameterError("-y", "give a mapping, like -y 'x: 1'")
         parameters.update(mapping(text, "-y", like="-y 'x: 1'"))
     for name, raw in pairs:
-        parameters[name] = literal(raw)
+        parameters[name] = literal(raw, f"-p {name}")
     return parameters
 
 
@@ -55,8 +55,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 }
             )
         else:
-            err.print(exc.traceback or "", markup=False, highlight=False)
-        err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+            err.print(show.visible(exc.traceback or "", lines=True))
+        err.print(show.line(("error:", "red"), f" {exc}"))
         return 1
     if args.json:
         show.print_json({**result.to_json(), "page": result.page, "parameters": parameters})
@@ -64,9 +64,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     show.print_json(result.value)
     how = "from the cache" if result.cached else "executed"
     show.console(stderr=True).print(
-        f"{result.page}: {how} in {show.format_seconds(result.seconds)} "
-        f"(record {show.short_id(result.record.id)})",
-        highlight=False,
+        show.line(
+            f"{result.page}: {how} in {show.format_seconds(result.seconds)} "
+            f"(record {show.short_id(result.record.id)})"
+        )
     )
     return 0
 
@@ -75,7 +76,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from ..rest import main as serve
 
     root = Path(args.root or args.docs or ".")
-    return serve(root, port=args.port, token=args.token, allow_root=args.allow_root)
+    return serve(
+        root,
+        port=args.port,
+        token=args.token,
+        allow_root=args.allow_root,
+        full_server=args.full_server,
+    )
 
 
 def add_commands(add: Add) -> None:
@@ -99,3 +106,9 @@ def add_commands(add: Add) -> None:
     serve.add_argument("--port", type=int, default=8890, metavar="N")
     serve.add_argument("--token", default=None, help="default: a new random token")
     serve.add_argument("--allow-root", action="store_true", help="run even as root (Jupyter)")
+    serve.add_argument(
+        "--full-server",
+        action="store_true",
+        help="also serve Jupyter's own APIs and extensions (contents, files, kernels, sessions, "
+        "terminals: a shell as you, to anyone with the token); default: the endpoint only",
+    )

@@ -1,4 +1,9 @@
-"""How the ``nbcache`` command shows things: rich tables for people, JSON for scripts."""
+"""How the ``nbcache`` command shows things: rich tables for people, JSON for scripts.
+
+Everything shown comes from a cache, an archive or a notebook someone else may have written,
+so it is printed as text, never as Rich markup (the consoles have markup off; styles come from
+:func:`line`), with control characters made visible (:func:`visible`): a page named
+``[/red]`` or a traceback holding ESC sequences prints as those characters."""
 
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ __all__ = [
     "format_seconds",
     "format_size",
     "format_time",
+    "line",
     "page_json",
     "parse_size",
     "print_json",
@@ -31,6 +37,7 @@ __all__ = [
     "records_table",
     "short_id",
     "states_table",
+    "visible",
 ]
 
 ID_LENGTH = 10  # characters of a key shown as a record id (any unique prefix is accepted)
@@ -48,11 +55,34 @@ STYLES = {
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*", re.IGNORECASE)
 
 
+#: characters shown escaped: C0 and C1 controls, DEL, and the bidirectional overrides that
+#: reorder what a terminal shows ("Trojan source")
+_HIDDEN = {
+    code: f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    for code in [*range(0x20), *range(0x7F, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+}
+_LINES = {k: v for k, v in _HIDDEN.items() if chr(k) not in "\n\t"}
+
+
+def visible(value: object, lines: bool = False) -> str:
+    """``value`` as text a terminal shows as it is: control characters escaped (``\\x1b``);
+    with ``lines``, newlines and tabs are kept."""
+    return str(value).translate(_LINES if lines else _HIDDEN)
+
+
+def line(*parts: str | tuple[str, str]) -> Text:
+    """One line of text: plain parts, and (text, style) parts; all of it made visible."""
+    return Text.assemble(
+        *(visible(p) if isinstance(p, str) else (visible(p[0]), p[1]) for p in parts)
+    )
+
+
 def console(stderr: bool = False) -> Console:
-    """A console on the current stdout/stderr (wide when not a terminal, so nothing wraps)."""
+    """A console on the current stdout/stderr (wide when not a terminal, so nothing wraps);
+    strings printed on it are never read as markup."""
     stream = sys.stderr if stderr else sys.stdout
     wide = None if stream.isatty() else 200
-    return Console(file=stream, width=wide, highlight=False, soft_wrap=False)
+    return Console(file=stream, width=wide, highlight=False, soft_wrap=False, markup=False)
 
 
 def print_json(data: Any) -> None:
@@ -111,7 +141,7 @@ def page_json(state: PageState) -> dict[str, Any]:
 
 
 def _status(status: str) -> Text:
-    return Text(status, style=STYLES.get(status, ""))
+    return Text(visible(status), style=STYLES.get(status, ""))
 
 
 def states_table(states: Iterable[PageState]) -> Table:
@@ -121,12 +151,12 @@ def states_table(states: Iterable[PageState]) -> Table:
     for state in states:
         record = state.record
         table.add_row(
-            state.page.name,
+            visible(state.page.name),
             _status(state.verdict),
             short_id(state.key) if state.key else "-",
             format_seconds(record.runtime) if record else "-",
             format_time(record.created) if record else "-",
-            state.reason,
+            visible(state.reason),
         )
     return table
 
@@ -141,13 +171,13 @@ def records_table(records: Iterable[tuple[Record, int]]) -> Table:
         table.add_column(column, no_wrap=column != "Parameters", overflow="fold")
     for record, size in records:
         row: list[Any] = [
-            short_id(record.id),
-            record.page or "-",
+            visible(short_id(record.id)),
+            visible(record.page or "-"),
             _status(record.status),
             format_time(record.created),
             format_time(record.last_used),
             format_seconds(record.runtime),
-            record.kernel or "-",
+            visible(record.kernel or "-"),
             format_size(size),
         ]
         if variants:
@@ -159,16 +189,16 @@ def records_table(records: Iterable[tuple[Record, int]]) -> Table:
 def _parameters(parameters: Any) -> str:
     if parameters is None:
         return "-"
-    text = json.dumps(parameters, ensure_ascii=False, sort_keys=True)
+    text = visible(json.dumps(parameters, ensure_ascii=False, sort_keys=True))
     return text if len(text) <= 60 else text[:57] + "..."
 
 
 def scraps_table(page: str, scraps: Iterable[Scrap]) -> Table:
-    table = Table(title=f"scraps of {page}", title_justify="left")
+    table = Table(title=Text(f"scraps of {visible(page)}"), title_justify="left")
     for column in ("name", "encoder", "preview"):
         table.add_column(column, overflow="fold")
     for scrap in scraps:
-        table.add_row(scrap.name, scrap.encoder, scrap.preview())
+        table.add_row(visible(scrap.name), visible(scrap.encoder), visible(scrap.preview()))
     return table
 
 
@@ -179,11 +209,11 @@ def record_panel(record: Record, size: int, traceback: bool) -> list[Any]:
     fields.add_column()
     timeout = "none" if record.timeout is None else f"{record.timeout:g} s per cell"
     for name, value in (
-        ("id", short_id(record.id)),
-        ("key", record.key),
-        ("page", record.page or "-"),
+        ("id", visible(short_id(record.id))),
+        ("key", visible(record.key)),
+        ("page", visible(record.page or "-")),
         ("status", _status(record.status)),
-        ("kernel", record.kernel or "-"),
+        ("kernel", visible(record.kernel or "-")),
         ("created", format_time(record.created)),
         ("last used", format_time(record.last_used)),
         ("run time", format_seconds(record.runtime)),
@@ -202,9 +232,9 @@ def record_panel(record: Record, size: int, traceback: bool) -> list[Any]:
         parts.append(cells)
     failure = record.failure
     if failure is not None:
-        parts.append(Text(f"{record.explain()} ({failure.kind})", style="red"))
+        parts.append(Text(visible(f"{record.explain()} ({failure.kind})"), style="red"))
         if traceback and failure.traceback:
-            parts.append(Text(failure.traceback))
+            parts.append(Text(visible(failure.traceback, lines=True)))
         elif failure.traceback:
             parts.append(Text("(--traceback shows the kernel traceback)", style="dim"))
     return parts

@@ -4,8 +4,11 @@ Each job is one task (:func:`._dask_task.run_on_worker`): the page's folder is p
 build machine (:meth:`ProjectFiles.pack`: ignore patterns, at most ``limit`` bytes) and shipped
 with the task; the worker runs the notebook in a fresh kernel there and sends the Outcome back.
 ``url=None`` starts a :class:`distributed.LocalCluster` of ``jobs`` single-threaded worker
-processes on 127.0.0.1 for the executor's life; with a scheduler's address, the cluster
-decides how many notebooks run at once (one per worker thread).
+processes on 127.0.0.1 for the executor's life, over TLS with a certificate made for it alone
+(:meth:`distributed.security.Security.temporary`): another local user who finds its port
+cannot submit tasks. With a scheduler's address, the cluster decides how many notebooks run at
+once (one per worker thread), and the address and Dask's own configuration say how to connect
+(``tls://`` with ``distributed.comm.tls.*``, or plain ``tcp://``).
 
 A worker lost while running a page: Dask runs the page again elsewhere; lost a second time,
 the page is given up with a failure naming both workers (status ``error``: run again next
@@ -147,18 +150,24 @@ class DaskExecutor:
         import dask
         import distributed
 
+        security: Any = None
         if url is None:
             try:
+                security = _temporary_security()
                 with dask.config.set({"distributed.scheduler.no-workers-timeout": idle}):
                     self._cluster = await distributed.LocalCluster(
                         n_workers=self.jobs,
                         threads_per_worker=1,
                         processes=True,
                         host="127.0.0.1",
+                        protocol="tls://",
+                        security=security,
                         dashboard_address=None,
                         silence_logs=logging.ERROR,
                         asynchronous=True,
                     )
+            except ExecutorError:
+                raise
             except Exception as exc:
                 raise ExecutorError(
                     "dask",
@@ -168,7 +177,11 @@ class DaskExecutor:
             self.address = self._cluster.scheduler_address
         try:
             self._client = await distributed.Client(
-                self.address, timeout=connect_timeout, asynchronous=True, set_as_default=False
+                self.address,
+                timeout=connect_timeout,
+                asynchronous=True,
+                set_as_default=False,
+                **({} if security is None else {"security": security}),
             )
         except (OSError, TimeoutError, ValueError) as exc:
             raise ExecutorError(
@@ -317,6 +330,21 @@ class DaskExecutor:
             with contextlib.suppress(Exception):
                 await self._cluster.close(timeout=30)
             self._cluster = None
+
+
+def _temporary_security() -> Any:
+    """TLS with a new self-signed certificate, required of every client (the build's own
+    client, the scheduler and the workers hold it; nobody else does)."""
+    from distributed.security import Security
+
+    try:
+        return Security.temporary()
+    except ImportError:
+        raise ExecutorError(
+            "dask",
+            "the local Dask cluster uses TLS with a temporary certificate, which needs the "
+            "'cryptography' package: pip install 'sphinx-nbcache[dask]' (or cryptography)",
+        ) from None
 
 
 @contextlib.contextmanager

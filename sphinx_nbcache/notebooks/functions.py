@@ -40,6 +40,7 @@ __all__ = [
     "RETURN_TAG",
     "SKIP_TAG",
     "Signature",
+    "plain_value",
     "prepare",
     "returned",
     "signature",
@@ -63,10 +64,16 @@ class Signature:
     returns: bool  # has a ``return`` cell
     language: str  # the kernel's language ("python" when it says nothing)
 
-    def check(self, given: Mapping[str, Any], path: str) -> None:
-        """:class:`ParameterError` for a name not declared, or a value that is no literal."""
-        for name, value in given.items():
-            if name not in self.parameters:
+    def check(self, given: Mapping[str, Any], path: str) -> dict[str, Any]:
+        """``given`` as plain built-in values (:func:`plain_value`); :class:`ParameterError`
+        for a name not declared, or a value that is no literal."""
+        checked: dict[str, Any] = {}
+        for raw_name, raw_value in dict(given).items():
+            try:
+                name = plain_value(raw_name)
+            except ValueError as exc:
+                raise ParameterError(path, f"a parameter name: {exc}") from None
+            if not isinstance(name, str) or name not in self.parameters:
                 declared = ", ".join(sorted(self.parameters)) or "none"
                 hint = (
                     "tag the cell of default values `parameters`"
@@ -74,9 +81,11 @@ class Signature:
                     else f"declared: {declared}"
                 )
                 raise ParameterError(path, f"no parameter {name!r} ({hint})")
-            problem = _not_literal(value)
-            if problem:
-                raise ParameterError(path, f"parameter {name!r}: {problem}")
+            try:
+                checked[name] = plain_value(raw_value)
+            except ValueError as exc:
+                raise ParameterError(path, f"parameter {name!r}: {exc}") from None
+        return checked
 
 
 def _tags(cell: Mapping[str, Any]) -> list[str]:
@@ -151,25 +160,60 @@ def _assigned(source: str, path: str, cell: int) -> dict[str, str]:
     return found
 
 
-def _not_literal(value: Any, depth: int = 0) -> str:
-    """Why ``value`` cannot be written as a Python literal ("" if it can)."""
+#: integers longer than this many bits (about 4,200 digits) are refused: Python will not
+#: write one of more than 4,300 digits as text (``sys.get_int_max_str_digits``)
+MAX_INT_BITS = 14_000
+
+
+def plain_value(value: Any, depth: int = 0) -> Any:
+    """``value`` rebuilt from exact built-in types (None, bool, int, float, str, list, tuple,
+    dict), or :class:`ValueError` saying why it cannot be a literal.
+
+    A subclass of one of them (a ``str`` with its own ``__repr__``, an ``IntEnum``, numpy's
+    ``float64``, an ``OrderedDict``) is converted through its base type's own methods, so no
+    code of the subclass runs and its ``repr`` never reaches the injected cell. Types are
+    looked up with ``type()``, which an object cannot fake (``isinstance`` consults
+    ``__class__``)."""
     if depth > 50:
-        return "nested too deeply"
-    if value is None or isinstance(value, bool | int | str):
-        return ""
-    if isinstance(value, float):
-        return "" if math.isfinite(value) else f"{value!r} is not a finite number"
-    if isinstance(value, list | tuple):
-        return next((p for p in (_not_literal(v, depth + 1) for v in value) if p), "")
-    if isinstance(value, dict):
-        for k, v in value.items():
-            if not isinstance(k, str):
-                return f"dictionary keys must be strings, not {type(k).__name__}"
-            problem = _not_literal(v, depth + 1)
-            if problem:
-                return problem
-        return ""
-    return f"a {type(value).__name__} is not a JSON value (numbers, strings, lists, dicts)"
+        raise ValueError("nested too deeply (more than 50 levels)")
+    kind = type(value)
+    if value is None or kind is bool:
+        return value
+    if issubclass(kind, str):
+        return _plain_text(str.__str__(value))
+    if issubclass(kind, int):
+        number = int.__int__(value)
+        if number.bit_length() > MAX_INT_BITS:
+            raise ValueError(f"an integer of {number.bit_length()} bits is too long to write out")
+        return number
+    if issubclass(kind, float):
+        real = float.__float__(value)
+        if not math.isfinite(real):
+            raise ValueError(f"{float.__repr__(real)} is not a finite number")
+        return real
+    if issubclass(kind, list):
+        return [plain_value(item, depth + 1) for item in list.__iter__(value)]
+    if issubclass(kind, tuple):  # a named tuple becomes a plain one
+        return tuple(plain_value(item, depth + 1) for item in tuple.__iter__(value))
+    if issubclass(kind, dict):
+        plain: dict[str, Any] = {}
+        for key, item in dict.items(value):
+            if not issubclass(type(key), str):
+                raise ValueError(f"dictionary keys must be strings, not {type(key).__name__}")
+            plain[_plain_text(str.__str__(key))] = plain_value(item, depth + 1)
+        return plain
+    raise ValueError(f"a {kind.__name__} is not a JSON value (numbers, strings, lists, dicts)")
+
+
+def _plain_text(text: str) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"the text {text[max(0, exc.start - 10) : exc.end + 10]!r} is not valid Unicode "
+            "(a lone surrogate)"
+        ) from None
+    return text
 
 
 def _injected(parameters: Mapping[str, Any], with_id: bool) -> nbformat.NotebookNode:
@@ -204,7 +248,7 @@ def prepare(
             f"parameters and `return` cells need a Python kernel (this one runs "
             f"{sign.language}); call it without them",
         )
-    sign.check(given, path)
+    given = sign.check(given, path)
     result: nbformat.NotebookNode = copy.deepcopy(notebook)
     kept = [
         (i, c)
