@@ -17,8 +17,8 @@ import pytest
 import sphinx
 
 from sphinx_nbcache import read_notebooks, run, run_notebook
-from sphinx_nbcache.cli.calls import parse_parameters
 from sphinx_nbcache.cli import main
+from sphinx_nbcache.cli.calls import parse_parameters
 from sphinx_nbcache.errors import (
     CallTimeoutError,
     NotebookCallError,
