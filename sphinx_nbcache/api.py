@@ -21,7 +21,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .config import Options
 from .engine.cache import ProjectCache, Target, open_project
+from .engine.core import Engine
 from .engine.report import ExecutionReport
 from .engine.results import merged
 from .errors import NotebookReadError, NotFoundError
@@ -34,6 +36,7 @@ from .plan.parse import inspect_page
 from .plan.verdicts import PageState
 from .records import Outputs, Record
 from .store import GRACE_SECONDS, ImportReport
+from .workflows import kinds as _kinds  # noqa: F401  (the workflows' dependency kinds)
 
 if TYPE_CHECKING:
     import nbformat
@@ -68,6 +71,15 @@ def open_cache(
 class Cache(ProjectCache):
     """A cache folder, and optionally the docs folder whose pages it caches: everything the
     ``nbcache`` command does."""
+
+    def engine(self, options: Options | None = None) -> Engine:
+        """An engine on this cache's store (one per run), whose local kernels read and call
+        other notebooks through it (never with the store's credentials)."""
+        from .workflows.link import serve_kernels
+
+        engine = super().engine(options)
+        engine.kernel_link = serve_kernels
+        return engine
 
     def plan(self, targets: Iterable[Target] | None = None, force: bool = False) -> list[PageState]:
         """A verdict for each page: cached, failed, stale (with the reason), excluded..."""

@@ -45,7 +45,9 @@ from traitlets.config import Configurable
 
 from .errors import NbcacheError, NotFoundError, SignatureError
 from .notebooks.parameters import json_literal
+from .workflows import kinds as _kinds  # noqa: F401  (the workflows' dependency kinds)
 from .workflows.calls import Caller, CallResult
+from .workflows.link import serve_kernels
 
 __all__ = ["AUTH_RESOURCE", "CallService", "NbcacheServe", "RunHandler", "main"]
 
@@ -111,6 +113,7 @@ class CallService:
         self.cache = open_project(self.root)
         self.jobs = jobs or self.cache.options.serve_jobs
         self.caller = Caller(self.cache, jobs=self.jobs)
+        self.caller.engine.kernel_link = serve_kernels  # calls inside calls: through the server
         self.queue = max(1, queue)
         self.max_parameter_bytes = max(1, max_parameter_bytes)
         self.pool = concurrent.futures.ThreadPoolExecutor(self.queue, "nbcache-call")

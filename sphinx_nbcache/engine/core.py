@@ -29,7 +29,7 @@ from ..config import Options
 from ..errors import CorruptCacheError, NotebookExecutionError
 from ..notebooks.pages import Page
 from ..store import StoreLocation
-from .jobs import make_executor
+from .jobs import KernelDoor, make_executor
 
 if TYPE_CHECKING:  # loaded on first use: a build with nothing changed needs none of them
     import nbformat
@@ -46,7 +46,7 @@ if TYPE_CHECKING:  # loaded on first use: a build with nothing changed needs non
     from .report import ExecutionReport
     from .runner import Runner
 
-__all__ = ["Engine", "MakeExecutor", "Warn"]
+__all__ = ["Engine", "KernelDoor", "MakeExecutor", "Warn"]
 
 #: How the engine reports a problem at a page: (page, message, subtype).
 Warn = Callable[[str, str, str], Any]
@@ -89,6 +89,10 @@ class Engine:
         self._lookup: Lookup | None = None
         self._runner: Runner | None = None
         self._making = threading.Lock()  # one runner, whatever thread asks first
+        #: makes the door this run's local kernels read and call through (set by a front
+        #: door: ``workflows.link.serve_kernels``); None: kernels open the store themselves
+        self.kernel_link: Callable[[Engine], KernelDoor] | None = None
+        self._link: KernelDoor | None = None
 
     # -- the store ----------------------------------------------------------------------------
 
@@ -216,28 +220,30 @@ class Engine:
         ordered = execution_order(stale, self.store, self.root, self.warn)
         self.order.extend(s.page.name for s in ordered if s.variant == "")
         runner = self._get_runner(prestart=max(0, len(ordered) - self.options.jobs))
-        self._know(runner, ordered)
+        runner.know(ordered)
         runner.submit_all(self._job(state) for state in ordered)
         return ordered
 
     def submit(self, state: PageState) -> None:
         """Submit one page, variant or call (found stale only while reading, or forced)."""
         runner = self._get_runner(prestart=self.options.prestart)
-        self._know(runner, [state])
+        runner.know([state])
         runner.submit(self._job(state))
-
-    @staticmethod
-    def _know(runner: Runner, states: Iterable[PageState]) -> None:
-        """Tell the runner which results each key had when planned: any other result it
-        finds later was stored by another build sharing the store (see ``leases``)."""
-        for state in states:
-            if state.key and state.seen is not None:
-                runner.known.setdefault(state.key, set()).update(state.seen)
 
     def _job(self, state: PageState) -> Job:
         from .jobs import job_for
 
-        return job_for(state, self.options, self.freshness, self.root, self.md_config)
+        link = self._link_address()
+        return job_for(state, self.options, self.freshness, self.root, self.md_config, link)
+
+    def _link_address(self) -> dict[str, str]:
+        """Where this run's local kernels ask the build for results ({}: no such door)."""
+        if self.kernel_link is None or self.options.executor != "local":
+            return {}
+        with self._making:
+            if self._link is None:
+                self._link = self.kernel_link(self)
+        return self._link.address()
 
     def _get_runner(self, prestart: int) -> Runner:
         with self._making:
@@ -367,6 +373,9 @@ class Engine:
         try:
             if self._runner is not None:
                 self._runner.close(cancel=cancel)
+            if self._link is not None:
+                self._link.close()
+                self._link = None
             if self._freshness is not None and not cancel:
                 self._freshness.kernels.remember()  # the environment's answers, for next time
             if evict and self._opened and (self.options.max_entries or self.options.max_size):

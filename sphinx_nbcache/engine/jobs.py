@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import nbformat
 
@@ -18,7 +19,15 @@ from ..plan.verdicts import PageState
 if TYPE_CHECKING:
     from ..notebooks.readers import MdConfig
 
-__all__ = ["job_for", "make_executor", "project_files"]
+__all__ = ["KernelDoor", "job_for", "make_executor", "project_files"]
+
+
+class KernelDoor(Protocol):
+    """What a run's kernels ask the build through (``workflows.link.KernelLink``)."""
+
+    def address(self) -> dict[str, str]: ...
+
+    def close(self) -> None: ...
 
 
 def project_files(root: Path | None, options: Options) -> ProjectFiles | None:
@@ -34,12 +43,15 @@ def job_for(
     freshness: Freshness,
     root: Path | None = None,
     md_config: MdConfig = None,
+    link: Mapping[str, str] | None = None,
 ) -> Job:
     """The job that executes a stale page, variant or call (the page is read again if what
     runs was not kept when it was planned).
 
     ``root`` is the project folder: the job names the page's folder relative to it. A page
     outside the project (or with no project) is its own project: its folder is the root.
+    ``link`` is where the kernel asks the build for other notebooks' results (a local
+    kernel); without one, it is told where the store is, never its credentials.
     """
     if state.run is None:
         state.run, _memo = inspect_page(state.page, options, md_config)
@@ -71,12 +83,7 @@ def job_for(
         artifact_limit=own.artifact_limit,
         declared=freshness.declared(patterns, state.page.path.parent) if patterns else (),
         env=tuple((name, os.environ[name]) for name in own.executor_env if name in os.environ),
-        store=(
-            ("cache_path", str(options.cache_path)),
-            ("database", options.database or ""),
-            ("blobs", options.blobs or ""),
-            *((("wait", "0"),) if state.no_wait else ()),
-        ),
+        store=_where_results_are(options, link, state.no_wait),
         parameters=run.parameters,
         variant=run.variant,
     )
@@ -100,3 +107,33 @@ def make_executor(options: Options, prestart: int) -> Executor:
             "fork_kernels": o.fork_kernels,
         },
     )
+
+
+def _where_results_are(
+    options: Options, link: Mapping[str, str] | None, no_wait: bool
+) -> tuple[tuple[str, str], ...]:
+    """What a kernel is told of where results are: the build's link (local kernels), else the
+    store's locations without credentials (a kernel elsewhere brings its own: for example
+    ``NBCACHE_DATABASE`` passed through ``nbcache_executor_env``)."""
+    found = {"cache_path": str(options.cache_path)}
+    if link:
+        found.update(link)
+    else:
+        if options.database:
+            from ..store import describe_url
+
+            found["database"] = describe_url(options.database)
+        if options.blobs:
+            found["blobs"] = _without_credentials(options.blobs)
+    if no_wait:
+        found["wait"] = "0"
+    return tuple(found.items())
+
+
+def _without_credentials(url: str) -> str:
+    """``s3://key:secret@bucket/x`` -> ``s3://bucket/x`` (fsspec URLs may carry them)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    host, slash, path = rest.partition("/")
+    return f"{scheme}://{host.rpartition('@')[2]}{slash}{path}"

@@ -25,7 +25,7 @@ __all__ = ["merged"]
 def merged(
     record: Record,
     notebook: nbformat.NotebookNode,
-    blobs: Blobs,
+    blobs: Blobs | None,
     outputs: Outputs | None = None,
     *,
     copy_nb: bool = False,
@@ -34,6 +34,7 @@ def merged(
     unless ``copy_nb``. :class:`~sphinx_nbcache.errors.CorruptCacheError` if the blob is
     damaged or does not fit the notebook (nothing is changed then)."""
     if outputs is None and record.blob is not None:
+        assert blobs is not None, "outputs not given: the blobs to read them from are"
         outputs = read_outputs(blobs, record.blob)
     if outputs is None:  # it never ran
         target = copy.deepcopy(notebook) if copy_nb else notebook

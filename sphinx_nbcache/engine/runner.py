@@ -27,13 +27,16 @@ import queue
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..execute import Executor, Job, Outcome, error_outcome
 from ..records import Dependencies, Failure, Record
 from ..store import Store
 from .leases import Leases
 from .waiting import poll
+
+if TYPE_CHECKING:
+    from ..plan.verdicts import PageState
 
 __all__ = ["SWITCH_INTERVAL", "Runner"]
 
@@ -177,6 +180,13 @@ class Runner:
         if os.getpid() != self._owner:  # submitted by this forked reader itself
             return key in self._leases.new_results([key], errors=True)
         return False
+
+    def know(self, states: Iterable[PageState]) -> None:
+        """Which results each key had when planned: any other result found later was stored
+        by another build sharing the store (see ``leases``)."""
+        for state in states:
+            if state.key and state.seen is not None:
+                self.known.setdefault(state.key, set()).update(state.seen)
 
     # -- results ------------------------------------------------------------------------------
 

@@ -182,19 +182,33 @@ class Tracer:
         """False in a notebook of a cycle (pages reading each other): its reads do not wait."""
         return self.store.get("wait") != "0"
 
+    @property
+    def link(self) -> Link | None:
+        """The build's door for this kernel's reads and calls (None: the build gave none; a
+        kernel running elsewhere reads the store with credentials of its own)."""
+        store = self.store
+        if not store.get("link"):
+            return None
+        return Link(store["link"], store.get("link_token", ""), self)
+
     # -- what the notebook depends on, besides what the audit hook sees -----------------------
 
     @contextlib.contextmanager
     def unrecorded(self) -> Iterator[None]:
-        """Files opened meanwhile are not recorded as read (a scan of the project, a look at
-        the cache: the reader depends on what it found, recorded by the methods below)."""
+        """Files opened and modules imported meanwhile are not recorded (a scan of the
+        project, a look at the cache: the reader depends on what it found, recorded by the
+        methods below; our own machinery's imports are not the notebook's)."""
         opened: dict[str, Any] = self._state.opened
-        before = set(opened)
+        imported: dict[str, Any] = self._state.imported
+        seen = set(opened), set(imported), set(sys.modules)
         try:
             yield
         finally:
-            for path in set(opened) - before:
+            for path in set(opened) - seen[0]:
                 opened.pop(path, None)
+            for name in set(imported) - seen[1]:  # our own machinery's imports, not the
+                imported.pop(name, None)  # notebook's: nor are they looked for in its folder
+            self._state.before.update(set(sys.modules) - seen[2])
 
     def read_code(self, notebook: Path, key: str) -> None:
         """The notebook read the result (or called) ``notebook`` with this key: it depends on
@@ -237,6 +251,54 @@ class Tracer:
             yield
         finally:
             _signal(False)
+
+
+class Link:
+    """Asks the build (a Unix socket the build serves, with a token for this build) for other
+    notebooks' results and for calls: the kernel never holds the cache's credentials, and what
+    it is given was looked up (and, for a call, run and stored) by the build itself. One JSON
+    line out; back, an optional ``{"event": "waiting"}`` line (the build is running or waiting
+    for it: this kernel lends its place meanwhile) and one answer line."""
+
+    def __init__(self, path: str, token: str, tracer: Tracer) -> None:
+        self.path = path
+        self.token = token
+        self.tracer = tracer
+
+    def ask(self, op: str, **arguments: Any) -> dict[str, Any]:
+        """The answer to ``op``; the build's error raised here as the same exception type."""
+        import json
+        import socket
+
+        request = {"token": self.token, "op": op, "args": arguments}
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+            connection.connect(self.path)
+            connection.sendall(json.dumps(request).encode("utf-8") + b"\n")
+            lines = connection.makefile("rb")
+            answer = json.loads(lines.readline() or b"null")
+            if isinstance(answer, dict) and answer.get("event") == "waiting":
+                with self.tracer.waiting():
+                    answer = json.loads(lines.readline() or b"null")
+        if not isinstance(answer, dict):
+            raise ConnectionError("the build closed the link without answering")
+        if "error" in answer:
+            raise _error(answer["error"])
+        found: dict[str, Any] = answer["ok"]
+        return found
+
+
+def _error(data: Any) -> Exception:
+    """The build's exception, as the same type when it is one of ours."""
+    from .. import errors
+
+    kind = getattr(errors, str(data.get("type", "")), None) if isinstance(data, dict) else None
+    arguments = data.get("args", []) if isinstance(data, dict) else []
+    if isinstance(kind, type) and issubclass(kind, errors.NbcacheError):
+        try:
+            return kind(*arguments)
+        except TypeError:
+            pass
+    return errors.NbcacheError(str(data))
 
 
 def _signal(waiting: bool) -> None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..config import OPTIONS
+from ..workflows import kinds as _kinds  # noqa: F401  (the workflows' dependency kinds)
 from . import _handlers, _mystnb, _variants
 
 if TYPE_CHECKING:

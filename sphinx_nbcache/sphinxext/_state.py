@@ -17,7 +17,7 @@ from sphinx.util import logging
 from sphinx.util.display import status_iterator
 
 from ..config import Options
-from ..engine.core import Engine
+from ..engine.core import Engine, KernelDoor
 from ..errors import CorruptCacheError, NotebookExecutionError
 from ..notebooks.hashing import code_cells
 from ..notebooks.pages import Page
@@ -73,6 +73,7 @@ class BuildState:
     ) -> None:
         self.options = options
         self.engine = Engine(options, root=root, md_config=md_config, warn=self._warn, files=files)
+        self.engine.kernel_link = _serve_kernels  # kernels read and call through the build
         self.unchanged = False  # nothing changed since the last build: nothing is read
         self.reading = 0  # pages Sphinx reads in this build (env-before-read-docs)
         self._token: str | None = None  # the cache's change token when planning began
@@ -374,3 +375,9 @@ class BuildState:
         if evicted:
             logger.info(f"nbcache: evicted {len(evicted)} least recently used results")
         log_summary(engine, self.planned.values())
+
+
+def _serve_kernels(engine: Engine) -> KernelDoor:
+    from ..workflows.link import serve_kernels
+
+    return serve_kernels(engine)

@@ -30,6 +30,7 @@ from ._location import StoreLocation, make_blobs, make_database, open_store
 if TYPE_CHECKING:
     from ._archive import ImportReport, export_archive, import_archive, merge_record
     from ._blobs import Blobs, read_outputs
+    from ._database import describe_url
     from ._housekeeping import GRACE_SECONDS
     from ._store import Store
     from .jupyter_cache import import_jupyter_cache
@@ -42,6 +43,7 @@ __all__ = [
     "ImportReport",
     "Store",
     "StoreLocation",
+    "describe_url",
     "export_archive",
     "import_archive",
     "import_jupyter_cache",
@@ -66,6 +68,10 @@ def __getattr__(name: str) -> Any:
         from .jupyter_cache import import_jupyter_cache
 
         return import_jupyter_cache
+    if name == "describe_url":
+        from ._database import describe_url
+
+        return describe_url
     if name in ("Blobs", "read_outputs"):
         from . import _blobs
 

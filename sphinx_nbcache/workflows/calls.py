@@ -24,16 +24,19 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..engine import results
 from ..errors import CallTimeoutError, NotebookCallError, NotebookExecutionError, NotFoundError
 from ..execute.inkernel import Tracer
 from ..notebooks.functions import SKIP_TAG, Signature, returned, signature
 from ..notebooks.runnable import runnable
+from ..plan.freshness import Freshness
 from ..plan.parse import inspect_page
+from ..records import Outputs, Record
 from .depend import depend_on, unrecorded
 
 if TYPE_CHECKING:
@@ -42,7 +45,6 @@ if TYPE_CHECKING:
     from ..engine.cache import ProjectCache
     from ..engine.core import Engine
     from ..notebooks.pages import Page
-    from ..records import Record
 
 __all__ = ["CallResult", "Caller", "run", "run_notebook"]
 
@@ -74,13 +76,16 @@ class Caller:
     executor and warm kernels too); thread-safe. Identical calls (same key) in flight at once
     run once: the engine joins them. :meth:`close` stops its kernels."""
 
-    def __init__(self, cache: ProjectCache, jobs: int = 0) -> None:
+    def __init__(self, cache: ProjectCache, jobs: int = 0, engine: Engine | None = None) -> None:
         self.cache = cache
         options = cache.options
         if jobs:
             options = options._replace(jobs=jobs, max_jobs=jobs, prestart=min(jobs, 2))
-        self.engine: Engine = cache.engine(options)
-        self.engine.planned_at = time.time()
+        #: the engine calls run on: its own, or one given (a build's: not closed here)
+        self.engine: Engine = engine or cache.engine(options)
+        self._own = engine is None
+        if self.engine.planned_at is None:
+            self.engine.planned_at = time.time()
         self._closing = threading.Lock()
 
     def page(self, target: str | Path) -> Page:
@@ -102,29 +107,45 @@ class Caller:
         *,
         timeout: float | None = None,
         force: bool = False,
+        on_wait: Callable[[], object] | None = None,
     ) -> CallResult:
         """Call ``target`` with ``parameters``; from the cache unless ``force``. ``timeout``
-        is the per-cell limit (default: the notebook's own)."""
+        is the per-cell limit (default: the notebook's own); ``on_wait`` is told before the
+        call waits for an execution. Inside a notebook a build executes, the build runs the
+        call (its link): the kernel never opens the store."""
         begin = time.perf_counter()
         given = dict(parameters or {})
         page = self.page(target)
         tracer = Tracer.current()
+        link = tracer.link if tracer is not None else None
         with unrecorded(tracer):  # inside a notebook: the caller depends on its code (below)
             source, _memo = inspect_page(page, self.cache.options, self.cache.project.md_config)
             run = runnable(source.notebook, page, self.cache.options, given, call=True)
             if timeout is not None:
                 run = run._replace(options=run.options._replace(timeout=timeout))
-            state = self.engine.current(run, force=force)
-            cached = state.verdict in ("cached", "failed")
-            record, merged = self.engine.result(run, copy_nb=True)
+            if link is not None:  # the build runs it, on its own executor, and stores it
+                answer = link.ask(
+                    "call", path=str(page.path), parameters=given, timeout=timeout, force=force
+                )
+                record = Record.from_json(answer["record"])
+                outputs = Outputs.from_json(answer["outputs"]) if answer["outputs"] else None
+                merged = results.merged(record, run.notebook, None, outputs, copy_nb=True)
+                cached = bool(answer["cached"])
+            else:
+                state = self.engine.current(run, force=force)
+                cached = state.verdict in ("cached", "failed")
+                if on_wait is not None and not cached:
+                    on_wait()  # it runs now, or is running: the caller waits
+                record, merged = self.engine.result(run, copy_nb=True)
         if tracer is not None:
-            depend_on(tracer, page, source.key, record, self.engine.freshness)
+            depend_on(tracer, page, source.key, record, Freshness(self.cache.options, tracer.root))
         return self._answer(page, source.notebook, record, merged, cached, begin, given)
 
     def close(self) -> None:
-        """Stop the engine's kernels (the cache stays open)."""
+        """Stop the engine's kernels (the cache stays open; an engine given is left alone)."""
         with self._closing:
-            self.engine.finish(evict=False, close=False)
+            if self._own:
+                self.engine.finish(evict=False, close=False)
 
     def _answer(
         self,

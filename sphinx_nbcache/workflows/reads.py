@@ -26,28 +26,46 @@ from __future__ import annotations
 import glob
 import hashlib
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ..dependencies import register
 from ..engine.results import merged
-from ..engine.waiting import poll
+from ..engine.waiting import new_results, poll
 from ..errors import NotFoundError
 from ..execute.inkernel import Tracer
 from ..notebooks.runnable import variant_of
+from ..plan.freshness import Freshness
 from ..plan.memo import memo_for
 from ..plan.parse import inspect_page
 from ..plan.verdicts import PageState
+from ..records import Outputs, Record
 from .cached import CachedNotebook
 from .depend import depend_on, unrecorded
 
 if TYPE_CHECKING:
     from ..engine.cache import ProjectCache
+    from ..engine.core import Engine
     from ..notebooks.pages import Page
     from ..notebooks.project import Project
-    from ..records import Record
+    from ..notebooks.runnable import Runnable
 
-__all__ = ["CachedNotebook", "open_for", "read_from", "read_notebook", "read_notebooks"]
+__all__ = [
+    "CachedNotebook",
+    "Found",
+    "current_result",
+    "expand",
+    "found_from_json",
+    "found_to_json",
+    "names_digest",
+    "open_for",
+    "pages_in",
+    "read_from",
+    "read_notebook",
+    "read_notebooks",
+]
+
+# the ``pages:`` kind (a folder or glob listed) is checked by ``kinds``
 
 
 def read_notebook(
@@ -71,7 +89,7 @@ def read_notebooks(
     """The cached results of every notebook page in a folder, or matching a glob, by name;
     each followed by its variants (the page shown with parameters by ``nbcache-notebook``
     directives, in the order the pages show them) unless not ``variants``."""
-    found = _expand(target)
+    found = expand(target)
     if not found:
         raise NotFoundError(f"no notebook page in {str(target)!r}", "give a folder or a glob")
     cache = open_for(found[0], docs)
@@ -79,12 +97,12 @@ def read_notebooks(
     tracer = Tracer.current()
     try:
         with unrecorded(tracer):  # looking at every file: the reader depends on none...
-            pages = _pages_in(cache.project, found)
+            pages = pages_in(cache.project, found)
         if not pages:
             raise NotFoundError(f"no notebook page in {str(target)!r}", "give a folder or a glob")
         if tracer is not None and (found[0].is_dir() or glob.has_magic(str(target))):
             # ...but on which pages there are: a page added or removed executes it again
-            tracer.listed(target, _names_digest(pages))
+            tracer.listed(target, names_digest(pages))
         found_all = []
         for name in sorted(pages):
             found_all.append(read_from(cache, pages[name], wait))
@@ -118,41 +136,102 @@ def variants_of(cache: ProjectCache, page: Page, wait: float = 0.0) -> list[Cach
     return list(results.values())
 
 
-def read_from(
-    cache: ProjectCache, page: Page, wait: float = 0.0, parameters: dict[str, Any] | None = None
-) -> CachedNotebook:
-    """The current result of ``page`` (run with ``parameters``: a variant) in ``cache``, what
-    :meth:`.Cache.read` answers; waits up to ``wait`` s for a build that is executing it."""
+class Found(NamedTuple):
+    """A page's current result, as a build would show it."""
+
+    record: Record
+    run: Runnable  # what ran (the page as written, or with the parameters given)
+    code: str  # the key of the page as written: what a reader's ``code:`` entry checks
+
+
+def current_result(
+    cache: ProjectCache,
+    engine: Engine,
+    page: Page,
+    parameters: dict[str, Any] | None = None,
+    wait: float = 0.0,
+    on_wait: Callable[[], object] | None = None,
+) -> Found:
+    """The current result of ``page`` (run with ``parameters``: a variant), from the engine's
+    one lookup; if it is being executed (by ``engine`` itself, or by a build sharing the store:
+    its lease), waited for up to ``wait`` s, telling ``on_wait`` first. :class:`NotFoundError`
+    if there is none."""
     from ..notebooks.runnable import runnable
 
-    tracer = Tracer.current()
-    engine = cache.engine()
-    with unrecorded(tracer):  # the reader depends on the page's code, not its text (below)
-        run, memo = inspect_page(page, cache.options, cache.project.md_config)
-        code = run.key  # the page as written: what a ``code:`` entry checks
-        if parameters is not None:
-            run = runnable(run.notebook, page, cache.options, parameters)
-            memo = memo_for(run)
-        state = PageState(page, "stale", run=run)
-        engine.lookup.judge([(state, memo, False)])
+    run, memo = inspect_page(page, cache.options, cache.project.md_config)
+    code = run.key
+    if parameters is not None:
+        run = runnable(run.notebook, page, cache.options, parameters)
+        memo = memo_for(run)
+    state = PageState(page, "stale", run=run)
+    engine.lookup.judge([(state, memo, False)])
     record = state.record if state.verdict in ("cached", "failed") else None
+    if record is None and wait > 0 and engine.pending(run.key):  # this build runs it
+        if on_wait is not None:
+            on_wait()
+        outcome = engine.wait(run.key)
+        record = outcome.record if outcome is not None else None
+        record = None if record is not None and record.status == "error" else record
     if record is None:
-        with unrecorded(tracer):
-            record = _wait_for(cache, page.name, run.key, wait, tracer)
+        record = _wait_for(cache, page.name, run.key, wait, on_wait)
     if record is None:
         given = f" with parameters {parameters}" if parameters else ""
         raise NotFoundError(
             f"{page.name}{given} has no current result ({state.reason or state.verdict})",
             "build the docs that show it, or run `nbcache execute` on it, first",
         )
+    return Found(record, run, code)
+
+
+def read_from(
+    cache: ProjectCache, page: Page, wait: float = 0.0, parameters: dict[str, Any] | None = None
+) -> CachedNotebook:
+    """The current result of ``page`` (run with ``parameters``: a variant) in ``cache``, what
+    :meth:`.Cache.read` answers; waits up to ``wait`` s for a build that is executing it.
+    Inside a notebook a build executes, the build answers (its link): the kernel never opens
+    the store."""
+    tracer = Tracer.current()
+    link = tracer.link if tracer is not None else None
+    if tracer is not None and link is not None:
+        answer = link.ask("read", path=str(page.path), parameters=parameters, wait=wait)
+        with unrecorded(tracer):  # what ran, worked out again from the page: not a read
+            found = found_from_json(answer, cache, page, parameters)
+        outputs = Outputs.from_json(answer["outputs"]) if answer.get("outputs") else None
+    else:
+        with unrecorded(tracer):  # the reader depends on the page's code, not its text
+            found = current_result(cache, cache.engine(), page, parameters, wait)
+        outputs = None
     if tracer is not None:  # inside a notebook that a build is executing
-        depend_on(tracer, page, code, record, engine.freshness)
-    notebook = merged(record, run.notebook, cache.store.blobs, copy_nb=True)
-    return CachedNotebook(page.name, page.path, notebook, record)
+        depend_on(tracer, page, found.code, found.record, Freshness(cache.options, tracer.root))
+    blobs = cache.store.blobs if outputs is None else None
+    notebook = merged(found.record, found.run.notebook, blobs, outputs, copy_nb=True)
+    return CachedNotebook(page.name, page.path, notebook, found.record)
+
+
+def found_to_json(found: Found, outputs: Outputs | None) -> dict[str, Any]:
+    """What the build's link answers a kernel's read with."""
+    return {
+        "record": found.record.to_json(),
+        "code": found.code,
+        "outputs": outputs.to_json() if outputs is not None else None,
+    }
+
+
+def found_from_json(
+    answer: dict[str, Any],
+    cache: ProjectCache,
+    page: Page,
+    parameters: dict[str, Any] | None,
+) -> Found:
+    """A link's answer, with what ran worked out here again from the page (its notebook)."""
+    from ..notebooks.runnable import read_runnable
+
+    run = read_runnable(page, cache.options, cache.project.md_config, parameters)
+    return Found(Record.from_json(answer["record"]), run, str(answer["code"]))
 
 
 def _wait_for(
-    cache: ProjectCache, name: str, key: str, wait: float, tracer: Tracer | None
+    cache: ProjectCache, name: str, key: str, wait: float, on_wait: Callable[[], object] | None
 ) -> Record | None:
     """The result of ``key`` once the build running it (its lease's holder) stores it; None
     at once if nobody runs it."""
@@ -163,19 +242,16 @@ def _wait_for(
     known = {key: {r.id for r in store.lookup([key]).get(key, ())}}  # not valid: stale
 
     def fresh() -> Record | None:
-        from ..engine.waiting import new_results
-
         return new_results(store, [key], known, 0.0).get(key)
 
     def running() -> bool:
         now = store.leases([key]).get(key)
         return now is not None and now[1] >= time.time()
 
+    if on_wait is not None:
+        on_wait()
     try:
-        if tracer is None:
-            return poll(fresh, running, time.monotonic() + wait)
-        with tracer.waiting():  # the kernel's place goes to the queue meanwhile
-            return poll(fresh, running, time.monotonic() + wait)
+        return poll(fresh, running, time.monotonic() + wait)
     except TimeoutError:
         raise NotFoundError(
             f"{name} is being executed by {held[0]} and did not finish in {wait:g} s",
@@ -192,7 +268,7 @@ def _wait_limit(wait: float) -> float:
 # -- listings: ``read_notebooks(folder or glob)`` and the ``pages:`` kind ---------------------
 
 
-def _pages_in(project: Project, found: list[Path]) -> dict[str, Page]:
+def pages_in(project: Project, found: list[Path]) -> dict[str, Page]:
     """The notebook pages among ``found`` (files and folders), by name as a build has them."""
     pages: dict[str, Page] = {}
     listed: list[Page] | None = None
@@ -209,31 +285,17 @@ def _pages_in(project: Project, found: list[Path]) -> dict[str, Page]:
     return pages
 
 
-def _names_digest(pages: dict[str, Page]) -> str:
+def names_digest(pages: dict[str, Page]) -> str:
     return hashlib.sha256("\n".join(sorted(pages)).encode()).hexdigest()
 
 
-def _expand(target: str | Path) -> list[Path]:
+def expand(target: str | Path) -> list[Path]:
     path = Path(target)
     if path.is_dir():
         return [path]
     if glob.has_magic(str(target)):
         return sorted(Path(p) for p in glob.glob(str(target), recursive=True) if Path(p).is_file())
     return [path] if path.is_file() else []
-
-
-def _listing(target: str, folder: Path, context: Any) -> str:
-    """What the notebook pages in a folder (or matching a glob) are now, by name: how a
-    reader of ``read_notebooks(target)`` is found stale."""
-    from ..notebooks.project import Project
-
-    found = _expand(folder / target)
-    if not found:
-        return _names_digest({})
-    return _names_digest(_pages_in(Project.load(context.root), found))
-
-
-register("pages", _listing)
 
 
 def open_for(
@@ -258,8 +320,10 @@ def open_for(
     tracer = Tracer.current()
     store = tracer.store if tracer is not None else {}
     if cache is not None or not store.get("cache_path"):
-        return open_project(root, cache, read_only=read_only)
-    project = Project.load(root, store["cache_path"])
+        with unrecorded(tracer):
+            return open_project(root, cache, read_only=read_only)
+    with unrecorded(tracer):  # its conf.py and what it imports are the build's, not ours
+        project = Project.load(root, store["cache_path"])
     options = project.options._replace(
         database=store.get("database") or project.options.database,
         blobs=store.get("blobs") or project.options.blobs,

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .._json import canonical_json
-from ..dependencies import register
 from ..errors import ParameterError
 from ..notebooks.parameters import mapping
 
@@ -147,13 +146,3 @@ def variant_result(engine: Engine, state: PageState) -> tuple[Record, nbformat.N
     a copy of what ran merged with it."""
     assert state.run is not None
     return engine.result(state.run, copy_nb=True)
-
-
-def _variants(target: str, folder: Path, context: Any) -> str:
-    """The ``variants:`` kind: the directives showing the notebook ``target`` now."""
-    if context.root is None:
-        return ""
-    return variants_digest(context.root, folder / target)
-
-
-register("variants", _variants)
