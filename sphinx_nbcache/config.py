@@ -107,6 +107,7 @@ class Options(NamedTuple):
     #: (page glob, file globs) pairs from ``nbcache_dependencies``
     dependencies: tuple[tuple[str, tuple[str, ...]], ...] = ()
     artifact_limit: int = 50_000_000
+    artifact_patterns: tuple[str, ...] = ()  # risky artifacts restored all the same
     lease_seconds: float = 60.0
     serve_jobs: int = 1
     fork_kernels: bool = True
@@ -190,6 +191,9 @@ class Options(NamedTuple):
             dependencies=_declared(get("nbcache_dependencies", {})),
             artifact_limit=_int(
                 get("nbcache_artifact_limit", 50_000_000), "nbcache_artifact_limit", 0
+            ),
+            artifact_patterns=_names(
+                get("nbcache_artifact_patterns", ()), "nbcache_artifact_patterns", "file globs"
             ),
             lease_seconds=_seconds(get("nbcache_lease_seconds", 60), "nbcache_lease_seconds"),
             serve_jobs=_int(get("nbcache_serve_jobs", 0), "nbcache_serve_jobs", 0) or jobs,
@@ -312,11 +316,11 @@ def _declared(value: Any) -> tuple[tuple[str, tuple[str, ...]], ...]:
     return tuple(pairs)
 
 
-def _names(value: Any, name: str) -> tuple[str, ...]:
+def _names(value: Any, name: str, what: str = "environment variable names") -> tuple[str, ...]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(name, "expected a list of environment variable names")
+        raise ConfigError(name, f"expected a list of {what}")
     return tuple(value)
 
 

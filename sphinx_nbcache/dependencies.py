@@ -131,8 +131,6 @@ class Entry(NamedTuple):
             return f"{self.name[:80]!r} is not a path"
         if target.startswith("/") and not self.kind.anchored:
             return f"{self.name[:80]!r} is an absolute path"
-        if "\\" in target or (len(target) > 1 and target[1] == ":"):
-            return f"{self.name[:80]!r} is not a POSIX path"
         return None
 
     def path(self, folder: Path, root: Path | None) -> Path | None:

@@ -71,6 +71,9 @@ OPTIONS: dict[str, OptionSpec] = {
     "nbcache_dependencies": OptionSpec({}, _DICT),
     # bytes of files a notebook writes inside the project kept with its result (per page)
     "nbcache_artifact_limit": OptionSpec(50_000_000, _INT),
+    # project-relative globs of files that change what runs (code, configuration, dot-files)
+    # that results from the cache may put back all the same (none by default)
+    "nbcache_artifact_patterns": OptionSpec([], _LIST),
     # seconds a build's claim on a page it executes lasts unless renewed (shared stores)
     "nbcache_lease_seconds": OptionSpec(60, (int, float)),
     # notebooks executing at once for REST calls (`nbcache serve`); 0: as nbcache_jobs

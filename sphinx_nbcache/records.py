@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any, Literal, NamedTuple
 
 from ._json import canonical_json
-from .dependencies import Dependencies
+from .dependencies import MAX_TARGET, Dependencies
 
 __all__ = [
     "Artifact",
@@ -29,6 +29,9 @@ Status = Literal["ok", "failed", "error"]
 """``ok``: ran to the end. ``failed``: the notebook's code failed (a cell raised, timed out or
 killed its kernel); cached like a success. ``error``: the environment failed (no such kernel,
 the notebook could not be read); kept for this build's report only and retried next build."""
+
+#: dependency entries a record may hold at most (a run records a few hundred)
+MAX_ENTRIES = 100_000
 
 FailureKind = Literal["cell", "timeout", "dead_kernel", "no_kernel", "read", "internal"]
 
@@ -170,6 +173,31 @@ class Record(NamedTuple):
         """Where it failed, the way every message says it: ``code cell 2`` or ``the kernel``."""
         cell = self.failed_code_cell
         return f"code cell {cell}" if cell is not None else "the kernel"
+
+    def problem(self) -> str | None:
+        """Why this record cannot be trusted as a result (None: it can). A record from a
+        shared store or an archive is someone else's writing: every dependency entry must be
+        a relative path inside a project, every artifact a relative path, and no more entries
+        than a run records."""
+        deps = self.dependencies
+        if deps is not None:
+            if len(deps.files) > MAX_ENTRIES:
+                return f"{len(deps.files):,} dependencies (at most {MAX_ENTRIES:,} are kept)"
+            for entry, _digest in deps.entries():
+                found = entry.problem()
+                if found is not None:
+                    return found
+        for artifact in self.artifacts:
+            path = artifact.path
+            if (
+                not path
+                or len(path) > MAX_TARGET
+                or "\0" in path
+                or path.startswith("/")
+                or artifact.size < 0
+            ):
+                return f"artifact {path[:80]!r} is not a relative path"
+        return None
 
     def explain(self, where: str | None = None) -> str:
         """What happened, in one line, the way every message says it: ``ok``, ``failed in

@@ -195,7 +195,8 @@ class Engine:
             return 0
         from .artifacts import restore_all
 
-        return restore_all(states, self.root, self.blobs, self.freshness, self.warn)
+        allowed = self.options.artifact_patterns
+        return restore_all(states, self.root, self.blobs, self.freshness, self.warn, allowed)
 
     def mark_used(self, states: Iterable[PageState]) -> None:
         """Mark the results these pages will show as used now (eviction by a concurrent run

@@ -176,6 +176,10 @@ def merge_record(
     store: Store, record: Record, outputs: Outputs | None, report: ImportReport
 ) -> None:
     """Store ``record`` unless the cache holds the same result or a newer one for its id."""
+    problem = record.problem()
+    if problem is not None:
+        report.rejected.append((record.key, problem))
+        return
     existing = store.by_id(record.id)
     if existing is None:
         store.put(record, outputs)

@@ -75,6 +75,8 @@ def to_record(row: Any) -> Record | None:
             not KEY_PATTERN.fullmatch(a.blob) for a in record.artifacts
         ):
             return None  # a row whose identity does not match its content: tampered
+        if record.problem() is not None:
+            return None  # entries no run records (outside the project, not paths): tampered
         return record
     except (ValueError, TypeError, KeyError, AttributeError):
         return None

@@ -139,6 +139,10 @@ class Store:
         it as ``variant`` (default: the variant its parameters make)."""
         if not KEY_PATTERN.fullmatch(record.key):
             raise StoreError(self.describe(), f"refusing to store invalid key {record.key!r}")
+        problem = record.problem()
+        if problem is not None:
+            what = record.page or record.key[:12]
+            raise StoreError(self.describe(), f"refusing a result of {what}: {problem}")
         stored, size = None, 0
         if outputs is not None:
             data = outputs_bytes(outputs)
