@@ -99,6 +99,10 @@ OPTIONS: dict[str, OptionSpec] = {
     "nbcache_serve_jobs": OptionSpec(0, _INT),
     # local kernels forked from a warm process (env NBCACHE_FORK_KERNELS=0 turns it off)
     "nbcache_fork_kernels": OptionSpec(True, _BOOL),
+    # threads of each local kernel's BLAS / OpenMP / numexpr / Numba pools (OMP_NUM_THREADS
+    # and the like, unless the environment sets one): None: the CPUs shared by the notebooks
+    # executing at once (CPUs // nbcache_jobs), 0: leave them alone, N: N threads each
+    "nbcache_kernel_threads": OptionSpec(None, _INT + _NONE),
 }
 OPTION_DEFAULTS: dict[str, Any] = {name: spec.default for name, spec in OPTIONS.items()}
 
@@ -186,6 +190,7 @@ class Options(NamedTuple):
     lease_seconds: float = 60.0
     serve_jobs: int = 1
     fork_kernels: bool = True
+    kernel_threads: int | None = None  # None: CPUs // jobs; 0: not capped
     extra: Mapping[str, Any] = _NO_MAPPING
 
     def __repr__(self) -> str:
@@ -270,6 +275,9 @@ class Options(NamedTuple):
             lease_seconds=_seconds(get("nbcache_lease_seconds", 60), "nbcache_lease_seconds"),
             serve_jobs=_int(get("nbcache_serve_jobs", 0), "nbcache_serve_jobs", 0) or jobs,
             fork_kernels=bool(get("nbcache_fork_kernels", True)),
+            kernel_threads=None
+            if get("nbcache_kernel_threads") is None
+            else _int(get("nbcache_kernel_threads"), "nbcache_kernel_threads", 0),
         )
 
     # -- per notebook -------------------------------------------------------------------------

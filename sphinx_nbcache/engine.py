@@ -275,6 +275,7 @@ class Engine:
                 "token": o.executor_token,
                 "env": o.executor_env,
                 "fork_kernels": o.fork_kernels,
+                "kernel_threads": o.kernel_threads,
             },
         )
 

@@ -18,6 +18,7 @@ import signal
 import tempfile
 import time
 import uuid
+from collections.abc import Mapping
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -63,9 +64,11 @@ class KernelHandle:
         self.untraced: str | None = None  # why not, in a Python kernel
 
 
-async def start_kernel(job: Job, forks: ForkServers | None = None) -> KernelHandle | Failure:
-    """Start the job's kernel (forked by one of ``forks`` when it can be); a
-    :class:`Failure` if that is impossible."""
+async def start_kernel(
+    job: Job, forks: ForkServers | None = None, env: Mapping[str, str] | None = None
+) -> KernelHandle | Failure:
+    """Start the job's kernel (forked by one of ``forks`` when it can be), with ``env`` added
+    to the build's environment (thread caps); a :class:`Failure` if that is impossible."""
     started = time.perf_counter()
     folder = tempfile.mkdtemp(prefix=_FOLDER_PREFIX)
     with open(os.path.join(folder, "owner"), "w") as owner:  # for sweep_orphan_folders()
@@ -83,7 +86,11 @@ async def start_kernel(job: Job, forks: ForkServers | None = None) -> KernelHand
     with open(os.path.join(folder, "kernel.log"), "wb") as log:
         try:
             await manager.start_kernel(
-                cwd=cwd, stdout=log, stderr=log, extra_arguments=_extra_arguments(manager)
+                cwd=cwd,
+                stdout=log,
+                stderr=log,
+                extra_arguments=_extra_arguments(manager),
+                **({"env": {**os.environ, **env}} if env else {}),
             )
         except NoSuchKernel:
             shutil.rmtree(folder, ignore_errors=True)
