@@ -9,6 +9,9 @@ engine, the ratios ours/peer and ours/floor, the kernel-side execution counts (`
 per repetition) next to the ideal count, the exit codes and the warning counts. It writes the
 same figures to ``<workdir>/summary.json`` and, with ``--png``, a bar chart of the wall times.
 
+``--ratio A:B`` (repeatable) adds a column of engine A's median over engine B's, e.g.
+``--ratio nbcache:nbcache-nocaps`` (thread caps on vs off, measured in the same run).
+
 A ``!`` after a kexec count marks a count that differs from what a caching engine should
 execute (the harness's ``ideal``; S7b/S7c have no fixed ideal).
 """
@@ -58,7 +61,9 @@ def _ordered(values: list[str]) -> list[str]:
     return list(dict.fromkeys(values))
 
 
-def summarise(rows: list[Row], ours: str, peer: str, floor: str) -> dict[str, Any]:
+def summarise(
+    rows: list[Row], ours: str, peer: str, floor: str, pairs: tuple[tuple[str, str], ...] = ()
+) -> dict[str, Any]:
     """{label: {"engines": [...], "scenarios": {scen: {...}}}} with medians and ratios."""
     by_label: dict[str, list[Row]] = defaultdict(list)
     for row in rows:
@@ -95,6 +100,9 @@ def summarise(rows: list[Row], ours: str, peer: str, floor: str) -> dict[str, An
             for name, ref in (("ours/peer", peer), ("ours/floor", floor)):
                 if ours in med and ref in med and med[ref] > 0:
                     entry[name] = round(med[ours] / med[ref], 2)
+            for a, b in pairs:
+                if a in med and b in med and med[b] > 0:
+                    entry[f"{a}/{b}"] = round(med[a] / med[b], 2)
             scenarios[scen] = entry
         summary[label] = {"engines": engines, "scenarios": scenarios}
     return summary
@@ -113,13 +121,23 @@ def _join(values: list[Any]) -> str:
     return "/".join(map(str, values))
 
 
-def markdown(summary: dict[str, Any], ours: str, peer: str, floor: str) -> str:
+def markdown(
+    summary: dict[str, Any],
+    ours: str,
+    peer: str,
+    floor: str,
+    pairs: tuple[tuple[str, str], ...] = (),
+) -> str:
     out: list[str] = []
     for label, data in summary.items():
         engines = data["engines"]
         ratios = [k for k, ref in (("ours/peer", peer), ("ours/floor", floor)) if ref in engines]
         ratios = ratios if ours in engines else []
         names = {"ours/peer": f"{ours}/{peer}", "ours/floor": f"{ours}/{floor}"}
+        for a, b in pairs:
+            if a in engines and b in engines:
+                ratios.append(f"{a}/{b}")
+                names[f"{a}/{b}"] = f"{a}/{b}"
         head = ["scenario", *(f"{e} s" for e in engines), *(names[k] for k in ratios)]
         kexec_engines = [e for e in (ours, peer) if e in engines]
         head += [f"kexec {e}" for e in kexec_engines] + ["ideal"]
@@ -199,15 +217,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--peer", default="mystnb-cache")
     ap.add_argument("--floor", default="mystnb-off")
     ap.add_argument("--png", type=Path, help="write a bar chart of the wall times here")
+    ap.add_argument(
+        "--ratio", action="append", default=[], metavar="A:B", help="add a column A's / B's"
+    )
     args = ap.parse_args(argv)
+    pairs = tuple((a, b) for a, _, b in (r.partition(":") for r in args.ratio) if a and b)
 
     paths = args.results or sorted(args.workdir.glob("results-*.jsonl"))
     if not paths:
         print(f"no results-*.jsonl in {args.workdir}", file=sys.stderr)
         return 1
     rows = load(paths)
-    summary = summarise(rows, args.ours, args.peer, args.floor)
-    print(markdown(summary, args.ours, args.peer, args.floor))
+    summary = summarise(rows, args.ours, args.peer, args.floor, pairs)
+    print(markdown(summary, args.ours, args.peer, args.floor, pairs))
     out = args.workdir / "summary.json"
     out.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf8")
     print(f"wrote {out}")
