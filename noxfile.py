@@ -160,6 +160,8 @@ def bench(session: nox.Session) -> None:
     ``nox -s bench -- --label cpu20 --corpus-args "--n 20 --cells 4 --cpu 1.0"``.
     ``--label book`` and ``--label blas`` build the corpora of benchmarks/corpora.py (a
     book-shaped one; multi-threaded NumPy products) with the engines and ratios of CORPORA.
+    The staleness and instruction figures, which no corpus changes, come with the plain run
+    only (no ``--label``).
     """
     run_bench = BENCH_DIR / "run_bench.py"
     if not run_bench.exists():
@@ -197,8 +199,8 @@ def bench(session: nox.Session) -> None:
         "--png", str(ROOT / "docs" / "_static" / "bench.png"),
         *(f"--ratio={pair}" for pair in ratios),
     )  # fmt: skip
-    if label in CORPORA:
-        return  # the figures below do not depend on the corpus
+    if "--label" in " ".join(session.posargs):
+        return  # a run of one label: the figures below do not depend on the corpus
     # the staleness check alone, at 100 / 500 / 2,000 pages (no kernels; about a minute)
     session.run(
         "python", str(ROOT / "benchmarks" / "staleness.py"),
