@@ -197,7 +197,7 @@ def bench(session: nox.Session) -> None:
     session.run(
         "python", str(ROOT / "benchmarks" / "report.py"), str(BENCH_WORK),
         "--png", str(ROOT / "docs" / "_static" / "bench.png"),
-        *(f"--ratio={pair}" for pair in ratios),
+        *(f"--ratio={pair}" for pair in ratios), *(["--cpu"] if label in CORPORA else []),
     )  # fmt: skip
     if "--label" in " ".join(session.posargs):
         return  # a run of one label: the figures below do not depend on the corpus
