@@ -16,8 +16,9 @@ it off (``max_jobs == jobs``).
 
 :func:`thread_caps` gives the variables that cap the thread pools of BLAS (under NumPy), OpenMP,
 numexpr and Numba in each local kernel so that the kernels executing at once share the
-CPUs instead of each starting one thread per CPU (``cpus // jobs`` threads each; the places
-added while kernels wait do not change it: see the function).
+CPUs instead of each starting one thread per CPU (``cpus // jobs`` threads each, more when
+fewer notebooks are left; the places added while kernels wait do not change it: see the
+function).
 
 :class:`Places` is the asyncio limit whose size it changes: a semaphore (first come, first
 served) that can grow at once and shrink as places are given back.
@@ -152,25 +153,27 @@ def usable_cpus() -> int:
 
 def thread_caps(
     setting: int | None,
-    jobs: int,
+    at_once: int,
     environ: Mapping[str, str],
     cpus: int | None = None,
 ) -> dict[str, str]:
-    """The variables to add to each local kernel's environment (empty: none).
+    """The variables to add to a local kernel's environment (empty: none).
 
-    ``setting`` is ``nbcache_kernel_threads``: ``None`` shares the CPUs among the ``jobs``
-    notebooks that execute at once (``max(1, cpus // jobs)`` threads each), ``0`` leaves the
-    libraries to their defaults (one thread per CPU each), ``N`` gives each kernel N. When
+    ``setting`` is ``nbcache_kernel_threads``: ``None`` shares the CPUs among the ``at_once``
+    notebooks that execute beside each other (``max(1, cpus // at_once)`` threads each: the
+    executor passes ``jobs``, or the notebooks left when fewer), ``0`` leaves the libraries
+    to their defaults (one thread per CPU each), ``N`` gives each kernel N. When
     ``environ`` (the build's environment, which local kernels inherit, variables passed with
     ``nbcache_executor_env`` included) sets any of :data:`THREAD_VARIABLES`, the user has
     decided: none is added (OpenBLAS, say, reads ``OMP_NUM_THREADS`` when its own is unset).
 
-    ``jobs`` is the number of places to begin with. Places added while kernels wait
-    (``nbcache_jobs = 0``) do not lower it: a kernel's libraries read the variables once,
-    and a place is added only while the executing kernels leave CPUs unused, then taken back
-    when the CPUs are busy (:class:`Autoscale`).
+    Places added while kernels wait (``nbcache_jobs = 0``) do not lower the number: a
+    kernel's libraries read the variables once, and a place is added only while the
+    executing kernels leave CPUs unused, then taken back when the CPUs are busy
+    (:class:`Autoscale`).
     """
     if setting == 0 or any(name in environ for name in THREAD_VARIABLES):
         return {}
-    threads = setting if setting is not None else max(1, (cpus or usable_cpus()) // max(1, jobs))
+    share = max(1, (cpus or usable_cpus()) // max(1, at_once))
+    threads = setting if setting is not None else share
     return dict.fromkeys(THREAD_VARIABLES, str(threads))

@@ -17,10 +17,10 @@ machine's CPUs sit idle, the executing kernels leave their CPU unused and notebo
 ``max_jobs`` executing, and shrink back to ``jobs`` when the CPUs are busy (``_autoscale``):
 notebooks waiting on I/O run more at once, notebooks that compute do not.
 
-Each kernel's numeric libraries get ``cpus // jobs`` threads (``kernel_threads``, see
-``_autoscale.thread_caps``) unless the build's environment decides; forked kernels too (the
-warm process loads none of those libraries, and the variables reach the child before its
-first cell).
+Each kernel's numeric libraries get ``cpus // jobs`` threads, or more when fewer notebooks
+than ``jobs`` are left when it starts (``kernel_threads``, see ``_autoscale.thread_caps``),
+unless the build's environment decides; forked kernels too (the warm process loads none of
+those libraries, and the variables reach the child before its first cell).
 
 Jobs start in the order they were submitted. A job's future resolves as soon as its outcome
 is known; its kernel exits in the background (:meth:`LocalExecutor.shutdown` waits for it).
@@ -66,8 +66,8 @@ class LocalExecutor:
         **_settings: Any,
     ) -> None:
         self.jobs = max(1, jobs)
-        #: variables added to every kernel's environment: its libraries' thread pools
-        self.kernel_env = thread_caps(kernel_threads, self.jobs, os.environ)
+        #: threads of each kernel's BLAS / OpenMP pools (None: shared, see _kernel_env)
+        self.kernel_threads = kernel_threads
         #: places added while the CPUs are idle, up to max_jobs (None: jobs, a fixed number)
         self.autoscale = Autoscale(self.jobs, max_jobs or self.jobs)
         self.prestart = max(0, prestart)
@@ -220,7 +220,7 @@ class LocalExecutor:
                 # forking pays once more notebooks than workers are queued (a warm process
                 # costs what one kernel start costs)
                 forks = self.forks if len(self._tasks) > self.jobs else None
-                started = await start_kernel(job, forks, self.kernel_env)
+                started = await start_kernel(job, forks, self._kernel_env())
                 if isinstance(started, Failure):
                     return error_outcome(job, started)
                 self._handles.add(started)
@@ -292,6 +292,13 @@ class LocalExecutor:
             elif change < 0:
                 self._slots.shrink()
                 self._kernels.shrink()
+
+    def _kernel_env(self) -> dict[str, str]:
+        """The thread caps of a kernel starting now: the CPUs shared by the notebooks that
+        execute beside it, ``jobs``, or fewer when fewer are left (a page edited alone gets
+        every CPU)."""
+        left = sum(1 for future in self._outcomes if not future.done())
+        return thread_caps(self.kernel_threads, min(self.jobs, max(1, left)), os.environ)
 
     def _kernels_idle(self, elapsed: float) -> float:
         """CPUs' worth of time the executing kernels spent off the CPU over the last
