@@ -27,16 +27,22 @@ ENGINES = ROOT / "benchmarks" / "engines"
 #: labels whose corpus benchmarks/corpora.py writes (not make_corpus.py): the engines and
 #: scenarios each is run with by default, and the ratios its table adds
 CORPORA: dict[str, tuple[list[str], str, list[str]]] = {
-    # ours with and without the thread caps, autoscaled and one per CPU (nbcache_jobs = 2)
+    # ours with and without the thread caps, autoscaled and one per CPU (nbcache_jobs = 2),
+    # and as before both (nbcache-before: no caps, the autoscaler's old rule)
     "blas": (
-        ["nbcache-nocaps.py", "nbcache_jobs2.py", "nbcache_jobs2-nocaps.py"],
+        ["nbcache-nocaps.py", "nbcache_jobs2.py", "nbcache_jobs2-nocaps.py",
+         "nbcache-before.py"],
         "S1,S5",
         ["nbcache:nbcache-nocaps", "nbcache_jobs2:nbcache_jobs2-nocaps",
-         "nbcache:nbcache_jobs2"],
+         "nbcache:nbcache_jobs2", "nbcache:nbcache-before"],
     ),
     # a book: cold, edits and a CI restore against the peer (no S6/S7: it has its own
     # failing pages)
-    "book": (["nbcache-nocaps.py"], "S1,S2,S3,S4,S5", ["nbcache:nbcache-nocaps"]),
+    "book": (
+        ["nbcache-nocaps.py", "nbcache-before.py"],
+        "S1,S2,S3,S4,S5",
+        ["nbcache:nbcache-nocaps", "nbcache:nbcache-before"],
+    ),
 }  # fmt: skip
 
 # The oldest end we support: Sphinx 7 with the myst stack that jupyter-book 1 pins.
