@@ -189,3 +189,46 @@ def test_the_executor_adds_no_place_for_kernels_that_compute() -> None:
     assert all(o.record.ok for o in outcomes)
     assert executor.peak_running == 1
     assert executor.places == 1
+
+
+# -- through a Sphinx build -----------------------------------------------------------------
+
+PAGE = """\
+---
+jupytext:
+  text_representation:
+    format_name: myst
+kernelspec:
+  name: python3
+  display_name: Python 3
+---
+
+# Threads
+
+```{code-cell} ipython3
+import json, os
+names = NAMES
+with open("threads.json", "w") as out:
+    json.dump({n: os.environ.get(n) for n in names}, out)
+```
+""".replace("NAMES", repr(list(THREAD_VARIABLES)))
+
+
+@pytest.mark.parametrize("setting", [3, 0], ids=["three", "off"])
+def test_the_option_reaches_the_kernels_of_a_build(
+    tmp_path: Path,
+    make_app,
+    clean_env: pytest.MonkeyPatch,
+    setting: int,  # type: ignore[no-untyped-def]
+) -> None:
+    """nbcache_kernel_threads in conf.py, a real Sphinx build, a real kernel."""
+    (tmp_path / "conf.py").write_text(
+        'extensions = ["myst_nb", "sphinx_nbcache"]\nnb_execution_mode = "cache"\n'
+        f'nbcache_path = ".nbcache"\nnbcache_kernel_threads = {setting}\n'
+        'exclude_patterns = ["_build"]\n'
+    )
+    (tmp_path / "index.md").write_text("# Root\n\n```{toctree}\npage\n```\n")
+    (tmp_path / "page.md").write_text(PAGE)
+    make_app("html", srcdir=tmp_path).build()
+    seen = json.loads((tmp_path / "threads.json").read_text())
+    assert seen == dict.fromkeys(THREAD_VARIABLES, str(setting) if setting else None)
