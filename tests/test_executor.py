@@ -84,8 +84,9 @@ def test_notebooks_waiting_on_io_run_more_at_once_up_to_max_jobs() -> None:
         spans.append(json.loads(json.loads(text.replace("'", '"'))))
     overlapping = max(sum(1 for b, e in spans if b <= t < e) for t, _ in spans)
     assert overlapping >= 2  # sleeping at the same time, in their own kernels
-    assert 2 <= executor.peak_running <= 3
-    assert 2 <= executor.places <= 3
+    assert 2 <= executor.peak_running <= 3  # places were added (jobs = 1), never past max_jobs
+    # ... and may have been taken back by the end, if the machine got busy meanwhile
+    assert 1 <= executor.places <= 3
     assert executor.kernels_alive == 0
 
 
