@@ -27,6 +27,27 @@ BENCH_DIR = ROOT.parent / "shared" / "bench"  # the shared harness, outside this
 BENCH_ENGINE = ROOT / "benchmarks" / "engines" / "nbcache.py"
 BENCH_ENGINE_FIXED = ROOT / "benchmarks" / "engines" / "nbcache_jobs2.py"
 BENCH_WORK = ROOT / "bench-work"
+ENGINES = ROOT / "benchmarks" / "engines"
+#: labels whose corpus benchmarks/corpora.py writes (not make_corpus.py): the engines and
+#: scenarios each is run with by default, and the ratios its table adds
+CORPORA: dict[str, tuple[list[str], str, list[str]]] = {
+    # ours with and without the thread caps, autoscaled and one per CPU (nbcache_jobs = 2),
+    # and as before both (nbcache-before: no caps, the autoscaler's old rule)
+    "blas": (
+        ["nbcache-nocaps.py", "nbcache_jobs2.py", "nbcache_jobs2-nocaps.py",
+         "nbcache-before.py"],
+        "S1,S5",
+        ["nbcache:nbcache-nocaps", "nbcache_jobs2:nbcache_jobs2-nocaps",
+         "nbcache:nbcache_jobs2", "nbcache:nbcache-before"],
+    ),
+    # a book: cold, edits and a CI restore against the peer (no S6/S7: it has its own
+    # failing pages)
+    "book": (
+        ["nbcache-nocaps.py", "nbcache-before.py"],
+        "S1,S2,S3,S4,S5",
+        ["nbcache:nbcache-nocaps", "nbcache:nbcache-before"],
+    ),
+}  # fmt: skip
 
 # The oldest end we support: Sphinx 7 with the myst stack that jupyter-book 1 pins.
 SPHINX7_PINS = (
@@ -197,35 +218,49 @@ def bench(session: nox.Session) -> None:
 
     Extra arguments go to run_bench.py and override the defaults, e.g.
     ``nox -s bench -- --label cpu20 --corpus-args "--n 20 --cells 4 --cpu 1.0"``.
+    ``--label book`` and ``--label blas`` build the corpora of benchmarks/corpora.py (a
+    book-shaped one; multi-threaded NumPy products) with the engines and ratios of CORPORA.
+    The staleness and instruction figures, which no corpus changes, come with the plain run
+    only (no ``--label``).
     """
     run_bench = BENCH_DIR / "run_bench.py"
     if not run_bench.exists():
         session.error(f"benchmark harness not found: {run_bench}")
     session.install(".[bench]")
     _install_kernel(session)
-    args = [
-        # ours twice: as configured by default (more notebooks at once while the CPUs sit
-        # idle) and with a fixed nbcache_jobs = 2 (never more than the peer's -j 2)
-        "--engines", f"mystnb-cache,mystnb-off,{BENCH_ENGINE},{BENCH_ENGINE_FIXED}",
-        "--corpus-args", "--n 20 --cells 4 --sleep 1.0",
+    label = _option(session.posargs, "--label", "sleep20")
+    env = _jupyter_env(session)
+    BENCH_WORK.mkdir(exist_ok=True)
+    if label in CORPORA:  # a corpus of benchmarks/corpora.py: written here, then --corpus
+        more, scenarios, ratios = CORPORA[label]
+        corpus = BENCH_WORK / f"corpus-{label}"
+        shutil.rmtree(corpus, ignore_errors=True)
+        session.run("python", str(ROOT / "benchmarks" / "corpora.py"), label, str(corpus))
+        engines = ",".join(["mystnb-cache", "mystnb-off", str(BENCH_ENGINE)])
+        engines += "".join(f",{ENGINES / name}" for name in more)
+        source = ["--corpus", str(corpus)]
+    else:
+        # ours twice: as configured by default (more notebooks at once while kernels wait)
+        # and with a fixed nbcache_jobs = 2 (never more than the peer's -j 2)
+        engines = f"mystnb-cache,mystnb-off,{BENCH_ENGINE},{BENCH_ENGINE_FIXED}"
         # the short builds (S2, S5: ~1-2 s, +-10 % run to run here) three times a repetition
-        "--scenarios", "S1,S2,S3,S4,S5,S2,S5,S2,S5,S6,S7",
-        "--repeat", "2",
-        "--workdir", str(BENCH_WORK),
-        "--label", "sleep20",
-        *session.posargs,
+        scenarios, ratios = "S1,S2,S3,S4,S5,S2,S5,S2,S5,S6,S7", []
+        source = ["--corpus-args", "--n 20 --cells 4 --sleep 1.0"]
+    args = [
+        "--engines", engines, *source, "--scenarios", scenarios, "--repeat", "2",
+        "--workdir", str(BENCH_WORK), "--label", label, *session.posargs,
     ]  # fmt: skip
     # one results file per label: re-running a label replaces its rows, other labels stay
-    label = _option(args, "--label", "sleep20")
     out = Path(_option(args, "--out", str(BENCH_WORK / f"results-{label}.jsonl")))
     out.unlink(missing_ok=True)
-    BENCH_WORK.mkdir(exist_ok=True)
-    env = _jupyter_env(session)
     session.run("python", str(run_bench), *args, "--out", str(out), env=env)
     session.run(
         "python", str(ROOT / "benchmarks" / "report.py"), str(BENCH_WORK),
         "--png", str(ROOT / "docs" / "_static" / "bench.png"),
+        *(f"--ratio={pair}" for pair in ratios), *(["--cpu"] if label in CORPORA else []),
     )  # fmt: skip
+    if "--label" in " ".join(session.posargs):
+        return  # a run of one label: the figures below do not depend on the corpus
     # the staleness check alone, at 100 / 500 / 2,000 pages (no kernels; about a minute)
     session.run(
         "python", str(ROOT / "benchmarks" / "staleness.py"),

@@ -9,6 +9,14 @@ engine, the ratios ours/peer and ours/floor, the kernel-side execution counts (`
 per repetition) next to the ideal count, the exit codes and the warning counts. It writes the
 same figures to ``<workdir>/summary.json`` and, with ``--png``, a bar chart of the wall times.
 
+``--cpu`` adds a table of the CPU seconds each build used (user + system of sphinx-build and
+every process it waited for, kernels included, from GNU time's file beside the build log):
+on a shared machine the wall times move with the other work, the CPU a build spends does
+not, and wasted work (BLAS threads spinning on oversubscribed CPUs) shows there.
+
+``--ratio A:B`` (repeatable) adds a column of engine A's median over engine B's, e.g.
+``--ratio nbcache:nbcache-nocaps`` (thread caps on vs off, measured in the same run).
+
 A ``!`` after a kexec count marks a count that differs from what a caching engine should
 execute (the harness's ``ideal``; S7b/S7c have no fixed ideal).
 """
@@ -17,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import sys
 from collections import defaultdict
@@ -54,11 +63,23 @@ def load(paths: list[Path]) -> list[Row]:
     return rows
 
 
+def cpu_seconds(row: Row) -> float | None:
+    """User + system seconds of the build and its reaped children (GNU time), if recorded."""
+    try:
+        text = Path(row["log"]).with_suffix(".time").read_text(encoding="utf8")
+    except (KeyError, OSError):
+        return None
+    found = re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)", text)
+    return round(sum(map(float, found)), 2) if len(found) == 2 else None
+
+
 def _ordered(values: list[str]) -> list[str]:
     return list(dict.fromkeys(values))
 
 
-def summarise(rows: list[Row], ours: str, peer: str, floor: str) -> dict[str, Any]:
+def summarise(
+    rows: list[Row], ours: str, peer: str, floor: str, pairs: tuple[tuple[str, str], ...] = ()
+) -> dict[str, Any]:
     """{label: {"engines": [...], "scenarios": {scen: {...}}}} with medians and ratios."""
     by_label: dict[str, list[Row]] = defaultdict(list)
     for row in rows:
@@ -91,10 +112,16 @@ def summarise(rows: list[Row], ours: str, peer: str, floor: str) -> dict[str, An
                     "warnings": [r.get("warnings") for r in runs],
                     "tree_rss_mb": [r.get("tree_rss_mb") for r in runs],
                 }
+                cpus = [c for c in map(cpu_seconds, good) if c is not None]
+                if cpus:
+                    entry["engines"][engine]["cpu_median"] = round(statistics.median(cpus), 2)
             med = {e: v["wall_median"] for e, v in entry["engines"].items()}
             for name, ref in (("ours/peer", peer), ("ours/floor", floor)):
                 if ours in med and ref in med and med[ref] > 0:
                     entry[name] = round(med[ours] / med[ref], 2)
+            for a, b in pairs:
+                if a in med and b in med and med[b] > 0:
+                    entry[f"{a}/{b}"] = round(med[a] / med[b], 2)
             scenarios[scen] = entry
         summary[label] = {"engines": engines, "scenarios": scenarios}
     return summary
@@ -113,13 +140,24 @@ def _join(values: list[Any]) -> str:
     return "/".join(map(str, values))
 
 
-def markdown(summary: dict[str, Any], ours: str, peer: str, floor: str) -> str:
+def markdown(
+    summary: dict[str, Any],
+    ours: str,
+    peer: str,
+    floor: str,
+    pairs: tuple[tuple[str, str], ...] = (),
+    cpu: bool = False,
+) -> str:
     out: list[str] = []
     for label, data in summary.items():
         engines = data["engines"]
         ratios = [k for k, ref in (("ours/peer", peer), ("ours/floor", floor)) if ref in engines]
         ratios = ratios if ours in engines else []
         names = {"ours/peer": f"{ours}/{peer}", "ours/floor": f"{ours}/{floor}"}
+        for a, b in pairs:
+            if a in engines and b in engines:
+                ratios.append(f"{a}/{b}")
+                names[f"{a}/{b}"] = f"{a}/{b}"
         head = ["scenario", *(f"{e} s" for e in engines), *(names[k] for k in ratios)]
         kexec_engines = [e for e in (ours, peer) if e in engines]
         head += [f"kexec {e}" for e in kexec_engines] + ["ideal"]
@@ -137,12 +175,32 @@ def markdown(summary: dict[str, Any], ours: str, peer: str, floor: str) -> str:
                 cells += [_join(eng[e][key]) if e in eng else "" for e in kexec_engines]
             out.append("| " + " | ".join(cells) + " |")
         out.append("")
+    if cpu:
+        out += cpu_tables(summary)
     out.append(
         "Wall times are medians over the repetitions, leaving out builds that crashed (non-zero"
         " exit outside S7c: see the rc columns); kexec counts executions inside the kernels"
         " (one figure per repetition, `!` = differs from the ideal)."
     )
     return "\n".join(out) + "\n"
+
+
+def cpu_tables(summary: dict[str, Any]) -> list[str]:
+    """Per label, the median CPU seconds of each engine's builds (see ``--cpu``)."""
+    out: list[str] = []
+    for label, data in summary.items():
+        engines = data["engines"]
+        out += [f"### {label}: CPU seconds (build and kernels)", ""]
+        out += ["| scenario | " + " | ".join(f"{e} cpu s" for e in engines) + " |"]
+        out += ["|" + " --- |" * (len(engines) + 1)]
+        for scen, entry in data["scenarios"].items():
+            eng = entry["engines"]
+            cells = [f"{scen} {entry['what']}"]
+            cells += [f"{eng[e]['cpu_median']:.1f}" if "cpu_median" in eng.get(e, {}) else ""
+                      for e in engines]  # fmt: skip
+            out.append("| " + " | ".join(cells) + " |")
+        out.append("")
+    return out
 
 
 def plot(summary: dict[str, Any], png: Path, ours: str, peer: str, floor: str) -> bool:
@@ -199,15 +257,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--peer", default="mystnb-cache")
     ap.add_argument("--floor", default="mystnb-off")
     ap.add_argument("--png", type=Path, help="write a bar chart of the wall times here")
+    ap.add_argument("--cpu", action="store_true", help="add the builds' CPU seconds")
+    ap.add_argument(
+        "--ratio", action="append", default=[], metavar="A:B", help="add a column A's / B's"
+    )
     args = ap.parse_args(argv)
+    pairs = tuple((a, b) for a, _, b in (r.partition(":") for r in args.ratio) if a and b)
 
     paths = args.results or sorted(args.workdir.glob("results-*.jsonl"))
     if not paths:
         print(f"no results-*.jsonl in {args.workdir}", file=sys.stderr)
         return 1
     rows = load(paths)
-    summary = summarise(rows, args.ours, args.peer, args.floor)
-    print(markdown(summary, args.ours, args.peer, args.floor))
+    summary = summarise(rows, args.ours, args.peer, args.floor, pairs)
+    print(markdown(summary, args.ours, args.peer, args.floor, pairs, args.cpu))
     out = args.workdir / "summary.json"
     out.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf8")
     print(f"wrote {out}")

@@ -111,6 +111,7 @@ class Options(NamedTuple):
     lease_seconds: float = 60.0
     serve_jobs: int = 1
     fork_kernels: bool = True
+    kernel_threads: int | None = None  # None: CPUs // jobs; 0: not capped
     extra: Mapping[str, Any] = _NO_MAPPING
 
     def __repr__(self) -> str:
@@ -198,6 +199,9 @@ class Options(NamedTuple):
             lease_seconds=_seconds(get("nbcache_lease_seconds", 60), "nbcache_lease_seconds"),
             serve_jobs=_int(get("nbcache_serve_jobs", 0), "nbcache_serve_jobs", 0) or jobs,
             fork_kernels=bool(get("nbcache_fork_kernels", True)),
+            kernel_threads=None
+            if get("nbcache_kernel_threads") is None
+            else _int(get("nbcache_kernel_threads"), "nbcache_kernel_threads", 0),
         )
 
     # -- per notebook -------------------------------------------------------------------------

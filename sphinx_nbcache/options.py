@@ -80,6 +80,10 @@ OPTIONS: dict[str, OptionSpec] = {
     "nbcache_serve_jobs": OptionSpec(0, _INT),
     # local kernels forked from a warm process (env NBCACHE_FORK_KERNELS=0 turns it off)
     "nbcache_fork_kernels": OptionSpec(True, _BOOL),
+    # threads of each local kernel's BLAS / OpenMP / numexpr / Numba pools (OMP_NUM_THREADS
+    # and the like, unless the environment sets one): None: the CPUs shared by the notebooks
+    # executing at once (CPUs // nbcache_jobs), 0: leave them alone, N: N threads each
+    "nbcache_kernel_threads": OptionSpec(None, _INT + _NONE),
 }
 OPTION_DEFAULTS: dict[str, Any] = {name: spec.default for name, spec in OPTIONS.items()}
 

@@ -84,26 +84,32 @@ def test_notebooks_waiting_on_io_run_more_at_once_up_to_max_jobs() -> None:
         spans.append(json.loads(json.loads(text.replace("'", '"'))))
     overlapping = max(sum(1 for b, e in spans if b <= t < e) for t, _ in spans)
     assert overlapping >= 2  # sleeping at the same time, in their own kernels
-    assert 2 <= executor.peak_running <= 3
-    assert 2 <= executor.places <= 3
+    assert 2 <= executor.peak_running <= 3  # places were added (jobs = 1), never past max_jobs
+    # ... and may have been taken back by the end, if the machine got busy meanwhile
+    assert 1 <= executor.places <= 3
     assert executor.kernels_alive == 0
 
 
 def test_places_grow_while_idle_and_shrink_when_busy() -> None:
     scale = Autoscale(jobs=2, max_jobs=4, cpus=2)
     plenty = MEMORY_TO_GROW
-    assert scale.decide(2, cpu_percent=10, waiting=0, available_memory=plenty) == 0  # none waits
-    assert scale.decide(2, cpu_percent=70, waiting=3, available_memory=plenty) == 0  # 0.6 idle
-    assert scale.decide(2, cpu_percent=10, waiting=3, available_memory=plenty - 1) == 0  # memory
+
+    def decide(size: int, cpu: float, waiting: int, memory: int, total: int = 0) -> int:
+        # the executing kernels sleep (see test_threads.py for kernels that compute)
+        return scale.decide(size, cpu, waiting, memory, total, kernels_idle=size)
+
+    assert decide(2, cpu=10, waiting=0, memory=plenty) == 0  # none waits
+    assert decide(2, cpu=70, waiting=3, memory=plenty) == 0  # 0.6 idle
+    assert decide(2, cpu=10, waiting=3, memory=plenty - 1) == 0  # memory
     big = 10 * plenty  # a fifth of the machine's memory stays available too
-    assert scale.decide(2, 10, waiting=3, available_memory=plenty, total_memory=big) == 0
-    assert scale.decide(2, cpu_percent=10, waiting=3, available_memory=plenty) == 1
-    assert scale.decide(3, cpu_percent=10, waiting=3, available_memory=plenty) == 1
-    assert scale.decide(4, cpu_percent=0, waiting=3, available_memory=plenty) == 0  # at max_jobs
-    assert scale.decide(4, cpu_percent=95, waiting=3, available_memory=plenty) == -1  # busy
-    assert scale.decide(3, cpu_percent=95, waiting=3, available_memory=plenty) == -1
-    assert scale.decide(2, cpu_percent=100, waiting=3, available_memory=plenty) == 0  # at jobs
-    assert scale.decide(3, cpu_percent=50, waiting=0, available_memory=plenty) == 0  # in between
+    assert decide(2, 10, waiting=3, memory=plenty, total=big) == 0
+    assert decide(2, cpu=10, waiting=3, memory=plenty) == 1
+    assert decide(3, cpu=10, waiting=3, memory=plenty) == 1
+    assert decide(4, cpu=0, waiting=3, memory=plenty) == 0  # at max_jobs
+    assert decide(4, cpu=95, waiting=3, memory=plenty) == -1  # busy
+    assert decide(3, cpu=95, waiting=3, memory=plenty) == -1
+    assert decide(2, cpu=100, waiting=3, memory=plenty) == 0  # at jobs
+    assert decide(3, cpu=50, waiting=0, memory=plenty) == 0  # in between
     assert not Autoscale(jobs=3, max_jobs=2).enabled  # a fixed number
 
 

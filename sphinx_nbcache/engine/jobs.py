@@ -105,6 +105,7 @@ def make_executor(options: Options, prestart: int) -> Executor:
             "token": o.executor_token,
             "env": o.executor_env,
             "fork_kernels": o.fork_kernels,
+            "kernel_threads": o.kernel_threads,
         },
     )
 

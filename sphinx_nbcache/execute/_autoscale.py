@@ -1,14 +1,24 @@
-"""How many notebooks run at once on this machine: more while its CPUs sit idle.
+"""How many notebooks run at once on this machine, more while its CPUs sit idle, and how many
+threads each kernel's numeric libraries may start.
 
 Notebooks that wait on the network, a database or ``time.sleep`` leave the CPUs idle; running
 more of them at once then shortens a build without slowing any of them. :class:`Autoscale`
 is told, every :data:`PERIOD` seconds while notebooks wait for a place, how much of the whole
-machine's CPU time went unused and how much memory would be left with one more kernel (as big
-as the biggest one running); it raises the number of places by one (up to ``max_jobs``) when at
-least :data:`IDLE_TO_GROW` CPUs' worth sat idle and that memory is at least both
-:data:`MEMORY_TO_GROW` and a fifth of the machine's (:data:`MEMORY_SHARE_TO_KEEP`), and lowers
+machine's CPU time went unused, how much of their time the executing kernels themselves spent
+off the CPU, and how much memory would be left with one more kernel (as big as the biggest one
+running); it raises the number of places by one (up to ``max_jobs``) when at least
+:data:`IDLE_TO_GROW` CPUs' worth sat idle *and* the executing kernels left at least as much
+unused (they wait on something: a kernel busy computing is not helped by another one beside
+it, even if a CPU is free for a moment between two pages), and that memory is at least both
+:data:`MEMORY_TO_GROW` and a fifth of the machine's (:data:`MEMORY_SHARE_TO_KEEP`); it lowers
 it by one (never below ``jobs``) when the CPUs are busy again. A fixed ``nbcache_jobs`` turns
 it off (``max_jobs == jobs``).
+
+:func:`thread_caps` gives the variables that cap the thread pools of BLAS (under NumPy), OpenMP,
+numexpr and Numba in each local kernel so that the kernels executing at once share the
+CPUs instead of each starting one thread per CPU (``cpus // jobs`` threads each, more when
+fewer notebooks are left; the places added while kernels wait do not change it: see the
+function).
 
 :class:`Places` is the asyncio limit whose size it changes: a semaphore (first come, first
 served) that can grow at once and shrink as places are given back.
@@ -18,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 __all__ = [
@@ -26,8 +37,11 @@ __all__ = [
     "MEMORY_SHARE_TO_KEEP",
     "MEMORY_TO_GROW",
     "PERIOD",
+    "THREAD_VARIABLES",
     "Autoscale",
     "Places",
+    "thread_caps",
+    "usable_cpus",
 ]
 
 PERIOD = 0.5  # seconds between two looks at the machine
@@ -57,16 +71,21 @@ class Autoscale:
         waiting: int,
         available_memory: int,
         total_memory: int = 0,
+        *,
+        kernels_idle: float,
     ) -> int:
         """+1, -1 or 0: the change of ``size``, the number of places now. ``cpu_percent`` is
         the whole machine's use over the last period (100 = every CPU busy), ``waiting`` the
         notebooks queued for a place, ``available_memory`` the bytes left with one more
-        kernel, ``total_memory`` the machine's."""
+        kernel, ``total_memory`` the machine's, ``kernels_idle`` the CPUs' worth of time the
+        executing kernels spent off the CPU over the period (the time they executed minus the
+        CPU time they used: ~1 per kernel that sleeps, ~0 per kernel that computes)."""
         idle = (100.0 - cpu_percent) / 100.0 * self.cpus
         if (
             waiting > 0
             and size < self.max_jobs
             and idle >= IDLE_TO_GROW
+            and kernels_idle >= IDLE_TO_GROW
             and available_memory >= max(MEMORY_TO_GROW, MEMORY_SHARE_TO_KEEP * total_memory)
         ):
             return 1
@@ -116,3 +135,58 @@ class Places:
         """The holder that lent its place goes on (``rejoin``), at once, over the limit if
         need be: the next place given back is kept instead of freed."""
         self._owed += 1
+
+
+#: The variables that size the thread pools of the numeric libraries a kernel may load:
+#: OpenMP (and libraries built on it), OpenBLAS, MKL, BLIS, Apple's Accelerate, numexpr,
+#: Numba, and Rust's rayon (polars and others). Each is read once, when its library loads.
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "NUMBA_NUM_THREADS",
+    "RAYON_NUM_THREADS",
+)
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity where the platform tells, e.g. in a
+    container or under ``taskset``), at least 1."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    if affinity is not None:
+        try:
+            return max(1, len(affinity(0)))
+        except OSError:
+            pass
+    return os.cpu_count() or 1
+
+
+def thread_caps(
+    setting: int | None,
+    at_once: int,
+    environ: Mapping[str, str],
+    cpus: int | None = None,
+) -> dict[str, str]:
+    """The variables to add to a local kernel's environment (empty: none).
+
+    ``setting`` is ``nbcache_kernel_threads``: ``None`` shares the CPUs among the ``at_once``
+    notebooks that execute beside each other (``max(1, cpus // at_once)`` threads each: the
+    executor passes ``jobs``, or the notebooks left when fewer), ``0`` leaves the libraries
+    to their defaults (one thread per CPU each), ``N`` gives each kernel N. When
+    ``environ`` (the build's environment, which local kernels inherit, variables passed with
+    ``nbcache_executor_env`` included) sets any of :data:`THREAD_VARIABLES`, the user has
+    decided: none is added (OpenBLAS, say, reads ``OMP_NUM_THREADS`` when its own is unset).
+
+    Places added while kernels wait (``nbcache_jobs = 0``) do not lower the number: a
+    kernel's libraries read the variables once, and a place is added only while the
+    executing kernels leave CPUs unused, then taken back when the CPUs are busy
+    (:class:`Autoscale`).
+    """
+    if setting == 0 or any(name in environ for name in THREAD_VARIABLES):
+        return {}
+    share = max(1, (cpus or usable_cpus()) // max(1, at_once))
+    threads = setting if setting is not None else share
+    return dict.fromkeys(THREAD_VARIABLES, str(threads))

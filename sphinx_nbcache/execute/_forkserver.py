@@ -11,7 +11,9 @@ jupyter_client drives it through a kernel provisioner (:class:`ForkProvisioner`)
 kernel manager, nbclient and every executor are untouched. What cannot be forked starts the
 usual way: a kernel spec that does not run ``-m ipykernel_launcher``, an environment that
 differs from the one the server was started with (beyond jupyter_client's own ``JPY_*``
-variables), a platform without ``fork``, or a server that failed to start or answer.
+variables and the thread caps, ``OMP_NUM_THREADS`` and the like: the server loads no library
+that reads them, and the child sets them before it becomes the kernel), a platform without
+``fork``, or a server that failed to start or answer.
 Disable with ``nbcache_fork_kernels = False`` or ``NBCACHE_FORK_KERNELS=0``.
 """
 
@@ -29,6 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_client.provisioning.local_provisioner import LocalProvisioner
+
+from ._autoscale import THREAD_VARIABLES
+from ._environ import kernel_environment
 
 __all__ = ["ForkProvisioner", "ForkServer", "ForkServers", "fork_enabled"]
 
@@ -146,6 +151,9 @@ PRELOAD = (
 SERVER = SERVER.replace("__PRELOAD__", repr(PRELOAD))
 
 _VOLATILE = ("JPY_",)  # environment variables jupyter_client sets per kernel
+#: ... and those the executor sets per kernel (thread caps): read by libraries a kernel loads
+#: (BLAS, OpenMP, ...), never by the server, which imports none of them
+_PER_KERNEL = frozenset(THREAD_VARIABLES)
 
 
 def fork_enabled(setting: bool = True) -> bool:
@@ -156,7 +164,7 @@ def fork_enabled(setting: bool = True) -> bool:
 
 
 def _stable(env: dict[str, str]) -> dict[str, str]:
-    return {k: v for k, v in env.items() if not k.startswith(_VOLATILE)}
+    return {k: v for k, v in env.items() if not k.startswith(_VOLATILE) and k not in _PER_KERNEL}
 
 
 class ForkServer:
@@ -266,7 +274,7 @@ class ForkServers:
         prefix = tuple(argv[:at])
         server = self._servers.get(prefix)
         if server is None or server.failed:
-            server = self._servers[prefix] = ForkServer(prefix, dict(os.environ))
+            server = self._servers[prefix] = ForkServer(prefix, kernel_environment())
         return server
 
     def pids(self) -> list[int]:
@@ -330,7 +338,7 @@ class ForkProvisioner(LocalProvisioner):
     forked = False
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> Any:
-        server, env = self.server, dict(kwargs.get("env") or os.environ)
+        server, env = self.server, dict(kwargs.get("env") or kernel_environment())
         stdout = kwargs.get("stdout")
         log = getattr(stdout, "name", None)
         at = cmd.index("-m") if "-m" in cmd else -1

@@ -18,7 +18,7 @@ import signal
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from ..notebooks.merge import outputs_of
 from ..records import Failure, Record
 from . import _trace
 from ._client import BoundedClient
+from ._environ import kernel_environment
 from ._forkserver import ForkProvisioner, ForkServer, ForkServers
 from ._job import Job, Outcome, error_outcome
 
@@ -67,9 +68,11 @@ class KernelHandle:
         self.on_wait: Callable[[bool], None] | None = None
 
 
-async def start_kernel(job: Job, forks: ForkServers | None = None) -> KernelHandle | Failure:
-    """Start the job's kernel (forked by one of ``forks`` when it can be); a
-    :class:`Failure` if that is impossible."""
+async def start_kernel(
+    job: Job, forks: ForkServers | None = None, env: Mapping[str, str] | None = None
+) -> KernelHandle | Failure:
+    """Start the job's kernel (forked by one of ``forks`` when it can be), with ``env`` added
+    to the build's environment (thread caps); a :class:`Failure` if that is impossible."""
     started = time.perf_counter()
     folder = tempfile.mkdtemp(prefix=_FOLDER_PREFIX)
     with open(os.path.join(folder, "owner"), "w") as owner:  # for sweep_orphan_folders()
@@ -87,7 +90,11 @@ async def start_kernel(job: Job, forks: ForkServers | None = None) -> KernelHand
     with open(os.path.join(folder, "kernel.log"), "wb") as log:
         try:
             await manager.start_kernel(
-                cwd=cwd, stdout=log, stderr=log, extra_arguments=_extra_arguments(manager)
+                cwd=cwd,
+                stdout=log,
+                stderr=log,
+                extra_arguments=_extra_arguments(manager),
+                env=kernel_environment(env, (name for name, _ in job.env)),
             )
         except NoSuchKernel:
             shutil.rmtree(folder, ignore_errors=True)
@@ -108,7 +115,7 @@ def forkable(name: str, forks: ForkServers) -> ForkServer | None:
     if spec is None or spec.env:  # a spec's own variables: another environment
         return None
     server = forks.for_spec(list(spec.argv))
-    return server if server is not None and server.usable(dict(os.environ)) else None
+    return server if server is not None and server.usable(kernel_environment()) else None
 
 
 def _fork_through(manager: AsyncKernelManager, forks: ForkServers) -> None:

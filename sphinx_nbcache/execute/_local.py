@@ -13,8 +13,14 @@ processes, so this thread only moves messages). Two limits apply:
   reused for a second notebook.
 
 With ``max_jobs > jobs`` (``nbcache_jobs = 0``), both limits grow by one at a time while the
-machine's CPUs sit idle and notebooks wait, up to ``max_jobs`` executing, and shrink back to
-``jobs`` when the CPUs are busy (``_autoscale``): notebooks waiting on I/O run more at once.
+machine's CPUs sit idle, the executing kernels leave their CPU unused and notebooks wait, up to
+``max_jobs`` executing, and shrink back to ``jobs`` when the CPUs are busy (``_autoscale``):
+notebooks waiting on I/O run more at once, notebooks that compute do not.
+
+Each kernel's numeric libraries get ``cpus // jobs`` threads, or more when fewer notebooks
+than ``jobs`` are left when it starts (``kernel_threads``, see ``_autoscale.thread_caps``),
+unless the build's environment decides; forked kernels too (the warm process loads none of
+those libraries, and the variables reach the child before its first cell).
 
 Jobs start in the order they were submitted. A job's future resolves as soon as its outcome
 is known; its kernel exits in the background (:meth:`LocalExecutor.shutdown` waits for it).
@@ -26,12 +32,14 @@ import asyncio
 import atexit
 import concurrent.futures
 import contextlib
+import os
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 from ..records import Failure
-from ._autoscale import PERIOD, Autoscale, Places
+from ._autoscale import PERIOD, Autoscale, Places, thread_caps
 from ._forkserver import ForkServers, fork_enabled
 from ._job import Job, Outcome, error_outcome
 from ._kernel import (
@@ -55,9 +63,12 @@ class LocalExecutor:
         prestart: int = 1,
         fork_kernels: bool = True,
         max_jobs: int | None = None,
+        kernel_threads: int | None = None,
         **_settings: Any,
     ) -> None:
         self.jobs = max(1, jobs)
+        #: threads of each kernel's BLAS / OpenMP pools (None: shared, see _kernel_env)
+        self.kernel_threads = kernel_threads
         #: places added while the CPUs are idle, up to max_jobs (None: jobs, a fixed number)
         self.autoscale = Autoscale(self.jobs, max_jobs or self.jobs)
         self.prestart = max(0, prestart)
@@ -68,6 +79,8 @@ class LocalExecutor:
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._handles: set[KernelHandle] = set()
+        #: kernels executing a notebook: when, and how much CPU time they had, last looked at
+        self._executing: dict[KernelHandle, tuple[float, float]] = {}
         self._running = 0
         self.peak_kernels = 0  # most kernels alive at once (bounded by jobs + prestart)
         self.peak_processes = 0  # ... counting those exiting (bounded by 2 * jobs + prestart)
@@ -209,7 +222,7 @@ class LocalExecutor:
                 # forking pays once more notebooks than workers are queued (a warm process
                 # costs what one kernel start costs)
                 forks = self.forks if len(self._tasks) > self.jobs else None
-                started = await start_kernel(job, forks)
+                started = await start_kernel(job, forks, self._kernel_env())
                 if isinstance(started, Failure):
                     return error_outcome(job, started)
                 self._handles.add(started)
@@ -224,11 +237,14 @@ class LocalExecutor:
                         waiting = False
                         self._running += 1
                         self.peak_running = max(self.peak_running, self._running)
+                        if self._scaling is not None:
+                            self._executing[started] = (time.monotonic(), _cpu_time(started))
                         try:
                             outcome = await execute_in(started, job)
                         finally:
                             on_wait(False)  # a place still lent is taken back
                             self._running -= 1
+                            self._executing.pop(started, None)
                     _resolve(future, outcome)  # known now: the kernel's exit need not delay it
                     return outcome
                 finally:
@@ -267,12 +283,14 @@ class LocalExecutor:
         return on_wait
 
     async def _scale(self) -> None:
-        """Every PERIOD seconds: one place more while notebooks wait and the CPUs sit idle,
-        one less (down to ``jobs``) when they are busy (see ``_autoscale``)."""
+        """Every PERIOD seconds: one place more while notebooks wait, the CPUs sit idle and
+        the executing kernels leave theirs unused, one less (down to ``jobs``) when the CPUs
+        are busy (see ``_autoscale``)."""
         import psutil
 
         assert self._kernels is not None and self._slots is not None
         psutil.cpu_percent()  # the first reading starts the count
+        looked = time.monotonic()
         while True:
             await asyncio.sleep(PERIOD)
             try:
@@ -284,13 +302,40 @@ class LocalExecutor:
             except Exception:  # the machine cannot be read (no /proc, ...): places stay
                 return
             size = self._slots.size
-            change = self.autoscale.decide(size, cpu, self._waiting, available, memory.total)
+            change = self.autoscale.decide(
+                size,
+                cpu,
+                self._waiting,
+                available,
+                memory.total,
+                kernels_idle=self._kernels_idle(time.monotonic() - looked),
+            )
+            looked = time.monotonic()
             if change > 0:
                 self._slots.grow()
                 self._kernels.grow()
             elif change < 0:
                 self._slots.shrink()
                 self._kernels.shrink()
+
+    def _kernel_env(self) -> dict[str, str]:
+        """The thread caps of a kernel starting now: the CPUs shared by the notebooks that
+        execute beside it, ``jobs``, or fewer when fewer are left (a page edited alone gets
+        every CPU)."""
+        left = sum(1 for future in self._outcomes if not future.done())
+        return thread_caps(self.kernel_threads, min(self.jobs, max(1, left)), os.environ)
+
+    def _kernels_idle(self, elapsed: float) -> float:
+        """CPUs' worth of time the executing kernels spent off the CPU over the last
+        ``elapsed`` seconds: the time each executed minus the CPU time it used (its threads
+        included). A kernel whose CPU time cannot be read counts as busy."""
+        now, idle = time.monotonic(), 0.0
+        for handle, (since, cpu) in list(self._executing.items()):
+            used = _cpu_time(handle)
+            if used >= 0 and cpu >= 0:
+                idle += max(0.0, (now - since) - (used - cpu))
+            self._executing[handle] = (now, used)
+        return idle / max(elapsed, 1e-3)
 
     async def _stop_all(self) -> None:
         busy = {asyncio.current_task(), *self._stopping}
@@ -320,6 +365,20 @@ def _largest_kernel(handles: set[KernelHandle]) -> int:
             with contextlib.suppress(psutil.Error):
                 largest = max(largest, psutil.Process(pid).memory_info().rss)
     return largest
+
+
+def _cpu_time(handle: KernelHandle) -> float:
+    """The CPU seconds the kernel's process has used (-1: not known)."""
+    import psutil
+
+    pid = getattr(handle.manager.provisioner, "pid", None)
+    if not isinstance(pid, int):
+        return -1.0
+    try:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.Error:
+        return -1.0
+    return float(times.user + times.system + times.children_user + times.children_system)
 
 
 def _resolve(future: concurrent.futures.Future[Outcome], outcome: Outcome) -> None:
