@@ -112,6 +112,8 @@ class Freshness:
         if real is None:  # compared with the resolved root: both without symlinks
             real = self._folders[folder] = folder.resolve()
         folder = real
+        if entry.kind is not FILE and entry.path(folder, self.root) is None:
+            return None  # ``glob:../../**``, ``code:../../x``: not the project's to check
         if entry.kind is FILE:
             return resolve(entry.target, folder, self)
         memo = (entry.kind.name, entry.target, str(folder))
