@@ -63,7 +63,7 @@ class CustomFormat(NamedTuple):
 #: the default of Options' mapping fields (never mutated: Options is immutable)
 _NO_MAPPING: Mapping[str, Any] = {}
 #: Options fields its repr leaves out: they may hold credentials
-_SECRET_FIELDS = frozenset({"blobs_options", "executor_token"})
+_SECRET_FIELDS = frozenset({"blobs_options", "executor_token", "signing_key"})
 
 
 class Options(NamedTuple):
@@ -100,6 +100,8 @@ class Options(NamedTuple):
     executor: str = "local"
     executor_url: str | None = None
     executor_token: str | None = None  # a secret: never shown
+    signing_key: str | None = None  # NBCACHE_SIGNING_KEY (a secret: never shown)
+    require_signatures: bool = False
     executor_env: tuple[str, ...] = ()
     executor_options: Mapping[str, Any] = _NO_MAPPING
     files_limit: int = 50_000_000
@@ -158,6 +160,14 @@ class Options(NamedTuple):
                 f"{environment!r} is not one of {', '.join(ENVIRONMENT_SCOPES)}",
             )
         token = get("nbcache_executor_token") or os.environ.get("NBCACHE_JUPYTER_TOKEN")
+        signing_key = os.environ.get("NBCACHE_SIGNING_KEY") or None
+        require_signatures = bool(get("nbcache_require_signatures", False))
+        if require_signatures and signing_key is None:
+            raise ConfigError(
+                "nbcache_require_signatures",
+                "signatures are required but NBCACHE_SIGNING_KEY is not set in the environment; "
+                "set it (the key the results were signed with), or turn the option off",
+            )
         return cls(
             cache_path=cache_path,
             mode=mode,  # checked against MODES above
@@ -183,6 +193,8 @@ class Options(NamedTuple):
             executor=str(get("nbcache_executor", "local")),
             executor_url=_optional_str(get("nbcache_executor_url"), "nbcache_executor_url"),
             executor_token=None if token is None else str(token),
+            signing_key=signing_key,
+            require_signatures=require_signatures,
             executor_env=_names(get("nbcache_executor_env", ()), "nbcache_executor_env"),
             executor_options=_mapping(
                 get("nbcache_executor_options", {}), "nbcache_executor_options"

@@ -74,6 +74,9 @@ OPTIONS: dict[str, OptionSpec] = {
     # project-relative globs of files that change what runs (code, configuration, dot-files)
     # that results from the cache may put back all the same (none by default)
     "nbcache_artifact_patterns": OptionSpec([], _LIST),
+    # use only results whose signature verifies under NBCACHE_SIGNING_KEY (an environment
+    # variable, never an option: results are signed whenever it is set); others are absent
+    "nbcache_require_signatures": OptionSpec(False, _BOOL, "env"),
     # seconds a build's claim on a page it executes lasts unless renewed (shared stores)
     "nbcache_lease_seconds": OptionSpec(60, (int, float)),
     # notebooks executing at once for REST calls (`nbcache serve`); 0: as nbcache_jobs

@@ -148,6 +148,8 @@ class Record(NamedTuple):
     artifacts: tuple[Artifact, ...] = ()
     #: True if a cell raised (allowed or tagged ``raises-exception``); None: not recorded
     raised: bool | None = None
+    #: the store's signature of it (``store/_signing.py``; None: not signed)
+    signature: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -252,4 +254,5 @@ class Record(NamedTuple):
             ),
             artifacts=tuple(Artifact.from_json(a) for a in data.get("artifacts") or ()),
             raised=None if raised is None else bool(raised),
+            signature=None if data.get("signature") is None else str(data["signature"]),
         )

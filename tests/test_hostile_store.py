@@ -18,10 +18,12 @@ from sqlalchemy import insert
 
 from sphinx_nbcache.api import open_cache
 from sphinx_nbcache.dependencies import Dependencies
-from sphinx_nbcache.records import Artifact, Record
+from sphinx_nbcache.records import Artifact, Outputs, Record
 from sphinx_nbcache.store import Store
+from sphinx_nbcache.store._blobs import outputs_bytes
 from sphinx_nbcache.store._rows import to_row
 from sphinx_nbcache.store._schema import results
+from sphinx_nbcache.store._signing import Signer
 
 pytestmark = [pytest.mark.kernel]
 
@@ -155,3 +157,49 @@ def test_planted_artifacts_never_change_what_runs(project_factory):  # type: ign
     assert not (src / ".git").exists()
     assert (src / "conf.py").read_text() == conf
     assert allowed.total == 0
+
+
+def test_required_signatures_refuse_results_planted_without_the_key(  # type: ignore[no-untyped-def]
+    project_factory, monkeypatch
+):
+    """CI builds with the key and signs; someone who can write the database but has not the
+    key plants a result of the same page with other outputs (unsigned, and another signed
+    under a key of their own). A build that requires signatures shows the signed result and
+    refuses both, saying how many; one that does not require them shows the planted one."""
+    monkeypatch.setenv("NBCACHE_SIGNING_KEY", "the-ci-key")
+    project = project_factory("trust")
+    project.build()
+    src = project.src
+    good = _current(src, "source")
+    assert good.signature is not None
+    assert good.signature.startswith("v1:")
+    with open_cache(src) as cache:
+        outputs = cache.outputs(good)
+        text = json.dumps(outputs.to_json()).replace("the value is 42", "the value is 666")
+        forged = Outputs.from_json(json.loads(text))
+        blob = cache.store.blobs.put(outputs_bytes(forged))
+        deps = good.dependencies
+        assert deps is not None
+        for number, signature in enumerate([None, Signer("their-key").sign(good)], 1):
+            planted = good._replace(
+                blob=blob,
+                created=time.time() + number,
+                signature=signature,
+                # one more file looked for and absent: another id, as valid as the good one
+                dependencies=deps._replace(files=((f"x{number}.py", ""), *deps.files)),
+            )
+            _plant(cache.store, planted)
+    project.clear_build()
+    trusting = project.build()
+    assert "the value is 666" in project.html("source")  # a writer without the key got in
+    assert trusting.total == 0
+    project.clear_build()
+    careful = project.build(nbcache_require_signatures=True)
+    assert "the value is 42" in project.html("source")
+    assert careful.total == 0, careful.warnings  # the signed result is there: nothing runs
+    assert careful.warnings.count("refused: their signature does not verify") == 1
+    assert "2 cached result(s) refused" in careful.warnings
+    monkeypatch.delenv("NBCACHE_SIGNING_KEY")
+    project.clear_build()
+    with pytest.raises(Exception, match="NBCACHE_SIGNING_KEY is not set"):
+        project.build(nbcache_require_signatures=True)

@@ -11,7 +11,7 @@ from ..config import DEFAULT_CACHE_DIR, Options
 from ..errors import NotFoundError
 from ..notebooks.pages import Page
 from ..notebooks.project import Project, find_docs_dir
-from ..store import Store, open_store
+from ..store import Store, StoreLocation
 from .core import Engine
 
 __all__ = ["ProjectCache", "Target", "open_project"]
@@ -56,10 +56,7 @@ class ProjectCache:
             options = Options(cache_path=Path(path).resolve())
             project = Project(None, options)
         self.project = project
-        o = project.options
-        self.store: Store = store or open_store(
-            o.cache_path, o.database, o.blobs, o.blobs_options, read_only=read_only
-        )
+        self.store: Store = store or StoreLocation.of(project.options).open(read_only=read_only)
 
     def engine(self, options: Options | None = None) -> Engine:
         """An engine on this cache's store (one per run)."""

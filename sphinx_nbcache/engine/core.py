@@ -78,8 +78,7 @@ class Engine:
         self.waited_seconds = 0.0  # waiting for results while merging
         self.started = time.perf_counter()
         self.planned_at: float | None = None  # wall clock of the first plan (for leases)
-        o = options
-        self.location = StoreLocation(o.cache_path, o.database, o.blobs, o.blobs_options)
+        self.location = StoreLocation.of(options)
         self._store = store
         self._blobs: Blobs | None = None
         self._opened = False

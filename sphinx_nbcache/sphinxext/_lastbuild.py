@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from ..notebooks.readers import MdConfig
     from ..plan.lookup import Lookup
     from ..plan.verdicts import PageState
+    from ..records import Record
 
 __all__ = ["keep_last_build", "last_build_path", "recall_last_build"]
 
@@ -85,11 +87,13 @@ def recall_last_build(
     options: Options,
     lookup: Lookup,
     md_config: MdConfig = None,
+    trusted: Callable[[Record], bool] = lambda record: True,
 ) -> tuple[list[PageState], set[str]] | None:
     """Verdicts for every page of a fresh environment from the last build kept under
     ``token``, and the pages whose prose changed since (each read to its key, which must be
     the one kept); the memos are then in ``env``. None when that build does not answer for
-    every page as the database would (nothing in ``env`` is changed then)."""
+    every page as the database would (nothing in ``env`` is changed then). ``trusted``: whether
+    a kept result may be shown (signatures required: only those that verify)."""
     data = _read(path)
     if data is None or data.get("token") != token or data.get("root") != str(root.resolve()):
         return None
@@ -120,6 +124,8 @@ def recall_last_build(
             record = Record.from_json(entry["record"]) if entry["record"] is not None else None
         except (KeyError, TypeError, ValueError, OSError):
             return None
+        if record is not None and (record.problem() is not None or not trusted(record)):
+            return None  # the database path says which results it refuses
         raw, digest = contents[docname]
         if memo.digest != digest:  # changed since
             try:

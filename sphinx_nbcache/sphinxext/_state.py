@@ -160,6 +160,7 @@ class BuildState:
             self.options,
             self.engine.lookup,
             self.engine.md_config,
+            self.engine.location.trusts,
         )
         if recalled is None:
             return False

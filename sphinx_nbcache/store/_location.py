@@ -15,8 +15,11 @@ from typing import TYPE_CHECKING, Any
 from ._layout import BLOBS_DIR, DB_NAME
 
 if TYPE_CHECKING:
+    from ..config import Options
+    from ..records import Record
     from ._blobs import Blobs
     from ._database import Database
+    from ._signing import Signer
     from ._store import Store
 
 __all__ = ["StoreLocation", "make_blobs", "make_database", "open_store"]
@@ -25,7 +28,7 @@ __all__ = ["StoreLocation", "make_blobs", "make_database", "open_store"]
 class StoreLocation:
     """A store's database URL and blobs URL (None: the embedded defaults in ``cache_path``)."""
 
-    __slots__ = ("blobs", "blobs_options", "cache_path", "database")
+    __slots__ = ("blobs", "blobs_options", "cache_path", "database", "signer")
 
     def __init__(
         self,
@@ -33,11 +36,30 @@ class StoreLocation:
         database: str | None = None,
         blobs: str | None = None,
         blobs_options: Mapping[str, Any] | None = None,
+        signer: Signer | None = None,
     ) -> None:
         self.cache_path = cache_path
         self.database = database
         self.blobs = blobs
         self.blobs_options = dict(blobs_options or {})  # credentials: never shown
+        self.signer = signer  # signs what is stored; may require signatures of what is read
+
+    def trusts(self, record: Record) -> bool:
+        """Whether a result kept outside the store (the last build's) may be shown: always,
+        unless signatures are required and its own does not verify."""
+        signer = self.signer
+        return signer is None or not signer.required or signer.verifies(record)
+
+    @classmethod
+    def of(cls, options: Options) -> StoreLocation:
+        """Where the options say the store is, signing as they say."""
+        o = options
+        signer = None
+        if o.signing_key is not None:
+            from ._signing import Signer
+
+            signer = Signer(o.signing_key, o.require_signatures)
+        return cls(o.cache_path, o.database, o.blobs, o.blobs_options, signer)
 
     @property
     def sqlite_folder(self) -> Path | None:
@@ -79,7 +101,12 @@ class StoreLocation:
     def open(self, *, read_only: bool = False) -> Store:
         """The store (nothing is connected until first use)."""
         return open_store(
-            self.cache_path, self.database, self.blobs, self.blobs_options, read_only=read_only
+            self.cache_path,
+            self.database,
+            self.blobs,
+            self.blobs_options,
+            read_only=read_only,
+            signer=self.signer,
         )
 
 
@@ -122,9 +149,11 @@ def open_store(
     blobs_options: Mapping[str, Any] | None = None,
     *,
     read_only: bool = False,
+    signer: Signer | None = None,
 ) -> Store:
     """A store from its URLs (nothing is connected until first use); ``read_only`` creates
-    and repairs nothing (a store that is not there reads as empty)."""
+    and repairs nothing (a store that is not there reads as empty); ``signer`` signs what is
+    stored (and may require signatures of what is read)."""
     from ._store import Store
 
     root = Path(cache_path) if database is None and blobs is None else None
@@ -133,4 +162,5 @@ def open_store(
         database=make_database(database, cache_path),
         blobs=make_blobs(blobs, cache_path, blobs_options),
         read_only=read_only,
+        signer=signer,
     )

@@ -5,10 +5,10 @@ race). ``meta.schema_version`` records the layout; an older layout is migrated s
 newer one is refused with a message saying what to do; a layout with no migration path is
 rebuilt empty (a cache may always be dropped, never misread).
 
-Schema 3 (this one): a result is identified by ``id`` (its cache key plus the dependencies
-it recorded, :func:`~sphinx_nbcache.records.result_id`), so one key may have several results;
-a page may have several variants (one per set of parameters); ``leases`` lets builds sharing
-a store run each page once.
+Schema 3: a result is identified by ``id`` (its cache key plus the dependencies it recorded,
+:func:`~sphinx_nbcache.records.result_id`), so one key may have several results; a page may
+have several variants (one per set of parameters); ``leases`` lets builds sharing a store run
+each page once. Schema 4 (this one): a result may carry its signature (``_signing``).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ __all__ = [
     "sources",
 ]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 metadata = MetaData()
 
@@ -73,6 +73,7 @@ results = Table(
     Column("parameters", Text),  # JSON object; NULL: the page as written
     Column("dependencies", Text),  # JSON (records.Dependencies); NULL: not recorded
     Column("artifacts", Text),  # JSON list (records.Artifact); NULL: none
+    Column("signature", String(80)),  # ``v1:`` + HMAC-SHA256 (store/_signing.py); NULL: none
 )
 
 pages = Table(
@@ -145,6 +146,7 @@ def _results_2_to_3(conn: Connection) -> None:
 MIGRATIONS: dict[int, Step] = {
     1: [],  # 1 -> 2: the sources table, created below
     2: _results_2_to_3,  # 2 -> 3: result ids, parameters, dependencies, variants, leases
+    3: ["ALTER TABLE results ADD COLUMN signature VARCHAR(80)"],  # 3 -> 4: signatures
 }
 
 

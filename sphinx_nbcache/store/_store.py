@@ -22,6 +22,7 @@ from ._database import Database, upsert
 from ._layout import BLOBS_DIR, CHUNK
 from ._rows import to_record, to_row
 from ._schema import pages, results, sources
+from ._signing import Signer
 from ._sqlite import SqliteDatabase
 
 __all__ = ["Store"]
@@ -42,6 +43,7 @@ class Store:
         database: Database | None = None,
         blobs: Blobs | None = None,
         read_only: bool = False,
+        signer: Signer | None = None,
     ) -> None:
         if root is None and (database is None or blobs is None):
             raise StoreError("<store>", "give a cache folder, or both a database and blobs")
@@ -52,13 +54,33 @@ class Store:
         #: store that does not exist (or is damaged) reads as empty
         self.read_only = read_only
         self.db.read_only = read_only
+        #: signs what is stored; with ``signer.required``, what is read must verify
+        self.signer = signer
+        self._refused: set[str] = set()  # ids of results whose signature did not verify
+        self._told = 0  # how many of them a notice has told of
 
     # -- opening ------------------------------------------------------------------------------
 
     @property
     def notices(self) -> list[str]:
-        """One-line messages (damage repaired, migrations) for the caller to show once."""
+        """One-line messages (damage repaired, migrations, results refused) for the caller to
+        show once."""
+        if len(self._refused) > self._told:
+            self._told = len(self._refused)
+            self.db.notices.append(
+                f"{self._told} cached result(s) refused: their signature does not verify "
+                "under NBCACHE_SIGNING_KEY (nbcache_require_signatures), so they are treated "
+                "as absent and their pages run here"
+            )
         return self.db.notices
+
+    def _trusted(self, record: Record | None) -> Record | None:
+        """``record``, unless signatures are required and its own does not verify."""
+        signer = self.signer
+        if record is None or signer is None or not signer.required or signer.verifies(record):
+            return record
+        self._refused.add(record.id)
+        return None
 
     def describe(self) -> str:
         """Where the records and blobs are (no credentials)."""
@@ -100,7 +122,7 @@ class Store:
                 chunk = wanted[start : start + CHUNK]
                 query = select(results).where(results.c.key.in_(chunk))
                 for row in conn.execute(query.order_by(results.c.created.desc())):
-                    record = to_record(row._mapping)
+                    record = self._trusted(to_record(row._mapping))
                     if record is not None:
                         found.setdefault(record.key, []).append(record)
         return found
@@ -117,7 +139,7 @@ class Store:
             return None
         with self.db.read() as conn:
             row = conn.execute(select(results).where(results.c.id == result_id)).first()
-        return None if row is None else to_record(row._mapping)
+        return None if row is None else self._trusted(to_record(row._mapping))
 
     def records(self) -> list[Record]:
         """Every record, most recently used first."""
@@ -125,7 +147,8 @@ class Store:
             return []
         with self.db.read() as conn:
             rows = conn.execute(select(results).order_by(results.c.last_used.desc()))
-            return [r for r in (to_record(row._mapping) for row in rows) if r is not None]
+            found = (self._trusted(to_record(row._mapping)) for row in rows)
+            return [r for r in found if r is not None]
 
     def put(
         self,
@@ -158,6 +181,8 @@ class Store:
         record = record._replace(
             blob=stored, artifacts=kept, created=created, last_used=record.last_used or created
         )
+        if self.signer is not None:
+            record = record._replace(signature=self.signer.sign(record))
         with self.db.write() as conn:
             upsert(conn, results, [to_row(record, size)], ["id"])
             if record.page:
@@ -246,7 +271,8 @@ class Store:
         with self.db.read() as conn:
             query = select(results).where(results.c.page == page, results.c.parameters.is_not(None))
             rows = conn.execute(query.order_by(results.c.created.desc()))
-            return [r for r in (to_record(row._mapping) for row in rows) if r is not None]
+            found = (self._trusted(to_record(row._mapping)) for row in rows)
+            return [r for r in found if r is not None]
 
     def forget_pages(self, names: Iterable[str]) -> None:
         names = sorted(set(names))
