@@ -67,10 +67,17 @@ def test_folders_of_dead_builds_are_swept(tmp_path: Path, monkeypatch: pytest.Mo
 WAITS = "import json, time\nbegin = time.time()\ntime.sleep(2.0)\njson.dumps([begin, time.time()])"
 
 
+def idle() -> tuple[float, int, int]:
+    """An idle machine with plenty of memory, whatever the test machine is doing."""
+    return 0.0, 1 << 40, 1 << 41
+
+
 def test_notebooks_waiting_on_io_run_more_at_once_up_to_max_jobs() -> None:
     """Five notebooks that only sleep, one place to begin with: the idle CPUs add places
-    (never more than max_jobs), so some of them sleep at the same time, seen in the kernels."""
-    executor = LocalExecutor(jobs=1, prestart=1, max_jobs=3)
+    (never more than max_jobs), so some of them sleep at the same time, seen in the kernels.
+    The machine's readings are given (idle): the test holds on a busy machine too; the
+    kernels' own CPU use, which the rule also asks about, is theirs (they sleep)."""
+    executor = LocalExecutor(jobs=1, prestart=1, max_jobs=3, machine=idle)
     try:
         futures = [executor.submit(job(n, WAITS)) for n in range(5)]
         outcomes = [f.result(timeout=120) for f in futures]
@@ -85,8 +92,7 @@ def test_notebooks_waiting_on_io_run_more_at_once_up_to_max_jobs() -> None:
     overlapping = max(sum(1 for b, e in spans if b <= t < e) for t, _ in spans)
     assert overlapping >= 2  # sleeping at the same time, in their own kernels
     assert 2 <= executor.peak_running <= 3  # places were added (jobs = 1), never past max_jobs
-    # ... and may have been taken back by the end, if the machine got busy meanwhile
-    assert 1 <= executor.places <= 3
+    assert 2 <= executor.places <= 3  # ... and kept: the machine stayed idle
     assert executor.kernels_alive == 0
 
 

@@ -64,9 +64,12 @@ class LocalExecutor:
         fork_kernels: bool = True,
         max_jobs: int | None = None,
         kernel_threads: int | None = None,
+        machine: Callable[[], Machine] | None = None,
         **_settings: Any,
     ) -> None:
         self.jobs = max(1, jobs)
+        #: how busy the machine is now (default: psutil's readings; a test gives its own)
+        self.machine = machine or read_machine
         #: threads of each kernel's BLAS / OpenMP pools (None: shared, see _kernel_env)
         self.kernel_threads = kernel_threads
         #: places added while the CPUs are idle, up to max_jobs (None: jobs, a fixed number)
@@ -286,19 +289,15 @@ class LocalExecutor:
         """Every PERIOD seconds: one place more while notebooks wait, the CPUs sit idle and
         the executing kernels leave theirs unused, one less (down to ``jobs``) when the CPUs
         are busy (see ``_autoscale``)."""
-        import psutil
-
         assert self._kernels is not None and self._slots is not None
-        psutil.cpu_percent()  # the first reading starts the count
+        self.machine()  # the first reading starts the count
         looked = time.monotonic()
         while True:
             await asyncio.sleep(PERIOD)
             try:
-                memory = psutil.virtual_memory()
-                available = memory.available
+                cpu, available, total = self.machine()
                 if self._waiting:  # what remains once one more kernel as big as the biggest
                     available -= _largest_kernel(self._handles)
-                cpu = psutil.cpu_percent()
             except Exception:  # the machine cannot be read (no /proc, ...): places stay
                 return
             size = self._slots.size
@@ -307,7 +306,7 @@ class LocalExecutor:
                 cpu,
                 self._waiting,
                 available,
-                memory.total,
+                total,
                 kernels_idle=self._kernels_idle(time.monotonic() - looked),
             )
             looked = time.monotonic()
@@ -352,6 +351,18 @@ class LocalExecutor:
 
     def _atexit(self) -> None:
         self.shutdown(cancel=True)
+
+
+#: (CPU use of the whole machine since the last reading, in %, bytes of memory available, total)
+Machine = tuple[float, int, int]
+
+
+def read_machine() -> Machine:
+    """How busy this machine is (psutil): what the autoscaler decides from."""
+    import psutil
+
+    memory = psutil.virtual_memory()
+    return psutil.cpu_percent(), memory.available, memory.total
 
 
 def _largest_kernel(handles: set[KernelHandle]) -> int:
