@@ -134,3 +134,33 @@ def test_no_private_name_is_taken_from_another_module() -> None:
 def test_every_module_is_small(name: str) -> None:
     lines = MODULES[name].read_text(encoding="utf-8").count("\n")
     assert lines <= MAX_LINES, f"{name} has {lines} lines: split it by job"
+
+
+#: the stages of a build, each of which may import only what is listed (and itself)
+LAYERS = {
+    "notebooks": {"notebooks"},
+    "store": {"notebooks", "store"},
+    "plan": {"notebooks", "store", "plan"},
+    "execute": {"notebooks", "plan", "execute"},
+    "engine": {"notebooks", "store", "plan", "execute", "engine"},
+}
+#: modules every layer may use: the vocabulary of the package
+BASICS = {"errors", "config", "options", "records", "dependencies", "_json", "_atomic"}
+
+
+def test_no_stage_imports_a_feature_or_a_front_door() -> None:
+    """The stages (notebooks, store, plan, execute, engine) import the stages below them and
+    the package's vocabulary, never a feature (workflows) nor a front door (api, cli, rest,
+    sphinxext): features register into the stages' tables instead."""
+    found = []
+    edges = _edges()
+    for name in MODULES:
+        parts = name.split(".")
+        if len(parts) < 2 or parts[1] not in LAYERS:
+            continue
+        allowed = LAYERS[parts[1]] | BASICS
+        for target in edges[name]:
+            top = target.split(".")[1] if target != ROOT else ""
+            if top and top not in allowed:
+                found.append(f"{name} imports {target}")
+    assert found == []
