@@ -2,7 +2,7 @@
 
 Generates N notebook pages (ipynb, MyST md and percent py in turn, 4 code cells each), stores
 a result for every one (no kernel runs: the check is what is timed), then times
-``plan.plan_pages`` as a build does it:
+``plan.stale.plan_pages`` as a build does it:
 
 * ``cold``: no memo (a fresh build folder, e.g. CI restore): every file is read and its bytes
   hashed; these bytes were read before, so nothing is parsed;
@@ -36,6 +36,7 @@ from sphinx_nbcache.execute._trace import sha256_file
 from sphinx_nbcache.notebooks.pages import Page
 from sphinx_nbcache.plan.environment import kernel_fingerprint
 from sphinx_nbcache.plan.freshness import Freshness
+from sphinx_nbcache.plan.lookup import Lookup
 from sphinx_nbcache.plan.memo import Memo
 from sphinx_nbcache.plan.stale import plan_pages
 from sphinx_nbcache.records import Dependencies, Outputs, Record
@@ -140,7 +141,8 @@ def measure(count: int, repeat: int) -> dict[str, float]:
                     files = hashes if label == "warm" else {}
                     start = time.perf_counter()
                     check = Freshness(options, src, files)
-                    states = plan_pages(pages, options, store, use, freshness=check)
+                    lookup = Lookup(options, check, store.lookup)
+                    states = plan_pages(pages, options, store, use, lookup=lookup)
                     times.append(time.perf_counter() - start)
                     hashes = check.memo
                     assert all(s.verdict == "cached" for s in states), {s.reason for s in states}
