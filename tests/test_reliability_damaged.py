@@ -150,7 +150,8 @@ def test_older_schema_is_migrated_losing_nothing(tmp_path: Path, version: int) -
     assert upgraded.page_results() == {"p1": "a" * 64}
     if version == 2:
         assert upgraded.sources(["d" * 64])["d" * 64]["key"] == "a" * 64
-    assert upgraded.notices == [f"migrated the cache database from schema {version} to 3"]
+    said = f"migrated the cache database from schema {version} to {SCHEMA_VERSION}"
+    assert upgraded.notices == [said]
     upgraded.close()
     with sqlite3.connect(tmp_path / "nbcache.db") as conn:
         assert conn.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone() == (
@@ -189,3 +190,18 @@ def test_a_migration_step_runs_its_statements(
         assert version.fetchone() == (str(future),)
         assert "note" in [row[1] for row in conn.execute("PRAGMA table_info(results)")]
     conn.close()
+
+
+def test_a_schema_3_cache_gains_the_signature_column_keeping_its_rows(tmp_path: Path) -> None:
+    """Schema 3 -> 4: results gain a nullable column; every row is kept, unsigned."""
+    store = Store(tmp_path)
+    kept = store.put(Record("b" * 64, "ok", None, page="p1"), None)
+    store.close()
+    with sqlite3.connect(tmp_path / "nbcache.db") as conn:  # what an older version left
+        conn.execute("ALTER TABLE results DROP COLUMN signature")
+        conn.execute("UPDATE meta SET value = '3' WHERE name = 'schema_version'")
+    conn.close()
+    upgraded = Store(tmp_path)
+    assert upgraded.records() == [kept]
+    assert upgraded.notices == [f"migrated the cache database from schema 3 to {SCHEMA_VERSION}"]
+    upgraded.close()

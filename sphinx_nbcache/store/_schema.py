@@ -139,6 +139,16 @@ def _results_2_to_3(conn: Connection) -> None:
         conn.exec_driver_sql("ALTER TABLE sources ADD COLUMN sibling VARCHAR(64)")
 
 
+def _add_missing(conn: Connection, table: Table) -> None:
+    """Add the columns of ``table`` its database table lacks (nullable ones only): an earlier
+    step may have created it whole, from today's definition."""
+    have = {column["name"] for column in inspect(conn).get_columns(table.name)}
+    for column in table.columns:
+        if column.name not in have:
+            kind = column.type.compile(dialect=conn.dialect)
+            conn.exec_driver_sql(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}')
+
+
 #: Each entry upgrades the schema from version N to N + 1: SQL statements run in order, or a
 #: function given the connection, inside the opening transaction; tables new in the target
 #: version are then created from the definitions above. A version with no path here is
@@ -146,7 +156,7 @@ def _results_2_to_3(conn: Connection) -> None:
 MIGRATIONS: dict[int, Step] = {
     1: [],  # 1 -> 2: the sources table, created below
     2: _results_2_to_3,  # 2 -> 3: result ids, parameters, dependencies, variants, leases
-    3: ["ALTER TABLE results ADD COLUMN signature VARCHAR(80)"],  # 3 -> 4: signatures
+    3: lambda conn: _add_missing(conn, results),  # 3 -> 4: signatures
 }
 
 
