@@ -45,8 +45,9 @@ Mode = Literal["cache", "auto", "force", "off", "inline"]
 #: ``kernel``: Python version and kernel spec only; ``off``: nothing.
 EnvironmentScope = Literal["packages", "kernel", "off"]
 ENVIRONMENT_SCOPES: tuple[EnvironmentScope, ...] = ("packages", "kernel", "off")
-#: ``inline`` is myst-nb's live-kernel mode (``{eval}`` roles read variables from the kernel
-#: while the page renders): those pages are left to myst-nb, executed and not cached.
+#: ``inline`` is myst-nb's live-kernel mode (``{eval}`` roles show values computed by the
+#: page): such pages run and are cached like ``cache`` pages, their expressions evaluated at
+#: their places and their values cached with the outputs.
 MODES: tuple[Mode, ...] = ("cache", "auto", "force", "off", "inline")
 DEFAULT_CACHE_DIR = ".nbcache"
 

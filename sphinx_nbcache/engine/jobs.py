@@ -79,6 +79,7 @@ def job_for(
         ),
         parameters=run.parameters,
         variant=run.variant,
+        expressions=tuple((e.after, e.source) for e in run.expressions),
     )
 
 

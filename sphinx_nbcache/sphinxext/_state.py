@@ -253,10 +253,6 @@ class BuildState:
 
     # -- the myst-nb seam ---------------------------------------------------------------------
 
-    def leave_to_mystnb(self, env: BuildEnvironment) -> None:
-        """The page being read is myst-nb's to execute (inline mode): nothing cached."""
-        env_rendered(env)[env.docname] = Rendered(None, "off", None)
-
     def resolve(
         self, env: BuildEnvironment, path: Path | None, notebook: Any, mode: str
     ) -> tuple[Any, dict[str, Any] | None]:
