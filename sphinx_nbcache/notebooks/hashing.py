@@ -11,11 +11,11 @@ The key covers exactly what can change a notebook's outputs:
 * its inline expressions (``{eval}``, found by :mod:`.expressions`): each one's text and the
   number of code cells above it (absent for pages without any: their keys never changed).
 
-The rest of markdown and raw cells, outputs, execution counts, cell ids, presentational tags and metadata
-(``hide-input``, ``remove-output``, ``mystnb`` render options) and the file's name or folder
-are *not* in the key: editing them never re-executes. The per-cell timeout is not in the key
-either; a result that failed on a timeout is retried when the timeout is raised, and a result
-that raised nothing is valid whatever ``allow_errors`` says (see
+The rest of markdown and raw cells, outputs, execution counts, cell ids, presentational tags
+and metadata (``hide-input``, ``remove-output``, ``mystnb`` render options) and the file's name
+or folder are *not* in the key: editing them never re-executes. The per-cell timeout is not in
+the key either; a result that failed on a timeout is retried when the timeout is raised, and a
+result that raised nothing is valid whatever ``allow_errors`` says (see
 :mod:`sphinx_nbcache.plan.verdicts`). What a notebook reads, imports and runs on is recorded while
 it runs and checked after the key matched (:class:`~sphinx_nbcache.records.Dependencies`).
 
