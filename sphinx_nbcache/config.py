@@ -111,6 +111,11 @@ class Options(NamedTuple):
     lease_seconds: float = 60.0
     serve_jobs: int = 1
     fork_kernels: bool = True
+    freeze_folder: Path | None = None  # frozen results (None: no docs folder, none read)
+    #: (regex, replacement) pairs applied to frozen outputs after the built-in ones
+    freeze_normalise: tuple[tuple[str, str], ...] = ()
+    freeze_stderr: bool = False
+    frozen_only: bool = False  # a build never executes: results come from the cache or frozen
     extra: Mapping[str, Any] = _NO_MAPPING
 
     def __repr__(self) -> str:
@@ -195,6 +200,10 @@ class Options(NamedTuple):
             lease_seconds=_seconds(get("nbcache_lease_seconds", 60), "nbcache_lease_seconds"),
             serve_jobs=_int(get("nbcache_serve_jobs", 0), "nbcache_serve_jobs", 0) or jobs,
             fork_kernels=bool(get("nbcache_fork_kernels", True)),
+            freeze_folder=Path(base_dir, str(get("nbcache_freeze_folder", "_freeze"))).resolve(),
+            freeze_normalise=_rules(get("nbcache_freeze_normalise", ())),
+            freeze_stderr=bool(get("nbcache_freeze_stderr", False)),
+            frozen_only=bool(get("nbcache_frozen_only", False)),
         )
 
     # -- per notebook -------------------------------------------------------------------------
@@ -311,6 +320,18 @@ def _declared(value: Any) -> tuple[tuple[str, tuple[str, ...]], ...]:
             raise ConfigError(name, f"{page!r}: expected a list of file globs")
         pairs.append((str(page), tuple(files)))
     return tuple(pairs)
+
+
+def _rules(value: Any) -> tuple[tuple[str, str], ...]:
+    name, rules = "nbcache_freeze_normalise", []
+    for rule in [value] if isinstance(value, str) else value:
+        pattern, replacement = (rule, "<normalised>") if isinstance(rule, str) else rule
+        try:
+            re.compile(pattern)
+        except (re.error, TypeError) as exc:
+            raise ConfigError(name, f"bad regex {pattern!r}: {exc}") from None
+        rules.append((str(pattern), str(replacement)))
+    return tuple(rules)
 
 
 def _names(value: Any, name: str) -> tuple[str, ...]:

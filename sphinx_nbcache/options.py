@@ -77,6 +77,13 @@ OPTIONS: dict[str, OptionSpec] = {
     "nbcache_serve_jobs": OptionSpec(0, _INT),
     # local kernels forked from a warm process (env NBCACHE_FORK_KERNELS=0 turns it off)
     "nbcache_fork_kernels": OptionSpec(True, _BOOL),
+    # frozen results meant for git (`nbcache freeze`): their folder, relative to conf.py
+    "nbcache_freeze_folder": OptionSpec("_freeze", _STR),
+    # more noise taken out of frozen outputs: regexes, or [regex, replacement] pairs
+    "nbcache_freeze_normalise": OptionSpec([], _LIST),
+    "nbcache_freeze_stderr": OptionSpec(False, _BOOL),  # keep stderr in frozen outputs
+    # never execute in a build: a page without a current (or frozen) result is a warning
+    "nbcache_frozen_only": OptionSpec(False, _BOOL),
 }
 OPTION_DEFAULTS: dict[str, Any] = {name: spec.default for name, spec in OPTIONS.items()}
 

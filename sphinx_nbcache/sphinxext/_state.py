@@ -16,6 +16,7 @@ from sphinx.errors import SphinxError
 from sphinx.util import logging
 from sphinx.util.display import status_iterator
 
+from .. import freeze  # noqa: F401  (registers the frozen folder as a source of results)
 from ..config import Options
 from ..engine.core import Engine
 from ..errors import CorruptCacheError, NotebookExecutionError
@@ -140,7 +141,8 @@ class BuildState:
         from ._variants import plan_for_reading
 
         again |= plan_for_reading(self, env, to_read | again)
-        self.engine.start([*states, *self.variants.values()])  # ordered together
+        runs = [*states, *self.variants.values()]  # ordered together
+        self.engine.start([s for s in runs if not (s.stale and self.options.frozen_only)])
         logger.debug(
             f"nbcache: planned {len(states)} notebook pages in {self.engine.plan_seconds:.3f} s"
         )
@@ -272,6 +274,9 @@ class BuildState:
             return notebook, None
         page = Page(docname, path or Path(docname))
         run = self._runnable(env, page, notebook, own, planned)
+        if self.options.frozen_only and self._not_current(run, planned):
+            rendered[docname] = Rendered(None, "off", None)
+            return notebook, None
         record, merged = self._result(run, notebook)
         from ..notebooks.scraps import hide_payloads
 
@@ -317,6 +322,22 @@ class BuildState:
         if planned is not None and planned.key and memo is not None and memo.key == planned.key:
             return Runnable(page, notebook, own, planned.key, memo.sibling or "")
         return runnable(notebook, page, self.options)
+
+    def _not_current(self, run: Runnable, planned: PageState | None) -> bool:
+        """With ``nbcache_frozen_only``: True (and a warning saying what changed) if the page
+        has no current result, cached or frozen: it is shown without outputs, not executed."""
+        state = planned if planned is not None and planned.key == run.key else None
+        if state is None:
+            state = self.engine.current(run)
+        if not state.stale:
+            return False
+        self._warn(
+            run.page.name,
+            f"not executed (nbcache_frozen_only): {state.reason}; shown without outputs "
+            "(build where a kernel may run and `nbcache freeze` to bring it up to date)",
+            "frozen",
+        )
+        return True
 
     def _result(self, run: Runnable, notebook: Any) -> tuple[Record, Any]:
         from ..engine.results import merged
