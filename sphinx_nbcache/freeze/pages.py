@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from ..plan.memo import Memo
     from ..records import Outputs, Record
 
-__all__ = ["Frozen", "check_pages", "freeze_pages"]
+__all__ = ["Frozen", "changed_since_frozen", "check_pages", "freeze_pages"]
 
 
 class Frozen(NamedTuple):
@@ -107,8 +107,8 @@ def check_pages(
             continue
         record, outputs = frozen
         if record.key != run.key:
-            changed = _code_change(run, record, outputs)
-            found.append(Frozen(page.name, "out of date", f"changed since frozen: {changed}"))
+            changed = f"changed since frozen: {_code_change(run, record, outputs)}"
+            found.append(Frozen(page.name, "out of date", changed))
             continue
         held = portable(record)
         reason = lookup.check(page)(held)
@@ -117,6 +117,18 @@ def check_pages(
         else:
             found.append(Frozen(page.name, "fresh", describe_fresh(held)))
     return found
+
+
+def changed_since_frozen(folder: Path | None, run: Runnable) -> str | None:
+    """What changed in ``run``'s page since its frozen result was made (None: no frozen
+    result of other code, or none that can be read)."""
+    try:
+        frozen = read_frozen(folder, run.page.name) if folder is not None else None
+    except CorruptCacheError:
+        return None
+    if frozen is None or frozen[0].key == run.key:
+        return None
+    return f"changed since frozen: {_code_change(run, *frozen)}"
 
 
 def _executed(memo: Memo) -> bool:

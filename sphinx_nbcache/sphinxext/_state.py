@@ -331,9 +331,14 @@ class BuildState:
             state = self.engine.current(run)
         if not state.stale:
             return False
+        reason = state.reason
+        if state.record is None:  # no result of this code: say what changed since frozen
+            from ..freeze.pages import changed_since_frozen
+
+            reason = changed_since_frozen(self.options.freeze_folder, run) or reason
         self._warn(
             run.page.name,
-            f"not executed (nbcache_frozen_only): {state.reason}; shown without outputs "
+            f"not executed (nbcache_frozen_only): {reason}; shown without outputs "
             "(build where a kernel may run and `nbcache freeze` to bring it up to date)",
             "frozen",
         )
