@@ -22,12 +22,14 @@ from .reading import portable, read_frozen
 from .writing import frozen_pages, remove_frozen, write_frozen
 
 if TYPE_CHECKING:
+    from ..config import Options
     from ..engine.cache import ProjectCache, Target
     from ..notebooks.runnable import Runnable
     from ..plan.memo import Memo
+    from ..plan.verdicts import PageState
     from ..records import Outputs, Record
 
-__all__ = ["Frozen", "changed_since_frozen", "check_pages", "freeze_pages"]
+__all__ = ["Frozen", "changed_since_frozen", "check_pages", "freeze_pages", "frozen_only_warning"]
 
 
 class Frozen(NamedTuple):
@@ -129,6 +131,20 @@ def changed_since_frozen(folder: Path | None, run: Runnable) -> str | None:
     if frozen is None or frozen[0].key == run.key:
         return None
     return f"changed since frozen: {_code_change(run, *frozen)}"
+
+
+def frozen_only_warning(state: PageState, run: Runnable, options: Options) -> str | None:
+    """What a build that may not execute (``nbcache_frozen_only``) says of a page with no
+    current result (None: it has one)."""
+    if not state.stale:
+        return None
+    reason = state.reason
+    if state.record is None:  # no result of this code: what changed since it was frozen
+        reason = changed_since_frozen(options.freeze_folder, run) or reason
+    return (
+        f"not executed (nbcache_frozen_only): {reason}; shown without outputs (build where a "
+        "kernel may run and `nbcache freeze` to bring it up to date)"
+    )
 
 
 def _executed(memo: Memo) -> bool:

@@ -314,35 +314,27 @@ class BuildState:
         planned: PageState | None,
     ) -> Runnable:
         """What runs for the page being read: as planned (keyed then), else keyed now."""
+        from ..notebooks.expressions import expressions_in
         from ..notebooks.runnable import Runnable, runnable
 
         if planned is not None and planned.run is not None:
             return planned.run
         memo = env_memos(env).get(page.name)
         if planned is not None and planned.key and memo is not None and memo.key == planned.key:
-            return Runnable(page, notebook, own, planned.key, memo.sibling or "")
+            found = expressions_in(notebook)  # what runs, should it run again
+            return Runnable(page, notebook, own, planned.key, memo.sibling or "", None, "", found)
         return runnable(notebook, page, self.options)
 
     def _not_current(self, run: Runnable, planned: PageState | None) -> bool:
-        """With ``nbcache_frozen_only``: True (and a warning saying what changed) if the page
-        has no current result, cached or frozen: it is shown without outputs, not executed."""
-        state = planned if planned is not None and planned.key == run.key else None
-        if state is None:
-            state = self.engine.current(run)
-        if not state.stale:
-            return False
-        reason = state.reason
-        if state.record is None:  # no result of this code: say what changed since frozen
-            from ..freeze.pages import changed_since_frozen
+        """With ``nbcache_frozen_only``: True, and a warning saying what changed, if the page
+        has no current result (cached or frozen): it is shown without outputs."""
+        from ..freeze.pages import frozen_only_warning
 
-            reason = changed_since_frozen(self.options.freeze_folder, run) or reason
-        self._warn(
-            run.page.name,
-            f"not executed (nbcache_frozen_only): {reason}; shown without outputs "
-            "(build where a kernel may run and `nbcache freeze` to bring it up to date)",
-            "frozen",
-        )
-        return True
+        state = planned if planned is not None and planned.key == run.key else None
+        message = frozen_only_warning(state or self.engine.current(run), run, self.options)
+        if message is not None:
+            self._warn(run.page.name, message, "frozen")
+        return message is not None
 
     def _result(self, run: Runnable, notebook: Any) -> tuple[Record, Any]:
         from ..engine.results import merged
