@@ -122,7 +122,7 @@ def test_jupyter_book_caches_eval_values(tmp_path: Path) -> None:
         log.write_text("")
         done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
         assert done.returncode == 0, done.stdout + done.stderr
-        assert "WARNING" not in done.stdout + done.stderr, done.stdout + done.stderr
+        assert "mystnb.eval" not in done.stdout + done.stderr, done.stdout + done.stderr
         return Counter(log.read_text().split())
 
     assert build() == Counter({"first": 1, "second": 1})

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import CorruptCacheError
+from ..errors import CorruptCacheError, NbcacheError
 from ..records import Outputs, Record
 from .files import images_folder, page_file, parse_frozen
 
@@ -92,7 +92,11 @@ def frozen_source(options: Options, store: Store) -> Kept | None:
             record, outputs = frozen
             record = portable(record)
             if not store.read_only:  # in the cache: merged, and found there next time
-                record = store.put(record, outputs)
+                try:
+                    record = store.put(record, outputs)
+                except (NbcacheError, ValueError) as exc:  # refused: never shown
+                    store.notices.append(f"frozen result of {page.name} not used: {exc}")
+                    continue
             found[key] = [record]
         return found
 
