@@ -11,13 +11,16 @@ import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
 
 from sphinx_nbcache.config import Options
-from sphinx_nbcache.notebooks.expressions import Expression, expressions_in
+from sphinx_nbcache.errors import ExpressionError
+from sphinx_nbcache.notebooks.expressions import Expression, Values, expressions_in
 from sphinx_nbcache.notebooks.runnable import key_of
+from sphinx_nbcache.records import Outputs
 
 HAS_JUPYTER_BOOK = importlib.util.find_spec("jupyter_book") is not None
 ROOTS = Path(__file__).parent / "roots"
@@ -131,3 +134,42 @@ def test_jupyter_book_caches_eval_values(tmp_path: Path) -> None:
     shutil.rmtree(book / "_build")
     assert build().total() == 0  # CI restore: the value comes from the cache
     assert shown(html.read_text(), "The answer is") == ["42"]
+
+
+def test_values_are_kept_with_the_outputs_and_old_blobs_still_read() -> None:
+    values = ({"after": 1, "source": "x", "outputs": [{"output_type": "display_data"}]},)
+    outputs = Outputs(({"execution_count": 1, "outputs": []},), {}, ("x = 1",), values)
+    assert Outputs.from_json(outputs.to_json()) == outputs
+    old = {"v": 1, "cells": [{"execution_count": 1, "outputs": []}], "metadata": {}}
+    assert Outputs.from_json(old).expressions is None  # written before values were kept
+    with pytest.raises(ValueError, match="expressions"):
+        Outputs.from_json({**old, "expressions": [{"source": "x"}]})
+
+
+def test_values_are_handed_out_in_document_order() -> None:
+    def value(source: str, shown: str) -> dict[str, Any]:
+        data = {"text/plain": shown}
+        return {
+            "after": 1,
+            "source": source,
+            "outputs": [{"output_type": "display_data", "data": data}],
+        }
+
+    failed = {"output_type": "error", "ename": "NameError", "evalue": "name 'y' is not defined"}
+    values = Values(
+        [
+            value("label", "first"),
+            {"after": 2, "source": "y", "outputs": [failed]},
+            value("label", "second"),
+            {"after": 3, "source": "z", "outputs": [{**failed, "ename": "NotEvaluated"}]},
+        ]
+    )
+    assert values.take("label")[0]["data"]["text/plain"] == "first"
+    with pytest.raises(ExpressionError, match=r"raised NameError: .* after code cell 2"):
+        values.take("y")
+    assert values.take("label")[0]["data"]["text/plain"] == "second"
+    with pytest.raises(ExpressionError, match="was not evaluated"):
+        values.take("z")
+    assert values.take("label")[0]["data"]["text/plain"] == "first"  # asked again: any place
+    with pytest.raises(ExpressionError, match="has no value"):
+        values.take("unknown")

@@ -16,7 +16,11 @@ import pytest
 
 from sphinx_nbcache.cli.main import main
 from sphinx_nbcache.config import Options
+from sphinx_nbcache.errors import CorruptCacheError
 from sphinx_nbcache.freeze.normalise import Normaliser
+from sphinx_nbcache.freeze.reading import read_frozen
+from sphinx_nbcache.freeze.writing import write_frozen
+from sphinx_nbcache.records import Outputs, Record
 
 KERNEL = "nbcache-freeze"  # the test pages' kernel: installed only where the test says
 
@@ -182,3 +186,22 @@ def test_noise_rules(tmp_path: Path) -> None:
     assert noise.text("this is run 12") == "this is run N"
     options = Options.from_mapping({"nbcache_freeze_normalise": [r"id=\w+", [r"x+", "x"]]}, ".")
     assert options.freeze_normalise == ((r"id=\w+", "<normalised>"), (r"x+", "x"))
+
+
+def test_a_tampered_frozen_file_is_not_read(tmp_path: Path) -> None:
+    record = Record("a" * 64, "ok", None, kernel="python3", page="page")
+    png = {"output_type": "display_data", "data": {"image/png": "iVBORw0KGgo="}, "metadata": {}}
+    outputs = Outputs(({"execution_count": 1, "outputs": [png]},), {}, ("x = 1",))
+    options = Options(cache_path=tmp_path / "cache")
+    write_frozen(tmp_path, "page", record, outputs, options, None)
+    found = read_frozen(tmp_path, "page")
+    assert found is not None
+    assert found[1].cells[0]["outputs"][0]["data"]["image/png"] == "iVBORw0KGgo="
+    text = (tmp_path / "page.json").read_text()
+    [name] = [p.name for p in (tmp_path / "page.files").iterdir()]
+    (tmp_path / "page.json").write_text(text.replace(name, "../../../etc/passwd"))
+    with pytest.raises(CorruptCacheError, match="bad image name"):
+        read_frozen(tmp_path, "page")
+    (tmp_path / "page.json").write_text(text.replace('"page": "page"', '"page": "other"'))
+    with pytest.raises(CorruptCacheError, match="not 'page'"):
+        read_frozen(tmp_path, "page")
