@@ -325,12 +325,14 @@ def _declared(value: Any) -> tuple[tuple[str, tuple[str, ...]], ...]:
 def _rules(value: Any) -> tuple[tuple[str, str], ...]:
     name, rules = "nbcache_freeze_normalise", []
     for rule in [value] if isinstance(value, str) else value:
-        pattern, replacement = (rule, "<normalised>") if isinstance(rule, str) else rule
+        pair = [rule, "<normalised>"] if isinstance(rule, str) else rule
+        if not (isinstance(pair, list | tuple) and len(pair) == 2):
+            raise ConfigError(name, f"{rule!r}: expected a regex or a [regex, replacement] pair")
         try:
-            re.compile(pattern)
+            re.compile(pair[0])
         except (re.error, TypeError) as exc:
-            raise ConfigError(name, f"bad regex {pattern!r}: {exc}") from None
-        rules.append((str(pattern), str(replacement)))
+            raise ConfigError(name, f"bad regex {pair[0]!r}: {exc}") from None
+        rules.append((str(pair[0]), str(pair[1])))
     return tuple(rules)
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from sphinx_nbcache.cli.main import main
 from sphinx_nbcache.config import Options
-from sphinx_nbcache.errors import CorruptCacheError
+from sphinx_nbcache.errors import ConfigError, CorruptCacheError
 from sphinx_nbcache.freeze.normalise import Normaliser
 from sphinx_nbcache.freeze.reading import read_frozen
 from sphinx_nbcache.freeze.writing import write_frozen
@@ -186,6 +186,10 @@ def test_noise_rules(tmp_path: Path) -> None:
     assert noise.text("this is run 12") == "this is run N"
     options = Options.from_mapping({"nbcache_freeze_normalise": [r"id=\w+", [r"x+", "x"]]}, ".")
     assert options.freeze_normalise == ((r"id=\w+", "<normalised>"), (r"x+", "x"))
+    with pytest.raises(ConfigError, match="bad regex"):
+        Options.from_mapping({"nbcache_freeze_normalise": ["("]}, ".")
+    with pytest.raises(ConfigError, match="pair"):
+        Options.from_mapping({"nbcache_freeze_normalise": [["a", "b", "c"]]}, ".")
 
 
 def test_a_tampered_frozen_file_is_not_read(tmp_path: Path) -> None:
