@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from sphinx_nbcache.cli.main import main
+from sphinx_nbcache.cli import main
 from sphinx_nbcache.config import Options
 from sphinx_nbcache.errors import ConfigError, CorruptCacheError
 from sphinx_nbcache.freeze.normalise import Normaliser
