@@ -50,6 +50,8 @@ _ENV: contextvars.ContextVar[BuildEnvironment | None] = contextvars.ContextVar(
     "nbcache_env", default=None
 )
 _STATES: dict[int, BuildState] = {}
+#: what an {eval} expression may be where myst-nb has no ``nb_eval_name_regex`` (its default)
+_EVAL_NAME = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
 _ORIGINAL_CREATE = mystnb_sphinx.create_client
 _ORIGINAL_PARSE = mystnb_sphinx.Parser.parse
 
@@ -136,7 +138,8 @@ class NbcacheClient(NotebookClientBase):  # type: ignore[misc]
     def eval_variable(self, name: str) -> list[NotebookNode]:
         """The cached value of the ``{eval}`` expression ``name`` at its place (myst-nb
         warns at the role's line with our message when it has none)."""
-        if not re.match(self.nb_config.eval_name_regex, name):
+        allowed = getattr(self.nb_config, "eval_name_regex", None) or _EVAL_NAME  # older myst-nb
+        if not re.match(allowed, name):
             raise EvalNameError(name)
         return [from_dict(output) for output in self._values.take(name)]
 
