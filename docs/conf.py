@@ -20,6 +20,8 @@ nb_execution_mode = "cache"
 nbcache_path = os.path.join(_HERE, ".nbcache")
 nb_execution_timeout = 60
 nb_execution_raise_on_error = True  # an example that fails is a docs bug
+# `nbcache freeze`: the API page prints run times; they are noise in frozen results
+nbcache_freeze_normalise = [[r"\d+\.\d+ s per cell: \([^)]*\)", "<run time>"]]
 # text notebooks read through jupytext (MyST .md notebooks are read by myst-nb itself)
 nb_custom_formats = {
     ".py": ["jupytext.reads", {"fmt": "py:percent"}],

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import freeze  # noqa: F401  (registers the frozen folder as a source of results)
 from .config import Options
 from .engine.cache import ProjectCache, Target, open_project
 from .engine.core import Engine

@@ -8,7 +8,6 @@ per-notebook overrides (``metadata.mystnb`` and ``metadata.execution``) the way 
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Mapping
@@ -23,6 +22,18 @@ from .options import (
     OPTION_DEFAULTS,
     OPTIONS,
     OptionSpec,
+)
+from .values import (
+    aliases,
+    declared,
+    from_environment,
+    mapping,
+    names,
+    optional_url,
+    rules,
+    seconds,
+    timeout,
+    whole,
 )
 
 __all__ = [
@@ -45,8 +56,9 @@ Mode = Literal["cache", "auto", "force", "off", "inline"]
 #: ``kernel``: Python version and kernel spec only; ``off``: nothing.
 EnvironmentScope = Literal["packages", "kernel", "off"]
 ENVIRONMENT_SCOPES: tuple[EnvironmentScope, ...] = ("packages", "kernel", "off")
-#: ``inline`` is myst-nb's live-kernel mode (``{eval}`` roles read variables from the kernel
-#: while the page renders): those pages are left to myst-nb, executed and not cached.
+#: ``inline`` is myst-nb's live-kernel mode (``{eval}`` roles show values computed by the
+#: page): such pages run and are cached like ``cache`` pages, their expressions evaluated at
+#: their places and their values cached with the outputs.
 MODES: tuple[Mode, ...] = ("cache", "auto", "force", "off", "inline")
 DEFAULT_CACHE_DIR = ".nbcache"
 
@@ -114,6 +126,11 @@ class Options(NamedTuple):
     serve_jobs: int = 1
     fork_kernels: bool = True
     kernel_threads: int | None = None  # None: CPUs // jobs; 0: not capped
+    freeze_folder: Path | None = None  # frozen results (None: no docs folder, none read)
+    #: (regex, replacement) pairs applied to frozen outputs after the built-in ones
+    freeze_normalise: tuple[tuple[str, str], ...] = ()
+    freeze_stderr: bool = False
+    frozen_only: bool = False  # a build never executes: results come from the cache or frozen
     extra: Mapping[str, Any] = _NO_MAPPING
 
     def __repr__(self) -> str:
@@ -136,22 +153,22 @@ class Options(NamedTuple):
 
         for variable, name in ENV_OVERRIDES.items():
             if os.environ.get(variable):
-                values = {**values, name: _from_environment(variable)}
+                values = {**values, name: from_environment(variable)}
 
         mode = str(get("nb_execution_mode", "cache"))
         if mode not in MODES:
             raise ConfigError("nb_execution_mode", f"{mode!r} is not one of {', '.join(MODES)}")
         cache = get("nbcache_path") or get("nb_execution_cache_path") or DEFAULT_CACHE_DIR
         cache_path = Path(base_dir, os.path.expanduser(str(cache))).resolve()
-        fixed = _int(get("nbcache_jobs", 0), "nbcache_jobs", minimum=0)
+        fixed = whole(get("nbcache_jobs", 0), "nbcache_jobs", minimum=0)
         jobs = fixed or (os.cpu_count() or 1)
         max_raw = get("nbcache_max_jobs")
         if max_raw is None:
             max_jobs = jobs if fixed else AUTO_JOBS_FACTOR * jobs
         else:
-            max_jobs = max(jobs, _int(max_raw, "nbcache_max_jobs", minimum=1))
+            max_jobs = max(jobs, whole(max_raw, "nbcache_max_jobs", minimum=1))
         prestart_raw = get("nbcache_prestart")
-        prestart = jobs if prestart_raw is None else _int(prestart_raw, "nbcache_prestart", 0)
+        prestart = jobs if prestart_raw is None else whole(prestart_raw, "nbcache_prestart", 0)
         timeout_raw = get("nb_execution_timeout", 30)
         environment = str(get("nbcache_environment", "packages"))
         if environment not in ENVIRONMENT_SCOPES:
@@ -174,46 +191,50 @@ class Options(NamedTuple):
             jobs=jobs,
             max_jobs=max_jobs,
             prestart=prestart,
-            timeout=_timeout(timeout_raw, "nb_execution_timeout"),
+            timeout=timeout(timeout_raw, "nb_execution_timeout"),
             allow_errors=bool(get("nb_execution_allow_errors", False)),
             raise_on_error=bool(get("nb_execution_raise_on_error", False)),
             show_traceback=bool(get("nbcache_show_traceback", True))
             or bool(get("nb_execution_show_tb", False)),
             in_temp=bool(get("nb_execution_in_temp", False)),
             exclude_patterns=tuple(str(p) for p in get("nb_execution_excludepatterns", ())),
-            kernel_aliases=_aliases(get("nb_kernel_rgx_aliases", {})),
+            kernel_aliases=aliases(get("nb_kernel_rgx_aliases", {})),
             custom_formats=_custom_formats(get("nb_custom_formats", {})),
             retry_failed=bool(get("nbcache_retry_failed", False)),
-            output_limit=_int(get("nbcache_output_limit", 1_000_000), "nbcache_output_limit", 0),
-            max_entries=_int(get("nbcache_max_entries", 0), "nbcache_max_entries", 0),
-            max_size=_int(get("nbcache_max_size", 0), "nbcache_max_size", 0),
-            database=_optional_str(get("nbcache_database"), "nbcache_database"),
-            blobs=_optional_str(get("nbcache_blobs"), "nbcache_blobs"),
-            blobs_options=_mapping(get("nbcache_blobs_options", {}), "nbcache_blobs_options"),
+            output_limit=whole(get("nbcache_output_limit", 1_000_000), "nbcache_output_limit", 0),
+            max_entries=whole(get("nbcache_max_entries", 0), "nbcache_max_entries", 0),
+            max_size=whole(get("nbcache_max_size", 0), "nbcache_max_size", 0),
+            database=optional_url(get("nbcache_database"), "nbcache_database"),
+            blobs=optional_url(get("nbcache_blobs"), "nbcache_blobs"),
+            blobs_options=mapping(get("nbcache_blobs_options", {}), "nbcache_blobs_options"),
             executor=str(get("nbcache_executor", "local")),
-            executor_url=_optional_str(get("nbcache_executor_url"), "nbcache_executor_url"),
+            executor_url=optional_url(get("nbcache_executor_url"), "nbcache_executor_url"),
             executor_token=None if token is None else str(token),
             signing_key=signing_key,
             require_signatures=require_signatures,
-            executor_env=_names(get("nbcache_executor_env", ()), "nbcache_executor_env"),
-            executor_options=_mapping(
+            executor_env=names(get("nbcache_executor_env", ()), "nbcache_executor_env"),
+            executor_options=mapping(
                 get("nbcache_executor_options", {}), "nbcache_executor_options"
             ),
-            files_limit=_int(get("nbcache_files_limit", 50_000_000), "nbcache_files_limit", 0),
+            files_limit=whole(get("nbcache_files_limit", 50_000_000), "nbcache_files_limit", 0),
             environment=environment,  # checked against ENVIRONMENT_SCOPES above
-            dependencies=_declared(get("nbcache_dependencies", {})),
-            artifact_limit=_int(
+            dependencies=declared(get("nbcache_dependencies", {})),
+            artifact_limit=whole(
                 get("nbcache_artifact_limit", 50_000_000), "nbcache_artifact_limit", 0
             ),
-            artifact_patterns=_names(
+            artifact_patterns=names(
                 get("nbcache_artifact_patterns", ()), "nbcache_artifact_patterns", "file globs"
             ),
-            lease_seconds=_seconds(get("nbcache_lease_seconds", 60), "nbcache_lease_seconds"),
-            serve_jobs=_int(get("nbcache_serve_jobs", 0), "nbcache_serve_jobs", 0) or jobs,
+            lease_seconds=seconds(get("nbcache_lease_seconds", 60), "nbcache_lease_seconds"),
+            serve_jobs=whole(get("nbcache_serve_jobs", 0), "nbcache_serve_jobs", 0) or jobs,
             fork_kernels=bool(get("nbcache_fork_kernels", True)),
             kernel_threads=None
             if get("nbcache_kernel_threads") is None
-            else _int(get("nbcache_kernel_threads"), "nbcache_kernel_threads", 0),
+            else whole(get("nbcache_kernel_threads"), "nbcache_kernel_threads", 0),
+            freeze_folder=Path(base_dir, str(get("nbcache_freeze_folder", "_freeze"))).resolve(),
+            freeze_normalise=rules(get("nbcache_freeze_normalise", ())),
+            freeze_stderr=bool(get("nbcache_freeze_stderr", False)),
+            frozen_only=bool(get("nbcache_frozen_only", False)),
         )
 
     # -- per notebook -------------------------------------------------------------------------
@@ -230,7 +251,7 @@ class Options(NamedTuple):
             if own.get("execution_mode") in MODES:
                 changes["mode"] = own["execution_mode"]
             if "execution_timeout" in own:
-                changes["timeout"] = _timeout(own["execution_timeout"], "execution_timeout")
+                changes["timeout"] = timeout(own["execution_timeout"], "execution_timeout")
             if "execution_allow_errors" in own:
                 changes["allow_errors"] = bool(own["execution_allow_errors"])
             if "execution_in_temp" in own:
@@ -240,7 +261,7 @@ class Options(NamedTuple):
         execution = metadata.get("execution")
         if isinstance(execution, Mapping):
             if "timeout" in execution:
-                changes["timeout"] = _timeout(execution["timeout"], "execution.timeout")
+                changes["timeout"] = timeout(execution["timeout"], "execution.timeout")
             if "allow_errors" in execution:
                 changes["allow_errors"] = bool(execution["allow_errors"])
         return self._replace(**changes) if changes else self
@@ -269,97 +290,6 @@ class Options(NamedTuple):
     def notebook_suffixes(self) -> tuple[str, ...]:
         """Suffixes that are always notebooks (``.md`` is one only with notebook top matter)."""
         return (".ipynb", *(f.suffix for f in self.custom_formats))
-
-
-def _int(value: Any, name: str, minimum: int = 0) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise ConfigError(name, f"expected a whole number, got {value!r}") from None
-    if number < minimum:
-        raise ConfigError(name, f"must be at least {minimum}, got {number}")
-    return number
-
-
-def _seconds(value: Any, name: str) -> float:
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(name, f"expected seconds, got {value!r}") from None
-    if seconds < 1:
-        raise ConfigError(name, f"must be at least 1 second, got {seconds:g}")
-    return seconds
-
-
-def _optional_str(value: Any, name: str) -> str | None:
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise ConfigError(name, f"expected a string (a URL), got {type(value).__name__}")
-    return value
-
-
-def _from_environment(variable: str) -> Any:
-    value = os.environ[variable]
-    if ENV_OVERRIDES[variable] != "nbcache_blobs_options":
-        return value
-    try:
-        return json.loads(value)
-    except ValueError:  # the value holds credentials: never shown
-        raise ConfigError(
-            ENV_OVERRIDES[variable],
-            f"the environment variable {variable} is not a JSON object; give one, for "
-            'example {"endpoint_url": "https://...", "key": "...", "secret": "..."}',
-        ) from None
-
-
-def _mapping(value: Any, name: str) -> dict[str, Any]:
-    if not isinstance(value, Mapping):
-        raise ConfigError(name, f"expected a dict, got {type(value).__name__}")
-    return {str(k): v for k, v in value.items()}
-
-
-def _declared(value: Any) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    name = "nbcache_dependencies"
-    if not isinstance(value, Mapping):
-        raise ConfigError(name, 'expected a dict {"page glob": ["file glob", ...]}')
-    pairs = []
-    for page, files in value.items():
-        files = [files] if isinstance(files, str) else files
-        if not isinstance(files, list | tuple) or not all(isinstance(f, str) for f in files):
-            raise ConfigError(name, f"{page!r}: expected a list of file globs")
-        pairs.append((str(page), tuple(files)))
-    return tuple(pairs)
-
-
-def _names(value: Any, name: str, what: str = "environment variable names") -> tuple[str, ...]:
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(name, f"expected a list of {what}")
-    return tuple(value)
-
-
-def _timeout(value: Any, name: str) -> float | None:
-    """myst-nb semantics: a number of seconds per cell; -1, 0 or None mean no limit."""
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(name, f"expected seconds, got {value!r}") from None
-    return None if seconds <= 0 else seconds
-
-
-def _aliases(value: Any) -> tuple[tuple[str, str], ...]:
-    if not isinstance(value, Mapping):
-        raise ConfigError("nb_kernel_rgx_aliases", "expected a dict of regex -> kernel name")
-    for pattern in value:
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise ConfigError("nb_kernel_rgx_aliases", f"bad regex {pattern!r}: {exc}") from None
-    return tuple((str(k), str(v)) for k, v in value.items())
 
 
 def _custom_formats(value: Any) -> tuple[CustomFormat, ...]:

@@ -20,6 +20,8 @@ Each knows how the REST endpoint answers it: :attr:`~NbcacheError.http_status` a
     │   ├── NotebookCallError         a notebook called as a function raised (ename, evalue,
     │   │                             traceback)
     │   └── CallTimeoutError          ... or a cell of it ran past its timeout
+    ├── ExpressionError               an inline expression ({eval}) has no value to show: it
+    │                                 raised, or was never evaluated
     ├── SignatureError(ValueError)    a notebook cannot be called as a function like that:
     │   │                             a bad ``return`` cell, a non-Python kernel
     │   └── ParameterError            a parameter it does not declare, or a value that is
@@ -41,6 +43,7 @@ __all__ = [
     "ConfigError",
     "CorruptCacheError",
     "ExecutorError",
+    "ExpressionError",
     "NbcacheError",
     "NotFoundError",
     "NotebookCallError",
@@ -140,6 +143,19 @@ class NotebookExecutionError(NbcacheError):
 
     def __str__(self) -> str:
         return f"{self.page}: {self.message}"
+
+
+class ExpressionError(NbcacheError):
+    """An inline expression (``{eval}``) of a page has no value to show: evaluating it raised,
+    or it was never evaluated (the run stopped before its place, the page is not executed)."""
+
+    def __init__(self, expression: str, message: str) -> None:
+        super().__init__(expression, message)
+        self.expression = expression
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{{eval}}`{self.expression}` {self.message}"
 
 
 class NotebookCallError(NotebookExecutionError):

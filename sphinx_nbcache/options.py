@@ -87,6 +87,13 @@ OPTIONS: dict[str, OptionSpec] = {
     # and the like, unless the environment sets one): None: the CPUs shared by the notebooks
     # executing at once (CPUs // nbcache_jobs), 0: leave them alone, N: N threads each
     "nbcache_kernel_threads": OptionSpec(None, _INT + _NONE),
+    # frozen results meant for git (`nbcache freeze`): their folder, relative to conf.py
+    "nbcache_freeze_folder": OptionSpec("_freeze", _STR),
+    # more noise taken out of frozen outputs: regexes, or [regex, replacement] pairs
+    "nbcache_freeze_normalise": OptionSpec([], _LIST),
+    "nbcache_freeze_stderr": OptionSpec(False, _BOOL),  # keep stderr in frozen outputs
+    # never execute in a build: a page without a current (or frozen) result is a warning
+    "nbcache_frozen_only": OptionSpec(False, _BOOL),
 }
 OPTION_DEFAULTS: dict[str, Any] = {name: spec.default for name, spec in OPTIONS.items()}
 

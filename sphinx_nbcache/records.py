@@ -71,11 +71,17 @@ class Outputs(NamedTuple):
     #: the normalised source of each code cell as executed (``hashing.code_sources``), so a
     #: page can be diffed against its cached result; None in blobs written without it
     sources: tuple[str, ...] | None = None
+    #: the value of each inline expression (``{eval}``) of the page, in document order:
+    #: ``{"after": code cells above it, "source": its text, "outputs": [one output]}``;
+    #: None for a page without expressions, and in blobs written before they were kept
+    expressions: tuple[dict[str, Any], ...] | None = None
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"v": 1, "cells": list(self.cells), "metadata": self.metadata}
         if self.sources is not None:
             data["sources"] = list(self.sources)
+        if self.expressions is not None:
+            data["expressions"] = list(self.expressions)
         return data
 
     @classmethod
@@ -87,10 +93,23 @@ class Outputs(NamedTuple):
             isinstance(sources, list) and all(isinstance(s, str) for s in sources)
         ):
             raise ValueError("'sources' must be a list of strings")
+        expressions = data.get("expressions")
+        if expressions is not None and not (
+            isinstance(expressions, list)
+            and all(
+                isinstance(e, dict)
+                and isinstance(e.get("source"), str)
+                and isinstance(e.get("after"), int)
+                and isinstance(e.get("outputs"), list)
+                for e in expressions
+            )
+        ):
+            raise ValueError("'expressions' must be a list of {after, source, outputs}")
         return cls(
             tuple(data["cells"]),
             dict(data.get("metadata") or {}),
             None if sources is None else tuple(sources),
+            None if expressions is None else tuple(expressions),
         )
 
 

@@ -28,6 +28,7 @@ from .act import (
     cmd_prune,
 )
 from .calls import add_commands as add_calls
+from .freeze import add_command as add_freeze
 from .look import cmd_diff, cmd_list, cmd_merge, cmd_scraps, cmd_show, cmd_status, cmd_why
 
 __all__ = ["build_parser", "main"]
@@ -124,5 +125,6 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "import-jupyter-cache", cmd_import_jupyter_cache, "bring over a .jupyter_cache folder"
     ).add_argument("path")
+    add_freeze(add)
     add_calls(add)
     return parser

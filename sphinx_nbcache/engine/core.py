@@ -148,7 +148,8 @@ class Engine:
         if self._lookup is None:
             from ..plan.lookup import Lookup
 
-            self._lookup = Lookup(self.options, self.freshness, lambda k: self.store.lookup(k))
+            o, f = self.options, self.freshness
+            self._lookup = Lookup(o, f, lambda k: self.store.lookup(k), lambda: self.store)
         return self._lookup
 
     # -- plan ---------------------------------------------------------------------------------

@@ -86,6 +86,7 @@ def job_for(
         store=_where_results_are(options, link, state.no_wait),
         parameters=run.parameters,
         variant=run.variant,
+        expressions=tuple((e.after, e.source) for e in run.expressions),
     )
 
 

@@ -147,6 +147,8 @@ class Job:
     #: call's row: ``notebooks.runnable.variant_of``; None: worked out from the parameters)
     parameters: dict[str, Any] | None = None
     variant: str | None = None
+    #: the page's inline expressions (``{eval}``): (code cells above it, its text), in order
+    expressions: tuple[tuple[int, str], ...] = ()
 
     def local_folder(self) -> Path | None:
         """The folder to run the kernel in on this machine; None: a fresh empty folder."""

@@ -33,6 +33,7 @@ from ..records import Failure, Record
 from . import _trace
 from ._client import BoundedClient
 from ._environ import kernel_environment
+from ._expressions import Evaluator
 from ._forkserver import ForkProvisioner, ForkServer, ForkServers
 from ._job import Job, Outcome, error_outcome
 
@@ -267,9 +268,11 @@ async def execute_in(handle: KernelHandle, job: Job) -> Outcome:
     cell_times: list[float | None] = [None] * len(code_indices)
     failure: Failure | None = None
     report: dict[str, Any] | None = None
+    expressions = Evaluator(job.expressions)  # {eval}: evaluated between the cells
     try:
         if handle.connect_error is not None:
             raise handle.connect_error
+        await expressions.upto(client, 0)
         for position, index in enumerate(code_indices):
             cell = notebook.cells[index]
             begin = time.perf_counter()
@@ -279,6 +282,7 @@ async def execute_in(handle: KernelHandle, job: Job) -> Outcome:
                 )
             finally:
                 cell_times[position] = round(time.perf_counter() - begin, 4)
+            await expressions.upto(client, position + 1)
         client.set_widgets_metadata()
         report = await _report(handle, client)
     except CellTimeoutError as exc:
@@ -315,7 +319,8 @@ async def execute_in(handle: KernelHandle, job: Job) -> Outcome:
     _note_truncation(client, notebook)
     if failure is not None and failure.cell_index is not None:
         failure = failure._replace(code_cell=sum(1 for t in cell_times if t is not None))
-    outputs = outputs_of(notebook)
+    stopped = f"the run stopped: {failure.summary()}" if failure is not None else None
+    outputs = outputs_of(notebook)._replace(expressions=expressions.results(stopped))
     dependencies, artifacts = _trace.recorded(job, report, outputs.cells, handle.untraced)
     return Outcome(
         Record(

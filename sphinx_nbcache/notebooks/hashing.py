@@ -7,13 +7,15 @@ The key covers exactly what can change a notebook's outputs:
 * the kernel name, after ``nb_kernel_rgx_aliases``;
 * the effective ``allow_errors`` (it decides whether execution stops at the first error);
 * the parameters injected when the notebook is called as a function (none for a page);
-* the dependencies the notebook declares (``metadata.nbcache.depends``), as patterns.
+* the dependencies the notebook declares (``metadata.nbcache.depends``), as patterns;
+* its inline expressions (``{eval}``, found by :mod:`.expressions`): each one's text and the
+  number of code cells above it (absent for pages without any: their keys never changed).
 
-Markdown and raw cells, outputs, execution counts, cell ids, presentational tags and metadata
-(``hide-input``, ``remove-output``, ``mystnb`` render options) and the file's name or folder
-are *not* in the key: editing them never re-executes. The per-cell timeout is not in the key
-either; a result that failed on a timeout is retried when the timeout is raised, and a result
-that raised nothing is valid whatever ``allow_errors`` says (see
+The rest of markdown and raw cells, outputs, execution counts, cell ids, presentational tags
+and metadata (``hide-input``, ``remove-output``, ``mystnb`` render options) and the file's name
+or folder are *not* in the key: editing them never re-executes. The per-cell timeout is not in
+the key either; a result that failed on a timeout is retried when the timeout is raised, and a
+result that raised nothing is valid whatever ``allow_errors`` says (see
 :mod:`sphinx_nbcache.plan.verdicts`). What a notebook reads, imports and runs on is recorded while
 it runs and checked after the key matched (:class:`~sphinx_nbcache.records.Dependencies`).
 
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .._json import canonical_json
@@ -87,10 +89,12 @@ def notebook_key(
     parameters: Mapping[str, Any] | None = None,
     *,
     allow_errors: bool | None = None,
+    expressions: Sequence[Sequence[Any]] = (),
 ) -> str:
     """The cache key of ``notebook`` run with ``options`` (already made per-notebook) and
     ``parameters``; ``allow_errors`` overrides the options' (for the key of the same code
-    run with the other setting)."""
+    run with the other setting); ``expressions``: its inline expressions as
+    :func:`~.expressions.keyed` gives them."""
     cells = []
     for source, cell in zip(code_sources(notebook), code_cells(notebook), strict=True):
         tags = cell.get("metadata", {}).get("tags") or ()
@@ -106,4 +110,6 @@ def notebook_key(
     depends = declared_in(notebook)
     if depends:  # declaring a dependency is a change of what the result depends on
         payload["depends"] = depends
+    if expressions:  # absent for pages without: their keys stay what they always were
+        payload["expressions"] = [list(e) for e in expressions]
     return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()

@@ -16,6 +16,7 @@ import nbformat
 
 from ..errors import CorruptCacheError
 from ..records import Failure, Outputs, Record
+from .expressions import EXPRESSIONS_KEY
 from .hashing import code_cells, code_sources, kernel_name
 
 if TYPE_CHECKING:
@@ -59,6 +60,8 @@ def merge_outputs(
         cell.execution_count = stored.get("execution_count")
     for name, value in outputs.metadata.items():
         merged.metadata[name] = nbformat.from_dict(value)
+    if outputs.expressions is not None:  # the values of its {eval} expressions
+        merged.metadata[EXPRESSIONS_KEY] = nbformat.from_dict(list(outputs.expressions))
     return merged
 
 
@@ -85,7 +88,9 @@ def outputs_of(notebook: nbformat.NotebookNode) -> Outputs:
         for cell in code_cells(notebook)
     )
     metadata = {k: notebook.metadata[k] for k in KEPT_METADATA if k in notebook.metadata}
-    return Outputs(cells, _plain(metadata), tuple(code_sources(notebook)))
+    values = notebook.metadata.get(EXPRESSIONS_KEY)
+    expressions = tuple(_plain(values)) if isinstance(values, list) else None
+    return Outputs(cells, _plain(metadata), tuple(code_sources(notebook)), expressions)
 
 
 def _plain(value: Any) -> Any:

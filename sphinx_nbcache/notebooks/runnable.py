@@ -6,7 +6,8 @@ code of a notebook read by another is unchanged (a ``code:`` dependency), a vari
 CLI's ``merge`` and ``diff``, a jupyter-cache import. The key is
 :func:`~sphinx_nbcache.notebooks.hashing.notebook_key` of the notebook that runs, with the
 notebook's own execution options (``metadata.mystnb`` and ``metadata.execution``) applied and
-the parameters it is given.
+the parameters it is given, and its inline expressions (``{eval}``,
+:mod:`~sphinx_nbcache.notebooks.expressions`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .._json import canonical_json
+from .expressions import Expression, expressions_in, keyed
 from .functions import prepare
 from .hashing import notebook_key
 from .pages import Page
@@ -46,6 +48,8 @@ class Runnable(NamedTuple):
     #: the ``pages`` row its result is kept as: "" for the page as written, the parameters'
     #: hash for a variant, ``call:`` and that hash for a call
     variant: str = ""
+    #: its inline expressions (``{eval}``), evaluated between its code cells
+    expressions: tuple[Expression, ...] = ()
 
 
 def variant_of(parameters: Mapping[str, Any] | None, call: bool = False) -> str:
@@ -71,9 +75,13 @@ def runnable(
     runs = notebook
     if given or call:
         runs = prepare(notebook, given, path=page.name, call=call)
-    key = notebook_key(runs, own, given)
-    sibling = notebook_key(runs, own, given, allow_errors=not own.allow_errors)
-    return Runnable(page, runs, own, key, sibling, given, variant_of(given, call))
+    found = expressions_in(runs)
+    evaluated = keyed(found)
+    key = notebook_key(runs, own, given, expressions=evaluated)
+    sibling = notebook_key(
+        runs, own, given, allow_errors=not own.allow_errors, expressions=evaluated
+    )
+    return Runnable(page, runs, own, key, sibling, given, variant_of(given, call), found)
 
 
 def read_runnable(

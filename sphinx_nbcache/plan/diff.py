@@ -138,7 +138,8 @@ def diff_page(
     note = ""
     if record.key != key and cached is not None and not cells and not settings:
         tags = ", ".join(sorted(EXECUTION_TAGS))
-        note = f"same code: an execution tag ({tags}) or allow_errors changed"
+        note = f"same code: an {{eval}} expression, an execution tag ({tags}) or allow_errors"
+        note += " changed"
     return NotebookDiff(
         page, key, record.key, cells, tuple(settings), cached is not None, note, dependencies
     )

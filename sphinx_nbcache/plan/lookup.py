@@ -6,6 +6,11 @@ come here. :meth:`Lookup.judge` looks the keys up in one batch (or takes the res
 what the environment remembers), checks each result's recorded dependencies against the files
 and the environment now (:class:`~sphinx_nbcache.plan.freshness.Freshness`), and lets
 :func:`~sphinx_nbcache.plan.verdicts.decide` turn that into a verdict.
+
+Results can also be kept outside the store: frozen results committed to git
+(:mod:`sphinx_nbcache.freeze`) are such a source. Their owners register a factory
+(:mod:`~sphinx_nbcache.plan.sources`); a lookup given the store asks each source for the pages
+whose key the store holds no result of, and judges what it finds like any stored result.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from .freshness import declared_patterns
 from .memo import memo_for
+from .sources import Kept, kept_sources
 from .verdicts import Check, PageState, decide
 
 if TYPE_CHECKING:
@@ -24,6 +30,7 @@ if TYPE_CHECKING:
     from ..notebooks.pages import Page
     from ..notebooks.runnable import Runnable
     from ..records import Record
+    from ..store import Store
     from .freshness import Freshness
     from .memo import Memo
 
@@ -41,10 +48,18 @@ class Lookup:
     """Current results for the pages of one project, from ``stored`` (None: the results to
     judge are always given)."""
 
-    def __init__(self, options: Options, freshness: Freshness, stored: Stored | None) -> None:
+    def __init__(
+        self,
+        options: Options,
+        freshness: Freshness,
+        stored: Stored | None,
+        store: Callable[[], Store] | None = None,
+    ) -> None:
         self.options = options
         self.freshness = freshness
         self._stored = stored
+        self._store = store  # given: results kept outside it are asked for too
+        self._kept: list[Kept] | None = None
 
     def check(self, page: Page) -> Check:
         """Is a stored result still valid for ``page``: what it read, declared, ran on?"""
@@ -73,6 +88,13 @@ class Lookup:
         if given is None:
             keys = {key for state, memo, _ in asked for key in (state.key, memo.sibling) if key}
             given = self.stored(keys) if keys else {}
+            missing = [
+                (state.page, state.key)
+                for state, _, _ in asked
+                if state.key and not state.variant and not given.get(state.key)
+            ]
+            if missing:
+                given = {**given, **self.kept(missing)}
         for state, memo, forced in asked:
             candidates = given.get(state.key or "", [])
             state.seen = tuple(r.id for r in candidates)
@@ -85,6 +107,18 @@ class Lookup:
                 check=self.check(state.page),
                 siblings=given.get(memo.sibling or "", []),
             )
+
+    def kept(self, missing: Sequence[tuple[Page, str]]) -> dict[str, list[Record]]:
+        """Results kept outside the store for these (page, key) pairs."""
+        if self._store is None:
+            return {}
+        if self._kept is None:
+            self._kept = kept_sources(self.options, self._store())
+        results: dict[str, list[Record]] = {}
+        for kept in self._kept:
+            for key, records in kept(missing).items():
+                results.setdefault(key, []).extend(records)
+        return results
 
     def current(self, run: Runnable, force: bool = False) -> PageState:
         """The verdict on a variant or a call: ``cached`` or ``failed`` with its current

@@ -179,6 +179,7 @@ def _fingerprint(options: Options, md_config: MdConfig) -> bytes:
     md = re.sub(r" at 0x[0-9a-f]+", "", repr(md_config))  # no addresses: stable across runs
     parts = (
         HASH_VERSION,
+        "expressions",  # keys hold {eval} expressions: what was read before holds none
         options.mode,
         options.timeout,
         options.allow_errors,

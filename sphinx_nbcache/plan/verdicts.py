@@ -101,8 +101,6 @@ def decide(
         state.verdict, state.reason = "excluded", "matches nb_execution_excludepatterns"
     elif memo.mode == "off":
         state.verdict, state.reason = "off", "execution mode is off"
-    elif memo.mode == "inline":
-        state.verdict, state.reason = "off", "inline mode: myst-nb executes it as it renders"
     elif memo.mode == "auto" and memo.has_outputs and not forced:
         state.verdict, state.reason = "as-is", "auto mode: every code cell has outputs"
     elif forced:

@@ -4,7 +4,9 @@ myst-nb's ``Parser.parse`` reads a notebook, then calls ``create_client(...)`` (
 ``myst_nb.sphinx_``) to get the executed notebook. We replace that name with our factory, and
 wrap ``Parser.parse`` to remember which Sphinx environment is parsing (a context variable). For
 an environment whose app has sphinx-nbcache set up, our client hands myst-nb the merged
-notebook; for any other app the original factory runs, untouched.
+notebook, and answers myst-nb's ``{eval}`` roles and directives (``eval_variable``) from the
+values cached with it, in ``cache`` and ``inline`` mode alike; for any other app the original
+factory runs, untouched.
 """
 
 from __future__ import annotations
@@ -12,11 +14,16 @@ from __future__ import annotations
 import contextvars
 import functools
 import logging
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import myst_nb.sphinx_ as mystnb_sphinx
 from myst_nb.core.execute import NotebookClientBase
+from myst_nb.core.execute.base import EvalNameError
+from nbformat import from_dict
+
+from ..notebooks.expressions import EXPRESSIONS_KEY, Values
 
 if TYPE_CHECKING:
     from docutils import nodes
@@ -43,6 +50,8 @@ _ENV: contextvars.ContextVar[BuildEnvironment | None] = contextvars.ContextVar(
     "nbcache_env", default=None
 )
 _STATES: dict[int, BuildState] = {}
+#: what an {eval} expression may be where myst-nb has no ``nb_eval_name_regex`` (its default)
+_EVAL_NAME = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
 _ORIGINAL_CREATE = mystnb_sphinx.create_client
 _ORIGINAL_PARSE = mystnb_sphinx.Parser.parse
 
@@ -108,24 +117,31 @@ def create_client(
     state = state_for_env(env) if env is not None else None
     if env is None or state is None:
         return _ORIGINAL_CREATE(notebook, source, nb_config, logger, read_fmt)
-    if getattr(nb_config, "execution_mode", None) == "inline":  # needs myst-nb's live kernel
-        state.leave_to_mystnb(env)
-        return _ORIGINAL_CREATE(notebook, source, nb_config, logger, read_fmt)
     path = Path(source) if source and Path(source).is_file() else None
     return NbcacheClient(notebook, path, nb_config, logger, state=state, env=env)
 
 
 class NbcacheClient(NotebookClientBase):  # type: ignore[misc]
-    """A myst-nb client whose notebook is the page merged with its cached outputs."""
+    """A myst-nb client whose notebook is the page merged with its cached outputs, and whose
+    ``{eval}`` values are the ones cached with them (``inline`` mode needs no live kernel)."""
 
     def start_client(self) -> None:
         state: BuildState = self._kwargs["state"]
         mode = getattr(self.nb_config, "execution_mode", "cache")
         notebook: Any = self.notebook
         merged, exec_metadata = state.resolve(self._kwargs["env"], self._path, notebook, mode)
+        self._values = Values(merged.metadata.pop(EXPRESSIONS_KEY, None))
         self._notebook = merged
         if exec_metadata is not None:
             self.exec_metadata = exec_metadata
+
+    def eval_variable(self, name: str) -> list[NotebookNode]:
+        """The cached value of the ``{eval}`` expression ``name`` at its place (myst-nb
+        warns at the role's line with our message when it has none)."""
+        allowed = getattr(self.nb_config, "eval_name_regex", None) or _EVAL_NAME  # older myst-nb
+        if not re.match(allowed, name):
+            raise EvalNameError(name)
+        return [from_dict(output) for output in self._values.take(name)]
 
 
 def pasted_from(doctree: nodes.document) -> set[str]:

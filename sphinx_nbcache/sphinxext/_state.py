@@ -16,6 +16,7 @@ from sphinx.errors import SphinxError
 from sphinx.util import logging
 from sphinx.util.display import status_iterator
 
+from .. import freeze  # noqa: F401  (registers the frozen folder as a source of results)
 from ..config import Options
 from ..engine.core import Engine, KernelDoor
 from ..errors import CorruptCacheError, NotebookExecutionError
@@ -141,7 +142,8 @@ class BuildState:
         from ._variants import plan_for_reading
 
         again |= plan_for_reading(self, env, to_read | again)
-        self.engine.start([*states, *self.variants.values()])  # ordered together
+        runs = [*states, *self.variants.values()]  # ordered together
+        self.engine.start([s for s in runs if not (s.stale and self.options.frozen_only)])
         logger.debug(
             f"nbcache: planned {len(states)} notebook pages in {self.engine.plan_seconds:.3f} s"
         )
@@ -255,10 +257,6 @@ class BuildState:
 
     # -- the myst-nb seam ---------------------------------------------------------------------
 
-    def leave_to_mystnb(self, env: BuildEnvironment) -> None:
-        """The page being read is myst-nb's to execute (inline mode): nothing cached."""
-        env_rendered(env)[env.docname] = Rendered(None, "off", None)
-
     def resolve(
         self, env: BuildEnvironment, path: Path | None, notebook: Any, mode: str
     ) -> tuple[Any, dict[str, Any] | None]:
@@ -278,6 +276,9 @@ class BuildState:
             return notebook, None
         page = Page(docname, path or Path(docname))
         run = self._runnable(env, page, notebook, own, planned)
+        if self.options.frozen_only and self._not_current(run, planned):
+            rendered[docname] = Rendered(None, "off", None)
+            return notebook, None
         record, merged = self._result(run, notebook)
         from ..notebooks.scraps import hide_payloads
 
@@ -315,14 +316,27 @@ class BuildState:
         planned: PageState | None,
     ) -> Runnable:
         """What runs for the page being read: as planned (keyed then), else keyed now."""
+        from ..notebooks.expressions import expressions_in
         from ..notebooks.runnable import Runnable, runnable
 
         if planned is not None and planned.run is not None:
             return planned.run
         memo = env_memos(env).get(page.name)
         if planned is not None and planned.key and memo is not None and memo.key == planned.key:
-            return Runnable(page, notebook, own, planned.key, memo.sibling or "")
+            found = expressions_in(notebook)  # what runs, should it run again
+            return Runnable(page, notebook, own, planned.key, memo.sibling or "", None, "", found)
         return runnable(notebook, page, self.options)
+
+    def _not_current(self, run: Runnable, planned: PageState | None) -> bool:
+        """With ``nbcache_frozen_only``: True, and a warning saying what changed, if the page
+        has no current result (cached or frozen): it is shown without outputs."""
+        from ..freeze.pages import frozen_only_warning
+
+        state = planned if planned is not None and planned.key == run.key else None
+        message = frozen_only_warning(state or self.engine.current(run), run, self.options)
+        if message is not None:
+            self._warn(run.page.name, message, "frozen")
+        return message is not None
 
     def _result(self, run: Runnable, notebook: Any) -> tuple[Record, Any]:
         from ..engine.results import merged

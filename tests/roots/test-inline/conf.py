@@ -1,5 +1,5 @@
 project = "nbcache-inline"
 extensions = ["myst_nb", "sphinx_nbcache"]
-nb_execution_mode = "inline"  # myst-nb's live-kernel mode: {eval} reads kernel variables
+nb_execution_mode = "inline"  # {eval} shows values the page computed
 nbcache_path = ".nbcache"
 exclude_patterns = ["_build", "conf.py"]
