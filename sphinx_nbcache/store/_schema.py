@@ -5,10 +5,11 @@ race). ``meta.schema_version`` records the layout; an older layout is migrated s
 newer one is refused with a message saying what to do; a layout with no migration path is
 rebuilt empty (a cache may always be dropped, never misread).
 
-Schema 3 (this one): a result is identified by ``id`` (its cache key plus the dependencies
+Schema 3: a result is identified by ``id`` (its cache key plus the dependencies
 it recorded, :func:`~sphinx_nbcache.records.result_id`), so one key may have several results;
 a page may have several variants (one per set of parameters); ``leases`` lets builds sharing
-a store run each page once.
+a store run each page once. Schema 4 (this one): each result keeps the kernel's CPU time
+and peak memory (``cpu_time``, ``peak_memory``; NULL in rows from before).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     Connection,
     Float,
@@ -41,7 +43,7 @@ __all__ = [
     "sources",
 ]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 metadata = MetaData()
 
@@ -73,6 +75,8 @@ results = Table(
     Column("parameters", Text),  # JSON object; NULL: the page as written
     Column("dependencies", Text),  # JSON (records.Dependencies); NULL: not recorded
     Column("artifacts", Text),  # JSON list (records.Artifact); NULL: none
+    Column("cpu_time", Float),  # seconds of the kernel's CPU (schema 4); NULL: not known
+    Column("peak_memory", BigInteger),  # bytes, the kernel's peak (schema 4); NULL: not known
 )
 
 pages = Table(
@@ -138,6 +142,15 @@ def _results_2_to_3(conn: Connection) -> None:
         conn.exec_driver_sql("ALTER TABLE sources ADD COLUMN sibling VARCHAR(64)")
 
 
+def _results_3_to_4(conn: Connection) -> None:
+    """Schema 3 -> 4: results gain ``cpu_time`` and ``peak_memory`` (a table made by the
+    2 -> 3 step, from the definitions above, has them already)."""
+    have = {column["name"] for column in inspect(conn).get_columns("results")}
+    for name, kind in (("cpu_time", "FLOAT"), ("peak_memory", "BIGINT")):
+        if name not in have:
+            conn.exec_driver_sql(f"ALTER TABLE results ADD COLUMN {name} {kind}")
+
+
 #: Each entry upgrades the schema from version N to N + 1: SQL statements run in order, or a
 #: function given the connection, inside the opening transaction; tables new in the target
 #: version are then created from the definitions above. A version with no path here is
@@ -145,6 +158,7 @@ def _results_2_to_3(conn: Connection) -> None:
 MIGRATIONS: dict[int, Step] = {
     1: [],  # 1 -> 2: the sources table, created below
     2: _results_2_to_3,  # 2 -> 3: result ids, parameters, dependencies, variants, leases
+    3: _results_3_to_4,  # 3 -> 4: per-result figures (every row kept; NULL: not known)
 }
 
 
