@@ -110,6 +110,9 @@ class Options(NamedTuple):
     lease_seconds: float = 60.0
     serve_jobs: int = 1
     fork_kernels: bool = True
+    progress_interval: float = 30.0  # seconds between "still running" lines; 0: none
+    report_json: Path | None = None  # the JSON report written after each build
+    report_junit: Path | None = None  # the JUnit XML report written after each build
     extra: Mapping[str, Any] = _NO_MAPPING
 
     def __repr__(self) -> str:
@@ -194,6 +197,11 @@ class Options(NamedTuple):
             lease_seconds=_seconds(get("nbcache_lease_seconds", 60), "nbcache_lease_seconds"),
             serve_jobs=_int(get("nbcache_serve_jobs", 0), "nbcache_serve_jobs", 0) or jobs,
             fork_kernels=bool(get("nbcache_fork_kernels", True)),
+            progress_interval=_interval(get("nbcache_progress_interval", 30)),
+            report_json=_report_path(get("nbcache_report_json"), "nbcache_report_json", base_dir),
+            report_junit=_report_path(
+                get("nbcache_report_junit"), "nbcache_report_junit", base_dir
+            ),
         )
 
     # -- per notebook -------------------------------------------------------------------------
@@ -259,6 +267,29 @@ def _int(value: Any, name: str, minimum: int = 0) -> int:
     if number < minimum:
         raise ConfigError(name, f"must be at least {minimum}, got {number}")
     return number
+
+
+def _interval(value: Any) -> float:
+    """``nbcache_progress_interval``: seconds (0: no "still running" lines)."""
+    name = "nbcache_progress_interval"
+    if isinstance(value, bool):
+        raise ConfigError(name, f"expected seconds (0 for none), got {value!r}")
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(name, f"expected seconds (0 for none), got {value!r}") from None
+    if seconds < 0 or seconds != seconds:
+        raise ConfigError(name, f"expected seconds (0 for none), got {value!r}")
+    return seconds
+
+
+def _report_path(value: Any, name: str, base_dir: str | Path) -> Path | None:
+    """A report file's path, relative to the docs folder (None: not written)."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str | os.PathLike):
+        raise ConfigError(name, f"expected a file path, got {type(value).__name__}")
+    return Path(base_dir, os.path.expanduser(value)).resolve()
 
 
 def _seconds(value: Any, name: str) -> float:

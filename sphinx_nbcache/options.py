@@ -77,6 +77,12 @@ OPTIONS: dict[str, OptionSpec] = {
     "nbcache_serve_jobs": OptionSpec(0, _INT),
     # local kernels forked from a warm process (env NBCACHE_FORK_KERNELS=0 turns it off)
     "nbcache_fork_kernels": OptionSpec(True, _BOOL),
+    # seconds between "still running" lines for a notebook still executing; 0: none
+    "nbcache_progress_interval": OptionSpec(30, (int, float)),
+    # after each build, the account of what ran as JSON / JUnit XML (relative to conf.py's
+    # folder); None: not written
+    "nbcache_report_json": OptionSpec(None, _STR + _NONE),
+    "nbcache_report_junit": OptionSpec(None, _STR + _NONE),
 }
 OPTION_DEFAULTS: dict[str, Any] = {name: spec.default for name, spec in OPTIONS.items()}
 

@@ -81,6 +81,8 @@ class LocalExecutor:
         self._kernels: Places | None = None
         self._slots: Places | None = None
         self._closed = False
+        #: told each job's key when it takes a place to execute (in the executor's thread)
+        self.on_start: Callable[[str], object] | None = None
 
     # -- public -------------------------------------------------------------------------------
 
@@ -224,6 +226,8 @@ class LocalExecutor:
                         waiting = False
                         self._running += 1
                         self.peak_running = max(self.peak_running, self._running)
+                        if self.on_start is not None:
+                            self.on_start(job.key)
                         try:
                             outcome = await execute_in(started, job)
                         finally:

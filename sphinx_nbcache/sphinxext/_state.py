@@ -14,17 +14,17 @@ from typing import TYPE_CHECKING, Any
 
 from sphinx.errors import SphinxError
 from sphinx.util import logging
-from sphinx.util.display import status_iterator
 
 from ..config import Options
 from ..engine.core import Engine
+from ..engine.progress import Progress
 from ..errors import CorruptCacheError, NotebookExecutionError
 from ..notebooks.hashing import code_cells
 from ..notebooks.pages import Page
 from ..notebooks.readers import is_notebook
 from ..plan.environment import stamp_holds
 from ..plan.memo import not_a_notebook, still_valid
-from ._log import log_ran, log_summary
+from ._log import log_executing, log_ran, log_still_running, log_summary
 from ._memory import (
     Rendered,
     env_memos,
@@ -72,7 +72,16 @@ class BuildState:
         files: FileMemo | None = None,
     ) -> None:
         self.options = options
-        self.engine = Engine(options, root=root, md_config=md_config, warn=self._warn, files=files)
+        #: the run's progress, fed by the engine, shown in the log lines
+        self.progress = Progress(options.progress_interval, log_still_running)
+        self.engine = Engine(
+            options,
+            root=root,
+            md_config=md_config,
+            warn=self._warn,
+            files=files,
+            on_event=self.progress.event,
+        )
         self.unchanged = False  # nothing changed since the last build: nothing is read
         self.reading = 0  # pages Sphinx reads in this build (env-before-read-docs)
         self._token: str | None = None  # the cache's change token when planning began
@@ -80,6 +89,7 @@ class BuildState:
         self._restamp = False  # the environment was checked in full: stamp it after reading
         self.from_memory = False  # planned from the environment: the results shown still hold
         self._recalled = False  # planned from the last build kept in the cache folder
+        self.executing = 0  # notebooks started when planning (announced by announce())
         #: page variants planned in this build: (notebook path, parameters JSON) -> verdict
         self.variants: dict[tuple[str, str], PageState] = {}
 
@@ -140,7 +150,8 @@ class BuildState:
         from ._variants import plan_for_reading
 
         again |= plan_for_reading(self, env, to_read | again)
-        self.engine.start([*states, *self.variants.values()])  # ordered together
+        started = self.engine.start([*states, *self.variants.values()])  # ordered together
+        self.executing = len({s.key for s in started})  # said once reading begins
         logger.debug(
             f"nbcache: planned {len(states)} notebook pages in {self.engine.plan_seconds:.3f} s"
         )
@@ -227,6 +238,12 @@ class BuildState:
             return True
         return False
 
+    def announce(self) -> None:
+        """Say how many notebooks execute (once Sphinx's "updating environment" line ends)."""
+        if self.executing:
+            log_executing(self.executing)
+            self.executing = 0
+
     def read_order(self, docnames: list[str]) -> list[str]:
         """Pages that need no execution first, then stale ones in the order they execute."""
         reading = set(docnames)
@@ -234,22 +251,11 @@ class BuildState:
         stale_set = set(stale)
         return [d for d in docnames if d not in stale_set] + stale
 
-    def execute_all(self, verbosity: int) -> None:
-        """Wait for every planned execution, with Sphinx's progress display."""
-        total = sum(1 for s in self.planned.values() if s.stale)
-        total += sum(1 for s in self.variants.values() if s.stale)
-        if not total:
-            return
-        for record in status_iterator(
-            self.engine.as_completed(),
-            "executing notebooks... ",
-            "darkgreen",
-            total,
-            verbosity,
-            stringify_func=lambda r: r.page,
-        ):
+    def execute_all(self) -> None:
+        """Wait for every planned execution, a line for each as it is stored."""
+        for record in self.engine.as_completed():
             self.log_ran(record)
-        self.engine.drain(lambda _: None)
+        self.engine.drain(lambda _: None)  # shown already
 
     # -- the myst-nb seam ---------------------------------------------------------------------
 
@@ -360,12 +366,21 @@ class BuildState:
     # -- reporting ----------------------------------------------------------------------------
 
     def log_ran(self, record: Record) -> None:
-        log_ran(record)
+        log_ran(record, self.progress)
 
-    def finish(self, cancel: bool) -> None:
-        """Stop executing, keep the cache within its limits, print the summary line."""
+    def finish(self, cancel: bool, env: BuildEnvironment | None = None) -> None:
+        """Stop executing, keep the cache within its limits, print the account of the build
+        and write its reports."""
+        from ._account import account, write_reports
+
         engine = self.engine
         engine.drain(self.log_ran)
+        self.progress.close()
+        report = None
+        try:
+            report = account(self, env)  # while the store is open
+        except Exception as exc:  # an account never fails a build
+            logger.debug(f"nbcache: could not count what the build did: {exc}")
         try:
             evicted = engine.finish(cancel=cancel, evict=not self.unchanged)
         except Exception as exc:  # never fail a finished build over bookkeeping
@@ -373,4 +388,6 @@ class BuildState:
             evicted = []
         if evicted:
             logger.info(f"nbcache: evicted {len(evicted)} least recently used results")
-        log_summary(engine, self.planned.values())
+        if report is not None:
+            log_summary(engine, report)
+            write_reports(self.options, report)
