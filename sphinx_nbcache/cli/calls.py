@@ -9,7 +9,6 @@ from typing import Any
 
 from ..errors import NotebookCallError, ParameterError
 from ..notebooks.parameters import literal, mapping
-from . import show
 
 __all__ = ["add_commands", "cmd_run", "cmd_serve", "parse_parameters"]
 
@@ -31,6 +30,7 @@ def parse_parameters(pairs: list[list[str]], yaml_text: list[str]) -> dict[str, 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from ..workflows.calls import run_notebook
+    from . import show
 
     parameters = parse_parameters(args.parameter or [], args.yaml or [])
     try:
