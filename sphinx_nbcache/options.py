@@ -116,10 +116,10 @@ def unknown_options(names: Iterable[str], prefix: str = "nbcache_") -> list[tupl
     (None: nothing close): ``nbcache_job`` -> ``nbcache_jobs``."""
     import difflib
 
-    known = list(OPTIONS)
+    known = {name[len(prefix) :]: name for name in OPTIONS if name.startswith(prefix)}
     found = []
     for name in sorted(set(names)):
-        if name.startswith(prefix) and name not in OPTIONS:
-            close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-            found.append((name, close[0] if close else None))
+        if name.startswith(prefix) and name not in OPTIONS:  # the prefix itself tells nothing
+            close = difflib.get_close_matches(name[len(prefix) :], known, n=1, cutoff=0.6)
+            found.append((name, known[close[0]] if close else None))
     return found

@@ -150,7 +150,9 @@ def test_older_schema_is_migrated_losing_nothing(tmp_path: Path, version: int) -
     assert upgraded.page_results() == {"p1": "a" * 64}
     if version == 2:
         assert upgraded.sources(["d" * 64])["d" * 64]["key"] == "a" * 64
-    assert upgraded.notices == [f"migrated the cache database from schema {version} to {SCHEMA_VERSION}"]
+    assert upgraded.notices == [
+        f"migrated the cache database from schema {version} to {SCHEMA_VERSION}"
+    ]
     upgraded.close()
     with sqlite3.connect(tmp_path / "nbcache.db") as conn:
         assert conn.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone() == (

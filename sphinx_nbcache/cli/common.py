@@ -70,6 +70,7 @@ def open_docs(
 
     ``read_only`` commands create nothing (a cache that is not there reads as empty)."""
     cache = open_cache(docs_for(args, hint), args.cache, read_only=read_only)
+    print_notices(list(cache.project.notices))  # a misspelt option, say
     try:
         yield cache
     finally:
