@@ -59,6 +59,9 @@ def test_progress_counts_and_names_what_runs() -> None:
     progress.event("done", "k1", "slow", 131.0)
     assert progress.still_running() is None
     assert progress.line() == "3/3 done"
+    # a job's line, shown after others finished, says what was so when it was done
+    assert progress.line("k2") == "1/3 done; running: slow (12 s)"
+    assert progress.line("k1") == "3/3 done"
     progress.close()
 
 

@@ -93,7 +93,7 @@ def _run_with_progress(cache: Cache, targets: list[str] | None, **kwargs: Any) -
             progress.start()
 
     def finished(record: Record) -> None:
-        done = "" if live else f" [{tracker.line()}]"
+        done = "" if live else f" [{tracker.line(record.key)}]"
         if record.status == "error":  # it never ran: no run time to speak of
             err.print(show.line(f"{record.page} ", (record.explain(), "red"), done))
         else:

@@ -42,6 +42,7 @@ class Progress:
         self._pages: dict[str, str] = {}  # key -> page, every job submitted
         self._started: dict[str, float] = {}  # key -> when it started, until done
         self._done: set[str] = set()
+        self._at_done: dict[str, str] = {}  # key -> what line() said when it was done
         self._ticker: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -60,6 +61,7 @@ class Progress:
                 self._pages.setdefault(key, page)
                 self._started.pop(key, None)
                 self._done.add(key)
+                self._at_done[key] = self._line(when)
         if kind == "submitted" and self.interval > 0 and self.on_tick is not None:
             self._start_ticker()
 
@@ -90,10 +92,18 @@ class Progress:
         with self._lock:
             return f"{len(self._done)}/{len(self._pages)}"
 
-    def line(self) -> str:
-        """``3/12 done; running: slow (62 s), other (3 s)``."""
-        running = self.running()
-        text = f"{self.counts()} done"
+    def line(self, key: str | None = None) -> str:
+        """``3/12 done; running: slow (62 s), other (3 s)``: now, or (given the key of a job
+        done) when that job was done (its line may be shown later, by another thread)."""
+        with self._lock:
+            if key is not None and key in self._at_done:
+                return self._at_done[key]
+            return self._line(self.clock())
+
+    def _line(self, now: float) -> str:  # holding the lock
+        running = sorted(((self._pages[k], now - t) for k, t in self._started.items()),
+                         key=lambda f: -f[1])  # fmt: skip
+        text = f"{len(self._done)}/{len(self._pages)} done"
         return f"{text}; running: {format_running(running)}" if running else text
 
     def still_running(self) -> str | None:

@@ -38,7 +38,7 @@ def log_executing(total: int) -> None:
 def log_ran(record: Record, progress: Progress | None = None) -> None:
     """The line for one notebook executed (a run that could not start is no run), with how
     many are done of how many and which run now, for how long."""
-    done = f" [{progress.line()}]" if progress is not None and progress.total else ""
+    done = f" [{progress.line(record.key)}]" if progress is not None and progress.total else ""
     label = record_label(record)
     if record.status == "error":  # it never ran: not counted as executed
         logger.info(f"nbcache: {label} {record.explain()}{done}")
