@@ -330,3 +330,14 @@ def test_one_id_options_why_and_the_cache_folder(project_factory, capsys) -> Non
     assert "invalid value for 'nbcache_jobs': expected a whole number, got 'two'" in err
     assert f"(set in {conf})" in err
     assert "cannot run" not in err
+
+
+def test_run_takes_a_page_name(project_factory, capsys) -> None:  # type: ignore[no-untyped-def]
+    src = project_factory("functions").src
+    argv = ["run", "stations/station", "--docs", src, "-p", "site", "west", "-p", "readings"]
+    code, out, err = nbcache(capsys, *argv, "[5, 5]", "--json")
+    assert code == 0, err
+    assert json.loads(out)["result"] == {"site": "west", "total": 10}
+    code, _, err = nbcache(capsys, "run", "functions/nope", "--docs", src)
+    assert code == 2
+    assert "no page 'functions/nope'" in err

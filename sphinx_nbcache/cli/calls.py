@@ -33,9 +33,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from . import show
 
     parameters = parse_parameters(args.parameter or [], args.yaml or [])
+    notebook = _notebook_path(args)
     try:
         result = run_notebook(
-            args.notebook,
+            notebook,
             parameters,
             docs=args.docs,
             cache=args.cache,
@@ -70,6 +71,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def _notebook_path(args: argparse.Namespace) -> str | Path:
+    """The file named, or the file of the page named (``examples/forecast``)."""
+    if Path(args.notebook).exists():
+        return str(args.notebook)
+    from ..api import open_cache
+    from .common import docs_for
+
+    with open_cache(docs_for(args), args.cache, read_only=True) as cache:
+        return cache.page(args.notebook).path
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
