@@ -56,7 +56,12 @@ def test_progress_counts_and_names_what_runs() -> None:
     assert progress.still_running() is None  # not yet 30 s
     clock.now = 131.0
     assert progress.still_running() == "still running: slow (31 s) (2/3 done)"
-    progress.event("done", "k1", "slow", 131.0)
+    assert progress.still_running() is None  # told once per interval it ran
+    clock.now = 159.0
+    assert progress.still_running() is None
+    clock.now = 161.0
+    assert progress.still_running() == "still running: slow (61 s) (2/3 done)"
+    progress.event("done", "k1", "slow", 161.0)
     assert progress.still_running() is None
     assert progress.line() == "3/3 done"
     # a job's line, shown after others finished, says what was so when it was done

@@ -43,6 +43,7 @@ class Progress:
         self._started: dict[str, float] = {}  # key -> when it started, until done
         self._done: set[str] = set()
         self._at_done: dict[str, str] = {}  # key -> what line() said when it was done
+        self._told: dict[str, int] = {}  # key -> intervals of running told so far
         self._ticker: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -107,10 +108,22 @@ class Progress:
         return f"{text}; running: {format_running(running)}" if running else text
 
     def still_running(self) -> str | None:
-        """The line for notebooks running at least ``interval`` seconds (None: none)."""
-        slow = self.running(self.interval)
-        if not slow:
+        """The line for the notebooks that ran another ``interval`` seconds since they were
+        last named (after 30 s, 60 s, ... of running): None if none did. Each call tells them
+        once; the others running that long are named with them."""
+        if self.interval <= 0:
             return None
+        now = self.clock()
+        with self._lock:
+            due = False
+            for key, begun in self._started.items():
+                intervals = int((now - begun) / self.interval)
+                if intervals > self._told.get(key, 0):
+                    self._told[key] = intervals
+                    due = True
+        if not due:
+            return None
+        slow = self.running(self.interval)
         return f"still running: {format_running(slow, limit=8)} ({self.counts()} done)"
 
     # -- the ticker ---------------------------------------------------------------------------
@@ -124,8 +137,9 @@ class Progress:
         self._ticker.start()
 
     def _tick(self) -> None:
+        """Look six times an interval: a notebook is named soon after each interval it ran."""
         assert self.on_tick is not None
-        while not self._stop.wait(self.interval):
+        while not self._stop.wait(self.interval / 6):
             with contextlib.suppress(Exception):  # showing progress never breaks a run
                 self.on_tick(self)
 
