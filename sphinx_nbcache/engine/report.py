@@ -53,7 +53,7 @@ class Entry(NamedTuple):
     kind: str  # one of KINDS
     outcome: str  # one of OUTCOMES
     record: Record | None  # its result (run now, or shown from the cache); None: none
-    reason: str = ""  # why it was skipped, stale or could not start
+    reason: str = ""  # why it ran (was stale), was skipped or could not start
     cached: bool = False  # shown from the cache: nothing ran
     elsewhere: bool = False  # executed by another build sharing the store
     parameters: dict[str, Any] | None = None  # a variant's or a call's
@@ -230,7 +230,7 @@ def _entry(
     ran = by_key.get(state.key or "") if executing else None
     if ran is not None and state.verdict in ("cached", "failed"):  # planned again after it ran
         outcome = {"ok": "executed", "failed": "failed"}.get(ran.status, "could not start")
-        return entry(outcome, ran, state.reason, elsewhere=ran.key in others)
+        return entry(outcome, ran, elsewhere=ran.key in others)  # (why it ran: not kept)
     if state.verdict == "stale" and not executing:
         return entry("skipped", state.record, f"stale, not executed yet: {state.reason}")
     if state.verdict == "stale":
