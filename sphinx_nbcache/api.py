@@ -42,6 +42,7 @@ from .workflows import kinds as _kinds  # noqa: F401  (the workflows' dependency
 if TYPE_CHECKING:
     import nbformat
 
+    from .engine.progress import OnEvent
     from .workflows.cached import CachedNotebook
 
 __all__ = [
@@ -112,13 +113,16 @@ class Cache(ProjectCache):
         executor: str | None = None,
         on_record: Callable[[Record], Any] | None = None,
         on_start: Callable[[int], Any] | None = None,
+        on_event: OnEvent | None = None,
     ) -> ExecutionReport:
         """Execute the stale pages (all pages with ``force``), ``jobs`` at a time.
 
         ``timeout`` (seconds per cell; 0 for none) replaces the configured one; a notebook's
         own ``metadata.execution.timeout`` still wins. ``executor`` replaces
         ``nbcache_executor``. ``on_start(n)`` is told how many will run, ``on_record(record)``
-        is called as each finishes (from this thread).
+        is called as each finishes (from this thread); ``on_event(kind, key, page, when)`` is
+        told as each is submitted, starts and is done (from any thread: see
+        :class:`~sphinx_nbcache.engine.progress.Progress`).
         """
         options = self.options
         if timeout is not None:
@@ -129,6 +133,7 @@ class Cache(ProjectCache):
             options = options._replace(executor=executor)
         pages = self.pages(targets)
         engine = self.engine(options)
+        engine.on_event = on_event
         states = engine.plan(pages, force={p.name for p in pages} if force else None)
         engine.mark_used(states)
         if on_start is not None:

@@ -131,6 +131,9 @@ class Options(NamedTuple):
     freeze_normalise: tuple[tuple[str, str], ...] = ()
     freeze_stderr: bool = False
     frozen_only: bool = False  # a build never executes: results come from the cache or frozen
+    progress_interval: float = 30.0  # seconds between "still running" lines; 0: none
+    report_json: Path | None = None  # the JSON report written after each build
+    report_junit: Path | None = None  # the JUnit XML report written after each build
     extra: Mapping[str, Any] = _NO_MAPPING
 
     def __repr__(self) -> str:
@@ -235,6 +238,11 @@ class Options(NamedTuple):
             freeze_normalise=rules(get("nbcache_freeze_normalise", ())),
             freeze_stderr=bool(get("nbcache_freeze_stderr", False)),
             frozen_only=bool(get("nbcache_frozen_only", False)),
+            progress_interval=_interval(get("nbcache_progress_interval", 30)),
+            report_json=_report_path(get("nbcache_report_json"), "nbcache_report_json", base_dir),
+            report_junit=_report_path(
+                get("nbcache_report_junit"), "nbcache_report_junit", base_dir
+            ),
         )
 
     # -- per notebook -------------------------------------------------------------------------
@@ -290,6 +298,29 @@ class Options(NamedTuple):
     def notebook_suffixes(self) -> tuple[str, ...]:
         """Suffixes that are always notebooks (``.md`` is one only with notebook top matter)."""
         return (".ipynb", *(f.suffix for f in self.custom_formats))
+
+
+def _interval(value: Any) -> float:
+    """``nbcache_progress_interval``: seconds (0: no "still running" lines)."""
+    name = "nbcache_progress_interval"
+    if isinstance(value, bool):
+        raise ConfigError(name, f"expected seconds (0 for none), got {value!r}")
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(name, f"expected seconds (0 for none), got {value!r}") from None
+    if seconds < 0 or seconds != seconds:
+        raise ConfigError(name, f"expected seconds (0 for none), got {value!r}")
+    return seconds
+
+
+def _report_path(value: Any, name: str, base_dir: str | Path) -> Path | None:
+    """A report file's path, relative to the docs folder (None: not written)."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str | os.PathLike):
+        raise ConfigError(name, f"expected a file path, got {type(value).__name__}")
+    return Path(base_dir, os.path.expanduser(value)).resolve()
 
 
 def _custom_formats(value: Any) -> tuple[CustomFormat, ...]:

@@ -94,6 +94,12 @@ OPTIONS: dict[str, OptionSpec] = {
     "nbcache_freeze_stderr": OptionSpec(False, _BOOL),  # keep stderr in frozen outputs
     # never execute in a build: a page without a current (or frozen) result is a warning
     "nbcache_frozen_only": OptionSpec(False, _BOOL),
+    # seconds between "still running" lines for a notebook still executing; 0: none
+    "nbcache_progress_interval": OptionSpec(30, (int, float)),
+    # after each build, the account of what ran as JSON / JUnit XML (relative to conf.py's
+    # folder); None: not written
+    "nbcache_report_json": OptionSpec(None, _STR + _NONE),
+    "nbcache_report_junit": OptionSpec(None, _STR + _NONE),
 }
 OPTION_DEFAULTS: dict[str, Any] = {name: spec.default for name, spec in OPTIONS.items()}
 
@@ -127,10 +133,10 @@ def unknown_options(names: Iterable[str], prefix: str = "nbcache_") -> list[tupl
     (None: nothing close): ``nbcache_job`` -> ``nbcache_jobs``."""
     import difflib
 
-    known = list(OPTIONS)
+    known = {name[len(prefix) :]: name for name in OPTIONS if name.startswith(prefix)}
     found = []
     for name in sorted(set(names)):
-        if name.startswith(prefix) and name not in OPTIONS:
-            close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-            found.append((name, close[0] if close else None))
+        if name.startswith(prefix) and name not in OPTIONS:  # the prefix itself tells nothing
+            close = difflib.get_close_matches(name[len(prefix) :], known, n=1, cutoff=0.6)
+            found.append((name, known[close[0]] if close else None))
     return found

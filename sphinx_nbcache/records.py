@@ -152,7 +152,9 @@ class Record(NamedTuple):
     key: str
     status: Status
     blob: str | None  # id of the stored Outputs (None when nothing ran)
-    runtime: float = 0.0  # seconds, kernel start to shutdown
+    #: seconds from its first cell's execution to its last reply (not the kernel's start:
+    #: a kernel started ahead of its page idles meanwhile)
+    runtime: float = 0.0
     cell_times: tuple[float | None, ...] = ()  # seconds per code cell (None: not run)
     kernel: str = ""
     timeout: float | None = None  # the per-cell timeout it ran with
@@ -169,6 +171,11 @@ class Record(NamedTuple):
     raised: bool | None = None
     #: the store's signature of it (``store/_signing.py``; None: not signed)
     signature: str | None = None
+    #: seconds of CPU the kernel (and the processes it waited for) used meanwhile; None: the
+    #: kernel could not say (not a Python kernel, no ``resource`` module, or before 0.3)
+    cpu_time: float | None = None
+    #: the kernel process's peak resident memory, in bytes (None: not known)
+    peak_memory: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -254,6 +261,7 @@ class Record(NamedTuple):
         dependencies = data.get("dependencies")
         allow_errors = data.get("allow_errors")
         raised = data.get("raised")
+        cpu_time, peak_memory = data.get("cpu_time"), data.get("peak_memory")
         return cls(
             key=str(data["key"]),
             status=data["status"],
@@ -274,4 +282,6 @@ class Record(NamedTuple):
             artifacts=tuple(Artifact.from_json(a) for a in data.get("artifacts") or ()),
             raised=None if raised is None else bool(raised),
             signature=None if data.get("signature") is None else str(data["signature"]),
+            cpu_time=None if cpu_time is None else float(cpu_time),
+            peak_memory=None if peak_memory is None else int(peak_memory),
         )

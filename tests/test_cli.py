@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -226,10 +227,11 @@ def test_a_new_users_mistakes_get_one_clear_answer(project_factory, capsys, tmp_
     assert "ipykernel" not in out + err
     assert "Traceback" not in out + err
     assert "'julia-1.9' kernel" in out
-    assert "3 notebook pages: 1 executed, 1 failed, 1 could not run, 0 from cache" in out
+    assert "3 notebook pages: 1 executed, 1 failed, 1 could not start, 0 from cache" in out
+    assert out.strip().splitlines()[-1].startswith("failing: fails, julia; see `nbcache show fails")
     code, out, _ = nbcache(capsys, "execute", src)  # the failure is cached: counted as such
-    assert "3 notebook pages: 0 executed, 0 failed, 1 could not run, 1 from cache, " in out
-    assert "1 cached failures" in out
+    counts = "0 executed, 1 failed (1 from cache), 1 could not start, 1 from cache"
+    assert f"3 notebook pages: {counts}" in out
     # one numbering: the second code cell, as the build's warning says
     code, out, _ = nbcache(capsys, "show", "fails", "--docs", src)
     assert "in code cell 2: ZeroDivisionError" in out
@@ -252,3 +254,90 @@ def test_a_new_users_mistakes_get_one_clear_answer(project_factory, capsys, tmp_
     assert "damaged" in err
     build = project.build()
     assert "was unreadable" in build.warnings
+
+
+def test_version_and_help_load_no_notebook_library() -> None:
+    """``--version`` and ``--help`` import the parser only (with the serve extra installed,
+    nbformat -> jsonschema alone took 3 s)."""
+    code = (
+        "import sys\n"
+        "from sphinx_nbcache.cli import main\n"
+        "for argv in (['--version'], ['--help'], ['execute', '--help']):\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "heavy = ('nbformat', 'jsonschema', 'sqlalchemy', 'rich', 'jupyter_client', 'sphinx',\n"
+        "         'sphinx_nbcache.api', 'sphinx_nbcache.engine.core')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_no_project_is_an_error_and_creates_nothing(tmp_path: Path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / ".git").mkdir()  # the search for a project stops here
+    (tmp_path / "page.ipynb").write_text("{}")
+    monkeypatch.chdir(tmp_path)
+    for argv in (["status"], ["execute"], ["execute", "page.ipynb"], ["list"], ["report"]):
+        code, _, err = nbcache(capsys, *argv)
+        assert code == 2, argv
+        assert "no docs project found: looked for conf.py" in err
+        assert str(tmp_path) in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".git", "page.ipynb"]
+    # with --cache, a cache folder alone is fine (it is what was asked for)
+    assert nbcache(capsys, "list", "--cache", tmp_path / "c")[0] == 0
+
+
+def test_one_id_options_why_and_the_cache_folder(project_factory, capsys) -> None:  # type: ignore[no-untyped-def]
+    project = project_factory("failing")
+    src = project.src
+    conf = src / "conf.py"
+    conf.write_text(conf.read_text() + "nbcache_job = 2\n")
+    code, out, err = nbcache(capsys, "execute", src)
+    assert code == 1
+    assert "'nbcache_job' in " in err
+    assert "did you mean 'nbcache_jobs'?" in err
+    # the cache folder carries its own .gitignore, written once, when it was created
+    ignore = src / ".nbcache" / ".gitignore"
+    assert ignore.read_text().splitlines()[-1] == "*"
+    ignore.unlink()
+    nbcache(capsys, "execute", src)
+    assert not ignore.exists()  # removed on purpose: the cache is meant to be committed
+
+    # one id: the one status, list and show give (the result's id, not its key)
+    [record] = [r for r in json.loads(nbcache(capsys, "list", "--docs", src, "--json")[1])
+                if r["page"] == "tolerated"]  # fmt: skip
+    assert record["dependencies"]  # so its result id is not its key
+    shown = record["id"]
+    assert not record["key"].startswith(shown)
+    assert shown in row(nbcache(capsys, "status", src)[1], "tolerated")
+    assert shown in row(nbcache(capsys, "report", src)[1], "tolerated")
+    assert re.search(rf"^id +{shown} *$", nbcache(capsys, "show", shown, "--docs", src)[1], re.M)
+    assert record["cpu_time"] is not None
+    assert record["peak_memory"] > 0
+
+    # why names what the result was checked against
+    code, out, _ = nbcache(capsys, "why", "tolerated", "--docs", src)
+    assert "checked against:" in out
+    assert "python: " in out
+
+    # a bad value is the value's fault, not conf.py's
+    conf.write_text(conf.read_text() + "nbcache_jobs = 'two'\n")
+    code, _, err = nbcache(capsys, "status", src)
+    assert code == 2
+    assert "invalid value for 'nbcache_jobs': expected a whole number, got 'two'" in err
+    assert f"(set in {conf})" in err
+    assert "cannot run" not in err
+
+
+def test_run_takes_a_page_name(project_factory, capsys) -> None:  # type: ignore[no-untyped-def]
+    src = project_factory("functions").src
+    argv = ["run", "stations/station", "--docs", src, "-p", "site", "west", "-p", "readings"]
+    code, out, err = nbcache(capsys, *argv, "[5, 5]", "--json")
+    assert code == 0, err
+    assert json.loads(out)["result"] == {"site": "west", "total": 10}
+    code, _, err = nbcache(capsys, "run", "functions/nope", "--docs", src)
+    assert code == 2
+    assert "no page 'functions/nope'" in err

@@ -48,9 +48,11 @@ def deps(project_factory, monkeypatch, tmp_path):  # type: ignore[no-untyped-def
     return project_factory("deps"), site
 
 
-def why(capsys, src: Path, page: Path) -> tuple[int, str]:  # type: ignore[no-untyped-def]
+def why(capsys, src: Path, page: Path, whole: bool = False) -> tuple[int, str]:  # type: ignore[no-untyped-def]
+    """``nbcache why``: its verdict line (``whole``: then what the result depended on)."""
     code = main(["why", str(page), "--docs", str(src)])
-    return code, capsys.readouterr().out.strip()
+    out = capsys.readouterr().out.strip()
+    return code, out if whole else out.splitlines()[0]
 
 
 def test_a_result_is_reused_exactly_while_what_it_read_is_unchanged(deps, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -97,6 +99,10 @@ def test_a_result_is_reused_exactly_while_what_it_read_is_unchanged(deps, capsys
     code, out = why(capsys, src, src / "importer.md")
     assert code == 1
     assert out == "importer: stale: helpers.py changed (imported in code cell 2)"
+    assert (
+        "\n  helpers.py (imported in code cell 2)\n"
+        in why(capsys, src, src / "importer.md", True)[1]
+    )
     assert project.build().executed == Counter({"importer": 1})
     assert "helper says 42" in project.html("importer")
 
@@ -222,7 +228,7 @@ def test_a_python_kernel_that_refuses_the_tracer_is_a_located_warning(  # type: 
     if sphinx.version_info >= (8,):  # Sphinx 8 appends [type.subtype] to warnings
         assert "[nbcache.untraced]" in untraced[0]
     assert project.build().total == 0  # cached like any result
-    code, out = why(capsys, project.src, project.src / "reader.md")
+    code, out = why(capsys, project.src, project.src / "reader.md", whole=True)
     assert code == 0
     assert "what it read is not known (its kernel refused the tracer: TypeError" in out, out
 

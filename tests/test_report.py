@@ -38,7 +38,9 @@ def test_report_lists_pages_and_is_refreshed(project_factory) -> None:  # type: 
     failing = table["A page that fails"]
     assert failing.startswith("A page that fails failed")
     assert "ZeroDivisionError: division by zero" in failing
-    assert re.search(r"\d+\.\d\d s \d{4}-\d\d-\d\d \d\d:\d\d", failing)  # run time, date
+    # run time, CPU time, peak memory, date
+    assert re.search(r"\d+\.\d\d s \d+\.\d\d s \d+\.\d MiB \d{4}-\d\d-\d\d \d\d:\d\d", failing)
+    assert "table.nbcache-report" in html  # its columns sort when their heading is clicked
     assert table["Errors that are expected"].startswith("Errors that are expected ok")
     assert 'href="fails.html"' in html
     assert "2 notebook pages (1 failed, 1 ok)" in html

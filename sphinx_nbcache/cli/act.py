@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from rich.progress import ProgressColumn
+from rich.text import Text
+
 from ..api import Cache, ExecutionReport, ImportReport
+from ..engine.progress import Progress as Tracker
+from ..engine.progress import format_running
 from ..errors import NbcacheError
 from ..records import Record
 from . import show
@@ -37,13 +43,22 @@ def cmd_execute(args: argparse.Namespace) -> int:
             timeout=args.timeout,
             executor=args.executor,
         )
+        options = cache.options
+    if options.report_json is not None or options.report_junit is not None:
+        from ..engine.reportfiles import write_reports
+
+        for path in write_reports(report, options.report_json, options.report_junit):
+            show.console(stderr=True).print(show.line(f"wrote {path}"))
     if args.json:
+        from ..engine.reportfiles import to_json
+
         show.print_json(
             {
                 "succeeded": [show.record_json(r) for r in report.succeeded],
                 "failed": [show.record_json(r) for r in report.failed],
                 "errored": [show.record_json(r) for r in report.errored],
                 "skipped": [show.page_json(s) for s in report.skipped],
+                "report": to_json(report),
             }
         )
     else:
@@ -52,54 +67,92 @@ def cmd_execute(args: argparse.Namespace) -> int:
 
 
 def _run_with_progress(cache: Cache, targets: list[str] | None, **kwargs: Any) -> ExecutionReport:
+    """Execute with a progress bar on a terminal (done of total, the notebooks running and
+    for how long), else plain lines: one per notebook, and a "still running" line every
+    ``nbcache_progress_interval`` seconds."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     err = show.console(stderr=True)
+    live = err.is_terminal
+    tracker = Tracker(0.0 if live else cache.options.progress_interval, _still_running(err))
     progress = Progress(
         "[progress.description]{task.description}",
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
+        RunningColumn(tracker),
         console=err,
         transient=True,
+        disable=not live,
     )
     task = progress.add_task("executing", total=0)
 
     def started(total: int) -> None:
         progress.update(task, total=total)
-        if total:
+        if total and live:
             progress.start()
 
     def finished(record: Record) -> None:
+        done = "" if live else f" [{tracker.line(record.key)}]"
         if record.status == "error":  # it never ran: no run time to speak of
-            progress.console.print(show.line(f"{record.page} ", (record.explain(), "red")))
+            err.print(show.line(f"{record.page} ", (record.explain(), "red"), done))
         else:
-            outcome = ("ok", "") if record.ok else ("failed", "red")
+            outcome = ("ok", "") if record.ok else (record.explain(), "red")
             ran = f"ran {record.page} in {record.runtime:.2f} s ("
-            progress.console.print(show.line(ran, outcome, ")"))
+            err.print(show.line(ran, outcome, ")", done))
         progress.advance(task)
 
     try:
-        return cache.execute(targets, on_start=started, on_record=finished, **kwargs)
+        return cache.execute(
+            targets, on_start=started, on_record=finished, on_event=tracker.event, **kwargs
+        )
     finally:
         progress.stop()
+        tracker.close()
+
+
+def _still_running(err: Any) -> Callable[[Tracker], None]:
+    def tick(tracker: Tracker) -> None:
+        line = tracker.still_running()
+        if line is not None:
+            err.print(show.line(line))
+
+    return tick
+
+
+class RunningColumn(ProgressColumn):
+    """The notebooks running now, and for how long."""
+
+    def __init__(self, tracker: Tracker) -> None:
+        super().__init__()
+        self.tracker = tracker
+
+    def render(self, task: Any) -> Text:
+        running = self.tracker.running()
+        return Text(show.visible(format_running(running, limit=3)) if running else "")
 
 
 def _print_execution(report: ExecutionReport, verbose: bool) -> None:
     out = show.console()
-    for record in (*report.failed, *report.errored):
-        failure = record.failure
-        out.print(show.line(f"{record.page}: ", (record.explain(), "red")))
+    for entry in report.failing:
+        record = entry.record
+        failure = record.failure if record is not None else None
+        cached = " (cached: not run again)" if entry.cached else ""
+        out.print(show.line(f"{entry.label}: ", (entry.explain() + cached, "red")))
         if verbose and failure is not None and failure.traceback:
             out.print(show.visible(failure.traceback, lines=True))
-    for state in report.cached_failures:
-        out.print(show.line(("failed (cached)", "red"), f": {state.page.name}: {state.reason}"))
-    counts = report.counts()
-    always = ("executed", "failed", "could not run", "from cache")
-    parts = [f"{n} {outcome}" for outcome, n in counts.items() if n or outcome in always]
-    out.print(f"{sum(counts.values())} notebook pages: {', '.join(parts) or 'none'}")
-    if not report.ok:
-        out.print("see `nbcache show PAGE --traceback`; fix the code, then run again")
+    timing = report.timing()
+    out.print(show.line(report.summary() + (f"; {timing}" if timing else "")))
+    failing = list(dict.fromkeys(e.name for e in report.failing))
+    if failing:
+        first = failing[0]
+        out.print(
+            show.line(
+                ("failing: ", "red"),
+                f"{', '.join(failing)}; see `nbcache show {first} --traceback`, fix the code, "
+                "then run again",
+            )
+        )
 
 
 def cmd_invalidate(args: argparse.Namespace) -> int:
@@ -139,7 +192,8 @@ def cmd_prune(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise NbcacheError(str(exc)) from None
     with open_docs(args) as cache:
-        removed = cache.prune(args.max_entries, max_size, grace=args.grace)
+        grace = {} if args.grace is None else {"grace": args.grace}
+        removed = cache.prune(args.max_entries, max_size, **grace)
     if args.json:
         show.print_json([show.record_json(r) for r in removed])
     else:

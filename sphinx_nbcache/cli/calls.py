@@ -9,7 +9,6 @@ from typing import Any
 
 from ..errors import NotebookCallError, ParameterError
 from ..notebooks.parameters import literal, mapping
-from . import show
 
 __all__ = ["add_commands", "cmd_run", "cmd_serve", "parse_parameters"]
 
@@ -31,11 +30,13 @@ def parse_parameters(pairs: list[list[str]], yaml_text: list[str]) -> dict[str, 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from ..workflows.calls import run_notebook
+    from . import show
 
     parameters = parse_parameters(args.parameter or [], args.yaml or [])
+    notebook = _notebook_path(args)
     try:
         result = run_notebook(
-            args.notebook,
+            notebook,
             parameters,
             docs=args.docs,
             cache=args.cache,
@@ -70,6 +71,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def _notebook_path(args: argparse.Namespace) -> str | Path:
+    """The file named, or the file of the page named (``examples/forecast``)."""
+    if Path(args.notebook).exists():
+        return str(args.notebook)
+    from ..api import open_cache
+    from .common import docs_for
+
+    with open_cache(docs_for(args), args.cache, read_only=True) as cache:
+        return cache.page(args.notebook).path
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -33,17 +33,32 @@ def docs_folder(value: str | Path, how: str) -> Path:
 
 
 def docs_for(args: argparse.Namespace, hint: str | Path | None = None) -> Path | None:
+    """The docs folder a command works on: ``--docs``, else the project holding ``hint`` (a
+    folder or file the command was given), else the nearest one at or above the current
+    folder, else ``./docs``. None (no project) only with ``--cache``: a cache folder alone.
+    Otherwise :class:`NotFoundError` says what was looked for (no command creates a cache
+    folder where there is no project)."""
     if args.docs is not None:
         return docs_folder(args.docs, "--docs")
     if hint is not None:
         path = Path(hint)
-        if path.is_dir():
+        if path.is_dir() and ((path / CONF_NAME).is_file() or is_book(path)):
             return path
         if path.exists():
-            return find_docs_dir(path)
+            found = find_docs_dir(path)
+            if found is not None:
+                return found
     found = find_docs_dir(Path.cwd())
-    if found is None and (Path("docs") / "conf.py").is_file():
+    if found is None and (Path("docs") / CONF_NAME).is_file():
         found = Path("docs")
+    if found is None and args.cache is None:
+        start = Path(hint).resolve() if hint is not None and Path(hint).exists() else Path.cwd()
+        raise NotFoundError(
+            f"no docs project found: looked for {CONF_NAME} or a jupyter-book {BOOK_CONFIG} "
+            f"with {BOOK_TOC} in {start} and the folders above it (up to a .git folder), and "
+            f"for docs/{CONF_NAME} here",
+            "give the docs folder (--docs DIR), or --cache PATH to work on a cache folder alone",
+        )
     return found
 
 
@@ -55,6 +70,7 @@ def open_docs(
 
     ``read_only`` commands create nothing (a cache that is not there reads as empty)."""
     cache = open_cache(docs_for(args, hint), args.cache, read_only=read_only)
+    print_notices(list(cache.project.notices))  # a misspelt option, say
     try:
         yield cache
     finally:

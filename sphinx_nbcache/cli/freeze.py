@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..freeze.pages import Frozen, check_pages, freeze_pages
-from . import show
-from .common import open_docs
+if TYPE_CHECKING:
+    from ..freeze.pages import Frozen
 
 __all__ = ["add_command", "cmd_freeze"]
 
@@ -41,6 +41,9 @@ def add_command(add: Add) -> None:
 
 
 def cmd_freeze(args: argparse.Namespace) -> int:
+    from ..freeze.pages import check_pages, freeze_pages
+    from .common import open_docs
+
     hint = args.pages[0] if args.pages else None
     with open_docs(args, hint, read_only=args.check) as cache:
         folder = Path(args.folder).resolve() if args.folder else cache.options.freeze_folder
@@ -49,6 +52,8 @@ def cmd_freeze(args: argparse.Namespace) -> int:
         targets = args.pages or None
         done = (check_pages if args.check else freeze_pages)(cache, targets, folder)
     if args.json:
+        from . import show
+
         show.print_json({"folder": str(folder), "pages": [f.to_json() for f in done]})
     else:
         _print(done, folder, args.check)
@@ -56,6 +61,8 @@ def cmd_freeze(args: argparse.Namespace) -> int:
 
 
 def _print(done: list[Frozen], folder: Path, check: bool) -> None:
+    from . import show
+
     out = show.console()
     for frozen in done:
         if frozen.state in ("unchanged", "not executed"):

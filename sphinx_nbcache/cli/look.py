@@ -85,7 +85,16 @@ def cmd_why(args: argparse.Namespace) -> int:
         show.print_json(show.page_json(state))
     else:
         verdict = "fresh" if state.verdict == "cached" else state.verdict
-        show.console().print(show.line(f"{state.page.name}: {verdict}: {state.reason or '-'}"))
+        out = show.console()
+        out.print(show.line(f"{state.page.name}: {verdict}: {state.reason or '-'}"))
+        record = state.record
+        if record is not None and record.dependencies is not None:
+            checked = "checked against" if state.verdict == "cached" else "its result depended on"
+            lines = show.dependency_lines(record.dependencies)
+            if lines:
+                out.print(show.line(f"{checked}:"))
+            for text in lines:
+                out.print(show.line(f"  {text}"))
     return 1 if state.verdict in ("stale", "failed", "unreadable") else 0
 
 

@@ -11,29 +11,28 @@ under ``status --check``, a rejected import), 2 an error (a one-line message say
 from __future__ import annotations
 
 import argparse
+import importlib
 import traceback
 from collections.abc import Callable, Sequence
 
 from .. import __version__
 from ..errors import NbcacheError
-from ..store import GRACE_SECONDS
-from . import show
-from .act import (
-    cmd_clear,
-    cmd_execute,
-    cmd_export,
-    cmd_import,
-    cmd_import_jupyter_cache,
-    cmd_invalidate,
-    cmd_prune,
-)
-from .calls import add_commands as add_calls
-from .freeze import add_command as add_freeze
-from .look import cmd_diff, cmd_list, cmd_merge, cmd_scraps, cmd_show, cmd_status, cmd_why
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "lazy", "main"]
 
 Handler = Callable[[argparse.Namespace], int]
+
+
+def lazy(where: str) -> Handler:
+    """The command ``module:function`` of this package, imported when it runs: ``--version``
+    and ``--help`` load the parser only (no notebook library, no database, no Rich)."""
+    module, name = where.split(":")
+
+    def handler(args: argparse.Namespace) -> int:
+        command = getattr(importlib.import_module(f"{__package__}.{module}"), name)
+        return int(command(args))
+
+    return handler
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -46,11 +45,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args))
     except NbcacheError as exc:
+        from . import show
+
         if args.verbose:
             traceback.print_exc()
         show.console(stderr=True).print(show.line(("error:", "red"), f" {exc}"))
         return 2
     except KeyboardInterrupt:
+        from . import show
+
         show.console(stderr=True).print("interrupted")
         return 130
 
@@ -73,10 +76,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
 
-    def add(name: str, handler: Handler, text: str) -> argparse.ArgumentParser:
+    def add(name: str, handler: Handler | str, text: str) -> argparse.ArgumentParser:
         command = sub.add_parser(name, parents=[common], help=text, description=text)
-        command.set_defaults(handler=handler)
+        command.set_defaults(handler=lazy(handler) if isinstance(handler, str) else handler)
         return command
+
+    cmd_status, cmd_list, cmd_show = "look:cmd_status", "look:cmd_list", "look:cmd_show"
+    cmd_diff, cmd_why, cmd_scraps = "look:cmd_diff", "look:cmd_why", "look:cmd_scraps"
+    cmd_merge, cmd_report = "look:cmd_merge", "report:cmd_report"
+    cmd_execute, cmd_invalidate, cmd_clear = (
+        "act:cmd_execute",
+        "act:cmd_invalidate",
+        "act:cmd_clear",
+    )
+    cmd_prune, cmd_export, cmd_import = "act:cmd_prune", "act:cmd_export", "act:cmd_import"
+    cmd_import_jupyter_cache = "act:cmd_import_jupyter_cache"
 
     status = add("status", cmd_status, "every notebook page: cached, stale (and why), failed")
     status.add_argument("docs_dir", nargs="?", metavar="DOCS_DIR")
@@ -116,15 +130,24 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument(
         "--grace",
         type=float,
-        default=GRACE_SECONDS,
+        default=None,
         metavar="S",
-        help=f"keep records used in the last S seconds (default {GRACE_SECONDS:g})",
+        help="keep records used in the last S seconds (default: the store's grace, 10 minutes)",
     )
     add("export", cmd_export, "write the cache to a .tar.gz").add_argument("file")
     add("import", cmd_import, "merge an exported .tar.gz into the cache").add_argument("file")
     add(
         "import-jupyter-cache", cmd_import_jupyter_cache, "bring over a .jupyter_cache folder"
     ).add_argument("path")
+    report = add(
+        "report", cmd_report, "the account of every page from the cache, as text, JSON or JUnit"
+    )
+    report.add_argument("docs_dir", nargs="?", metavar="DOCS_DIR")
+    report.add_argument("--junit", action="store_true", help="print JUnit XML (for CI systems)")
+    from .calls import add_commands as add_calls
+    from .freeze import add_command as add_freeze
+
     add_freeze(add)
+
     add_calls(add)
     return parser

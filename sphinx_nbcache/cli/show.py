@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from ..dependencies import Dependencies
 from ..notebooks.scraps import Scrap
 from ..plan.verdicts import PageState
 from ..records import Record
@@ -25,6 +26,8 @@ from ..records import Record
 __all__ = [
     "ID_LENGTH",
     "console",
+    "dependency_lines",
+    "format_memory",
     "format_seconds",
     "format_size",
     "format_time",
@@ -90,6 +93,8 @@ def print_json(data: Any) -> None:
 
 
 def short_id(key: str) -> str:
+    """How a record is named everywhere: the start of its result id (``Record.id``; for a
+    result that recorded no dependencies, the same as its key)."""
     return key[:ID_LENGTH]
 
 
@@ -101,6 +106,11 @@ def format_time(timestamp: float | None) -> str:
 
 def format_seconds(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds:.2f} s"
+
+
+def format_memory(size: int | None) -> str:
+    """A peak memory figure (``-``: not known)."""
+    return "-" if size is None else format_size(size)
 
 
 def format_size(size: int) -> str:
@@ -140,21 +150,46 @@ def page_json(state: PageState) -> dict[str, Any]:
     }
 
 
+def dependency_lines(deps: Dependencies) -> list[str]:
+    """What a result depended on, one entry a line: ``helpers.py (imported in code cell 2)``,
+    then its packages and its kernel (``why`` names every file, not a count)."""
+    cells, imports = dict(deps.cells), set(deps.imports)
+    lines = []
+    for entry, _digest in deps.entries():
+        if entry.kind.name == "file":
+            cell = cells.get(entry.target)
+            verb = "imported" if entry.target in imports else "read"
+            where = f" ({verb} in code cell {cell})" if cell is not None else ""
+            lines.append(visible(f"{entry.target}{where}"))
+        else:
+            lines.append(visible(f"{entry.target} ({entry.kind.counted_as})"))
+    if deps.packages:
+        shown = ", ".join(f"{name} {version}" for name, version in deps.packages[:8])
+        more = len(deps.packages) - 8
+        lines.append(visible(f"packages: {shown}" + (f" and {more} more" if more > 0 else "")))
+    for name, value in deps.environment:
+        lines.append(visible(f"{name}: {value}"))
+    return lines
+
+
 def _status(status: str) -> Text:
     return Text(visible(status), style=STYLES.get(status, ""))
 
 
 def states_table(states: Iterable[PageState]) -> Table:
     table = Table(title=None, show_edge=False, pad_edge=False)
-    for column in ("Page", "Status", "ID", "Run time", "Last executed", "Detail"):
+    columns = ("Page", "Status", "ID", "Run time", "CPU", "Memory", "Last executed", "Detail")
+    for column in columns:
         table.add_column(column, no_wrap=column != "Detail")
     for state in states:
         record = state.record
         table.add_row(
             visible(state.page.name),
             _status(state.verdict),
-            short_id(state.key) if state.key else "-",
+            short_id(record.id) if record is not None and record.key else "-",
             format_seconds(record.runtime) if record else "-",
+            format_seconds(record.cpu_time) if record else "-",
+            format_memory(record.peak_memory) if record else "-",
             format_time(record.created) if record else "-",
             visible(state.reason),
         )
@@ -166,7 +201,8 @@ def records_table(records: Iterable[tuple[Record, int]]) -> Table:
     records = list(records)
     variants = any(record.parameters is not None for record, _size in records)
     table = Table(show_edge=False, pad_edge=False)
-    columns = ["ID", "Page", "Status", "Created", "Last used", "Run time", "Kernel", "Size"]
+    columns = ["ID", "Page", "Status", "Created", "Last used", "Run time", "CPU", "Memory"]
+    columns += ["Kernel", "Size"]
     for column in columns + (["Parameters"] if variants else []):
         table.add_column(column, no_wrap=column != "Parameters", overflow="fold")
     for record, size in records:
@@ -177,6 +213,8 @@ def records_table(records: Iterable[tuple[Record, int]]) -> Table:
             format_time(record.created),
             format_time(record.last_used),
             format_seconds(record.runtime),
+            format_seconds(record.cpu_time),
+            format_memory(record.peak_memory),
             visible(record.kernel or "-"),
             format_size(size),
         ]
@@ -217,6 +255,8 @@ def record_panel(record: Record, size: int, traceback: bool) -> list[Any]:
         ("created", format_time(record.created)),
         ("last used", format_time(record.last_used)),
         ("run time", format_seconds(record.runtime)),
+        ("CPU time", format_seconds(record.cpu_time)),
+        ("peak memory", format_memory(record.peak_memory)),
         ("timeout", timeout),
         ("outputs", format_size(size)),
     ):

@@ -43,6 +43,7 @@ if TYPE_CHECKING:  # loaded on first use: a build with nothing changed needs non
     from ..plan.verdicts import PageState
     from ..records import Outputs, Record
     from ..store import Blobs, Store
+    from .progress import OnEvent
     from .report import ExecutionReport
     from .runner import Runner
 
@@ -67,8 +68,11 @@ class Engine:
         executor: MakeExecutor | None = None,
         warn: Warn | None = None,
         files: FileMemo | None = None,
+        on_event: OnEvent | None = None,
     ) -> None:
         self.options = options
+        #: told of each job's progress (see ``progress``); set it before the first submit
+        self.on_event = on_event
         self.root = root  # the project folder: jobs name page folders relative to it
         self.md_config = md_config
         self.warn: Warn = warn or (lambda page, message, subtype: None)
@@ -261,6 +265,7 @@ class Engine:
                 wanted,
                 self.options.lease_seconds,
                 since=self.planned_at,
+                on_event=self.on_event,
             )
         return self._runner
 
@@ -365,7 +370,10 @@ class Engine:
         from .report import build_report
 
         states = list(self.planned.values() if states is None else states)
-        return build_report(states, (*self.waited, *self.executed))
+        wall = time.perf_counter() - self.started
+        return build_report(
+            states, self.executed, self.waited, wall=wall, most_at_once=self.most_at_once
+        )
 
     def finish(self, cancel: bool = False, evict: bool = True, close: bool = True) -> list[str]:
         """Stop executing (or cancel), keep the store within its limits, close it (unless

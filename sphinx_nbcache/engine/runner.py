@@ -15,17 +15,23 @@ GIL, held meanwhile by the thread reading pages (Sphinx). At Python's default (5
 waits, not the kernels, set how fast short notebooks went through (400 one-cell pages: 96 s at
 5 ms, 79 s at 0.5 ms; docs/performance.md). The interval is restored when the last runner
 that lowered it closes, unless someone changed it meanwhile; one set lower is left alone.
+
+``on_event(kind, key, page, when)`` is told of each job's ``submitted``, ``started`` (when
+the executor says: one with an ``on_start`` attribute is given a callback) and ``done``
+(:mod:`.progress`), in whatever thread it happens; it must be quick.
 """
 
 from __future__ import annotations
 
 import atexit
 import concurrent.futures
+import contextlib
 import functools
 import os
 import queue
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +39,7 @@ from ..execute import Executor, Job, Outcome, error_outcome
 from ..records import Dependencies, Failure, Record
 from ..store import Store
 from .leases import Leases
+from .progress import OnEvent
 from .waiting import poll
 
 if TYPE_CHECKING:
@@ -57,8 +64,11 @@ class Runner:
         prestart: int = 0,
         lease_seconds: float = 60.0,
         since: float | None = None,
+        on_event: OnEvent | None = None,
     ) -> None:
         self.store = store
+        self._on_event = on_event
+        self._pages: dict[str, str] = {}  # key -> page of every job submitted
         self._make_executor = make_executor
         self._executor: Executor | None = None
         self._prestart = prestart
@@ -108,10 +118,12 @@ class Runner:
                 return
             if not self._futures:  # at exit: stop waiting for other builds, give up leases
                 atexit.register(self.close, cancel=True)
-            for key in fresh:
+            for key, job in fresh.items():
                 self._futures[key] = concurrent.futures.Future()
                 with self._local:
                     self._done.pop(key, None)  # a new run of it: wait for that one
+                self._pages[key] = job.page
+                self._event("submitted", key)
             run, _done = self._leases.take(fresh.values())
             for job in run:
                 self._execute(job)
@@ -120,6 +132,8 @@ class Runner:
         if self._executor is None:
             self._lowered = _lower_switch_interval()
             self._executor = self._make_executor(self._prestart)
+            if self._on_event is not None and hasattr(self._executor, "on_start"):
+                self._executor.on_start = functools.partial(self._event, "started")
             self._storer = threading.Thread(target=self._store_all, name="nbcache-store")
             self._storer.daemon = True
             self._storer.start()
@@ -136,6 +150,7 @@ class Runner:
     def _from_elsewhere(self, job: Job, record: Record) -> None:
         """Another build stored ``job``'s result: it is this run's result too."""
         self.waited.append(record)
+        self._event("done", job.key)
         with self._local:
             self._done[job.key] = Outcome(record, None)
             self._local.notify_all()
@@ -273,27 +288,35 @@ class Runner:
                     stored.cancel()
                 else:
                     stored.set_exception(exc)
+                self._event("done", job.key)
                 self._wake()
                 continue
             self.executed.append(record)
+            self._event("done", job.key)
             self._messages.put(record)
             with self._local:
                 self._done[record.key] = done
                 self._local.notify_all()
             stored.set_result(done)
 
+    def _event(self, kind: str, key: str) -> None:
+        if self._on_event is not None:
+            with contextlib.suppress(Exception):  # showing progress never breaks a run
+                self._on_event(kind, key, self._pages.get(key, ""), time.monotonic())
+
     def _wake(self) -> None:
         with self._local:
             self._local.notify_all()
 
     def _drain(self, on_record: Callable[[Record], Any] | None) -> None:
+        if on_record is None:  # kept for the next caller that shows them
+            return
         while True:
             try:
                 record = self._messages.get_nowait()
             except queue.Empty:
                 return
-            if on_record is not None:
-                on_record(record)
+            on_record(record)
 
     def _wait_forked(self, key: str) -> Record | None:
         parent = os.getppid()

@@ -39,7 +39,9 @@ __all__ = [
     "PERIOD",
     "THREAD_VARIABLES",
     "Autoscale",
+    "Machine",
     "Places",
+    "read_machine",
     "thread_caps",
     "usable_cpus",
 ]
@@ -190,3 +192,15 @@ def thread_caps(
     share = max(1, (cpus or usable_cpus()) // max(1, at_once))
     threads = setting if setting is not None else share
     return dict.fromkeys(THREAD_VARIABLES, str(threads))
+
+
+#: (CPU use of the whole machine since the last reading, in %, bytes of memory available, total)
+Machine = tuple[float, int, int]
+
+
+def read_machine() -> Machine:
+    """How busy this machine is (psutil): what the autoscaler decides from."""
+    import psutil
+
+    memory = psutil.virtual_memory()
+    return psutil.cpu_percent(), memory.available, memory.total

@@ -34,6 +34,7 @@ from . import _trace
 from ._client import BoundedClient
 from ._environ import kernel_environment
 from ._expressions import Evaluator
+from ._figures import collect, figures, usage_of
 from ._forkserver import ForkProvisioner, ForkServer, ForkServers
 from ._job import Job, Outcome, error_outcome
 
@@ -67,6 +68,8 @@ class KernelHandle:
         #: told True when the notebook starts waiting for another's result, False when it
         #: stops (the executor lends the kernel's place meanwhile; None: nobody listens)
         self.on_wait: Callable[[bool], None] | None = None
+        #: (CPU seconds, peak bytes) the kernel had used when its notebook was ready to start
+        self.usage: tuple[float, int] | None = None
 
 
 async def start_kernel(
@@ -254,6 +257,7 @@ async def connect(handle: KernelHandle, job: Job) -> None:
             except Exception as exc:
                 handle.untraced = f"{type(exc).__name__}: {exc}"
             handle.traced = handle.untraced is None
+            handle.usage = await usage_of(client)  # idle until its first cell: no CPU since
     except Exception as exc:  # reported by execute_in, as a failure of this job
         handle.connect_error = exc
 
@@ -269,6 +273,8 @@ async def execute_in(handle: KernelHandle, job: Job) -> Outcome:
     failure: Failure | None = None
     report: dict[str, Any] | None = None
     expressions = Evaluator(job.expressions)  # {eval}: evaluated between the cells
+    usage: tuple[float, int] | None = None  # the kernel's figures after its last cell
+    first = last = 0.0  # the page's time: its first cell's execution to its last reply
     try:
         if handle.connect_error is not None:
             raise handle.connect_error
@@ -276,15 +282,17 @@ async def execute_in(handle: KernelHandle, job: Job) -> Outcome:
         for position, index in enumerate(code_indices):
             cell = notebook.cells[index]
             begin = time.perf_counter()
+            first = first or begin
             try:
                 await client.async_execute_cell(
                     cell, index, execution_count=client.code_cells_executed + 1
                 )
             finally:
-                cell_times[position] = round(time.perf_counter() - begin, 4)
+                last = time.perf_counter()
+                cell_times[position] = round(last - begin, 4)
             await expressions.upto(client, position + 1)
         client.set_widgets_metadata()
-        report = await _report(handle, client)
+        report, usage = await collect(client, handle.traced, handle.usage)
     except CellTimeoutError as exc:
         failure = Failure(
             "timeout",
@@ -307,7 +315,8 @@ async def execute_in(handle: KernelHandle, job: Job) -> Outcome:
         failure = Failure(
             "cell", exc.ename, exc.evalue, _kernel_traceback(notebook, failed), failed
         )
-        report = await _report(handle, client)  # a failure depends on what it read too
+        # a failure depends on what it read too
+        report, usage = await collect(client, handle.traced, handle.usage)
     except Exception as exc:  # a broken channel, a kernel that never answers, ...
         failure = Failure(
             "dead_kernel", type(exc).__name__, str(exc) or "the kernel stopped answering"
@@ -322,12 +331,13 @@ async def execute_in(handle: KernelHandle, job: Job) -> Outcome:
     stopped = f"the run stopped: {failure.summary()}" if failure is not None else None
     outputs = outputs_of(notebook)._replace(expressions=expressions.results(stopped))
     dependencies, artifacts = _trace.recorded(job, report, outputs.cells, handle.untraced)
+    cpu_time, peak_memory = figures(handle.usage, usage)
     return Outcome(
         Record(
             key=job.key,
             status="ok" if failure is None else "failed",
             blob=None,
-            runtime=round(time.perf_counter() - handle.started, 4),
+            runtime=round(last - first, 4),
             cell_times=tuple(cell_times),
             kernel=job.kernel,
             timeout=job.timeout,
@@ -337,20 +347,12 @@ async def execute_in(handle: KernelHandle, job: Job) -> Outcome:
             raised=_trace.raised(notebook),
             created=time.time(),
             dependencies=dependencies,
+            cpu_time=cpu_time,
+            peak_memory=peak_memory,
         ),
         outputs,
         artifacts,
     )
-
-
-async def _report(handle: KernelHandle, client: BoundedClient) -> dict[str, Any] | None:
-    """The tracer's notes, if it ran (a failure to get them only loses the notes)."""
-    if not handle.traced:
-        return None
-    try:
-        return await _trace.collect(client)
-    except Exception:
-        return None
 
 
 async def execute_job(job: Job) -> Outcome:

@@ -39,7 +39,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..records import Failure
-from ._autoscale import PERIOD, Autoscale, Places, thread_caps
+from ._autoscale import PERIOD, Autoscale, Machine, Places, read_machine, thread_caps
 from ._forkserver import ForkServers, fork_enabled
 from ._job import Job, Outcome, error_outcome
 from ._kernel import (
@@ -97,6 +97,8 @@ class LocalExecutor:
         self._kernels: Places | None = None
         self._slots: Places | None = None
         self._closed = False
+        #: told each job's key when it takes a place to execute (in the executor's thread)
+        self.on_start: Callable[[str], object] | None = None
 
     # -- public -------------------------------------------------------------------------------
 
@@ -242,6 +244,8 @@ class LocalExecutor:
                         self.peak_running = max(self.peak_running, self._running)
                         if self._scaling is not None:
                             self._executing[started] = (time.monotonic(), _cpu_time(started))
+                        if self.on_start is not None:
+                            self.on_start(job.key)
                         try:
                             outcome = await execute_in(started, job)
                         finally:
@@ -351,18 +355,6 @@ class LocalExecutor:
 
     def _atexit(self) -> None:
         self.shutdown(cancel=True)
-
-
-#: (CPU use of the whole machine since the last reading, in %, bytes of memory available, total)
-Machine = tuple[float, int, int]
-
-
-def read_machine() -> Machine:
-    """How busy this machine is (psutil): what the autoscaler decides from."""
-    import psutil
-
-    memory = psutil.virtual_memory()
-    return psutil.cpu_percent(), memory.available, memory.total
 
 
 def _largest_kernel(handles: set[KernelHandle]) -> int:

@@ -24,6 +24,7 @@ from typing import Any
 
 from ..config import Options
 from ..errors import ConfFileError, ConfigError
+from ..options import unknown_options
 from .book import BOOK_CONFIG, is_book, load_book_config, toc_docnames
 from .pages import Page, pages_under
 from .readers import MdConfig
@@ -140,6 +141,8 @@ class Project:
     md_config: MdConfig = None
     conf: Mapping[str, Any] = field(default_factory=dict, repr=False)
     only: frozenset[str] | None = None  # docnames a jupyter-book table of contents restricts to
+    #: what is odd about its options (a misspelt ``nbcache_*`` name), one line each
+    notices: tuple[str, ...] = ()
 
     @classmethod
     def load(
@@ -157,11 +160,17 @@ class Project:
             only = toc_docnames(folder, values)
         if cache is not None:
             values["nbcache_path"] = str(Path(cache).resolve())
+        where = _config_file(folder) if read_conf else None
         try:
             options = Options.from_mapping(values, base_dir=folder or Path.cwd())
-        except ConfigError as exc:
-            where = folder / CONF_NAME if folder is not None else "the options"
-            raise ConfFileError(str(where), str(exc)) from None
+        except ConfigError as exc:  # conf.py ran: the value is what is wrong
+            given = f"set in {where}" if where is not None else "as given"
+            raise ConfigError(exc.option, f"{exc.message} ({given})") from None
+        notices = tuple(
+            f"{name!r} in {where} is not an option of sphinx-nbcache and is ignored; "
+            + (f"did you mean {close!r}?" if close else "see the options in the documentation")
+            for name, close in unknown_options(values)
+        )
         exclude = [
             *_strings(values.get("exclude_patterns")),
             *_strings(values.get("templates_path")),
@@ -170,7 +179,7 @@ class Project:
             *_strings(values.get("html_static_path")),
             *_strings(values.get("html_extra_path")),
         ]
-        return cls(folder, options, tuple(exclude), _md_config(values), values, only)
+        return cls(folder, options, tuple(exclude), _md_config(values), values, only, notices)
 
     def name_of(self, path: Path) -> str:
         """The Sphinx docname of a file (its path relative to the project, no suffix)."""
@@ -210,6 +219,16 @@ class Project:
         """The page for one file."""
         file = Path(path).resolve()
         return Page(self.name_of(file), file)
+
+
+def _config_file(folder: Path | None) -> Path | None:
+    """The file the options were read from (None: none)."""
+    if folder is None:
+        return None
+    for name in (CONF_NAME, BOOK_CONFIG):
+        if (folder / name).is_file():
+            return folder / name
+    return None
 
 
 def _strings(value: Any) -> list[str]:

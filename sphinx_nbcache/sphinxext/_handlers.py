@@ -12,6 +12,7 @@ from sphinx.util import logging
 
 from ..config import MYSTNB_OPTIONS, OPTIONS, Options
 from ..errors import ConfigError, StoreError
+from ..options import unknown_options
 from . import _mystnb, _variants
 from ._highlight import register_notebook_lexers
 from ._memory import env_memos, env_pasted, env_rendered, env_token, set_env_token
@@ -56,8 +57,10 @@ def options_of(app: Sphinx) -> Options:
 
 
 def on_config_inited(app: Sphinx, config: Config) -> None:
-    """Validate the options early; keep the cache folder out of Sphinx's sources."""
+    """Validate the options early, warn about misspelt ones; keep the cache folder out of
+    Sphinx's sources."""
     options = options_of(app)
+    warn_unknown_options(config, app.confdir)
     try:
         relative = options.cache_path.relative_to(Path(app.srcdir).resolve())
     except ValueError:
@@ -65,6 +68,31 @@ def on_config_inited(app: Sphinx, config: Config) -> None:
     pattern = f"{relative.as_posix()}/**"
     if pattern not in config.exclude_patterns:
         config.exclude_patterns = [*config.exclude_patterns, pattern]
+
+
+def warn_unknown_options(config: Config, confdir: str | Path | None) -> None:
+    """A warning for each ``nbcache_*`` name in ``conf.py`` (or ``_config.yml``) that is no
+    option, naming the closest option: Sphinx itself ignores names it does not know."""
+    raw = getattr(config, "_raw_config", None)
+    names = set(raw) if isinstance(raw, dict) else set(config.__dict__)
+    names |= set(getattr(config, "overrides", {}) or {})  # -D, jupyter-book's _config.yml
+    found = unknown_options(names)
+    if not found:
+        return
+    conf = Path(confdir, "conf.py") if confdir else None
+    try:
+        lines = conf.read_text(encoding="utf-8").splitlines() if conf is not None else []
+    except (OSError, UnicodeDecodeError):
+        lines = []
+    for name, close in found:
+        hint = f"did you mean {close!r}?" if close else "see the options in the documentation"
+        line = next((n for n, text in enumerate(lines, 1) if text.startswith(name)), None)
+        logger.warning(
+            f"sphinx-nbcache: {name!r} is not an option of sphinx-nbcache and is ignored; {hint}",
+            location=f"{conf}:{line}" if line is not None else None,  # (no env yet: a path)
+            type="nbcache",
+            subtype="config",
+        )
 
 
 def on_builder_inited(app: Sphinx) -> None:
@@ -132,6 +160,7 @@ def on_env_before_read_docs(app: Sphinx, env: BuildEnvironment, docnames: list[s
     state = _state(app)
     if state is None:
         return
+    state.announce()
     docnames[:] = state.read_order(docnames)
     state.reading = len(docnames)
     for docname in docnames:  # Sphinx itself aborts on undecodable text: say which and why
@@ -151,7 +180,7 @@ def on_env_before_read_docs(app: Sphinx, env: BuildEnvironment, docnames: list[s
         if state.engine.may_fork_while_executing():
             logger.info("nbcache: reading pages while the notebooks execute (forked kernels)")
         else:
-            state.execute_all(app.verbosity)
+            state.execute_all()
 
 
 def on_source_read(app: Sphinx, docname: str, source: list[str]) -> None:
@@ -203,6 +232,6 @@ def on_build_finished(app: Sphinx, exception: BaseException | None) -> None:
     if state is None:
         return
     try:
-        state.finish(cancel=exception is not None)
+        state.finish(cancel=exception is not None, env=app.env)
     finally:
         _mystnb.unregister(app)

@@ -52,10 +52,11 @@ def last_build_path(options: Options, root: Path) -> Path:
 
 
 def keep_last_build(
-    path: Path, token: str, root: Path, states: list[PageState], memos: dict[str, Memo]
+    options: Options, root: Path, token: str, states: list[PageState], memos: dict[str, Memo]
 ) -> bool:
     """Keep what every notebook page of a build showed, under ``token``; True if kept. Not
     kept when a page was not read to a digest or shows no result it could show again."""
+    path = last_build_path(options, root)
     pages: dict[str, Any] = {}
     for state in states:
         memo = memos.get(state.page.name)

@@ -23,8 +23,9 @@ if TYPE_CHECKING:
 
     from ..config import Options
     from ..dependencies import Dependencies
+    from ..notebooks.pages import Page
     from ..notebooks.readers import MdConfig
-    from ..plan.environment import Stamp
+    from ..plan.environment import KernelEnvironment, Stamp
     from ..plan.freshness import FileMemo
     from ..plan.lookup import Lookup
     from ..plan.verdicts import PageState
@@ -37,6 +38,7 @@ __all__ = [
     "env_memos",
     "env_rendered",
     "env_token",
+    "notebook_pages",
     "plan_from_memory",
     "set_env_token",
     "shown",
@@ -188,3 +190,33 @@ def shown(state: PageState, seen: Rendered | None) -> bool:
     if state.verdict != "cached" or state.record is None:
         return False  # stale, failed or unreadable: read (and executed) again
     return seen is not None and seen.blob == state.record.blob
+
+
+def restamp(env: BuildEnvironment, kernels: KernelEnvironment, scope: str) -> bool:
+    """Keep in ``env`` what the kernels of the pages shown look like now (a no-op build then
+    needs only a few stat calls); True if a new stamp was kept (``env`` must be saved)."""
+    names = {seen.kernel or "python3" for seen in env_rendered(env).values() if seen.key}
+    stamp = kernels.stamp(names, scope) if names else None
+    if stamp is None or stamp == env_stamp(env):
+        return False
+    set_env_stamp(env, stamp)
+    return True
+
+
+def notebook_pages(env: BuildEnvironment, options: Options) -> list[Page]:
+    """The documents of ``env`` that are notebook pages (a memo says which are not)."""
+    from ..notebooks.pages import Page
+
+    memos = env_memos(env)
+    pages = []
+    for docname in sorted(env.found_docs):
+        path = Path(env.doc2path(docname))
+        memo = memos.get(docname)
+        if memo is not None and memo.key is None and still_valid(memo, path):
+            continue  # known not to be a notebook
+        unknown = memo is None or memo.key is None or not still_valid(memo, path)
+        if unknown and not is_notebook(path, options):
+            memos[docname] = not_a_notebook(path)
+            continue
+        pages.append(Page(docname, path))
+    return pages

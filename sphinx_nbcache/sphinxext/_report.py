@@ -41,8 +41,34 @@ __all__ = [
 
 _PAGES_ATTR = "nbcache_report_pages"
 _SHOWN_ATTR = "nbcache_report_shown"  # what the notebook pages showed when tables were built
-_COLUMNS = ("Page", "Status", "Run time", "Last executed", "Details")
-_WIDTHS = (30, 10, 10, 20, 30)
+_COLUMNS = ("Page", "Status", "Run time", "CPU time", "Peak memory", "Last executed", "Details")
+_WIDTHS = (26, 9, 9, 9, 10, 17, 30)
+#: sorts a report table by the column whose heading is clicked (numbers by value: the times
+#: are in seconds and the memory in MiB throughout, so a cell's leading number sorts it)
+_SORT_JS = """
+document.addEventListener("DOMContentLoaded", () => {
+  for (const table of document.querySelectorAll("table.nbcache-report")) {
+    table.querySelectorAll("thead th").forEach((th, column) => {
+      th.style.cursor = "pointer";
+      th.title = "sort by this column";
+      th.addEventListener("click", () => {
+        const body = table.tBodies[0];
+        const key = (row) => row.cells[column].textContent.trim();
+        const rows = Array.from(body.rows);
+        const up = th.dataset.order !== "up";
+        th.dataset.order = up ? "up" : "down";
+        rows.sort((a, b) => {
+          const [x, y] = [key(a), key(b)];
+          const [p, q] = [parseFloat(x), parseFloat(y)];
+          const order = isNaN(p) || isNaN(q) ? x.localeCompare(y) : p - q;
+          return up ? order : -order;
+        });
+        rows.forEach((row) => body.appendChild(row));
+      });
+    });
+  }
+});
+"""
 
 
 class NbcacheReport(nodes.General, nodes.Element):
@@ -69,6 +95,7 @@ def setup_report(app: Sphinx) -> None:
     app.connect("env-purge-doc", on_env_purge_doc)
     app.connect("env-merge-info", on_env_merge_info)
     app.connect("doctree-resolved", on_doctree_resolved)
+    app.add_js_file(None, body=_SORT_JS)
 
 
 def on_env_get_updated(app: Sphinx, env: BuildEnvironment) -> list[str]:
@@ -125,18 +152,21 @@ def build_table(app: Sphinx, fromdocname: str) -> list[nodes.Node]:
     body = nodes.tbody()
     group += body
     counts: dict[str, int] = {}
-    total = 0.0
+    total = cpu = 0.0
     for docname in docnames:
         seen = rendered[docname]
         record = records.get(docname)
         status = record.status if record is not None else str(seen.status)
         counts[status] = counts.get(status, 0) + 1
         total += record.runtime if record is not None else 0.0
+        cpu += (record.cpu_time or 0.0) if record is not None else 0.0
         row = _row(
             [
                 _link(app, fromdocname, docname),
                 nodes.Text(status),
                 nodes.Text(f"{record.runtime:.2f} s" if record else "-"),
+                nodes.Text(_seconds(record.cpu_time) if record else "-"),
+                nodes.Text(_memory(record.peak_memory) if record else "-"),
                 nodes.Text(_when(record.created) if record else "-"),
                 _details(record),
             ]
@@ -146,7 +176,7 @@ def build_table(app: Sphinx, fromdocname: str) -> list[nodes.Node]:
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     intro = nodes.paragraph(
         text=f"{len(docnames)} notebook pages ({summary or 'none'}); "
-        f"{total:.1f} s of kernel time in their last executions."
+        f"{total:.1f} s of kernel time ({cpu:.1f} s CPU) in their last executions."
     )
     return [intro, table] if docnames else [intro]
 
@@ -206,6 +236,14 @@ def _details(record: Record | None) -> nodes.Node:
         seconds, cell = max(timed)
         return nodes.Text(f"slowest: code cell {cell} ({seconds:.2f} s)")
     return nodes.Text("")
+
+
+def _seconds(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds:.2f} s"
+
+
+def _memory(size: int | None) -> str:
+    return "-" if size is None else f"{size / 2**20:.1f} MiB"
 
 
 def _when(timestamp: float) -> str:

@@ -1,10 +1,9 @@
 """The state of one build: the engine, plus what only Sphinx needs (its environment, logging).
 
-``BuildState.plan`` (``env-get-outdated``) lists the notebook pages from the environment,
-plans them from the environment alone when the cache is unchanged, else through the
-:class:`~sphinx_nbcache.engine.core.Engine`, which starts executing the stale ones. ``resolve`` is
-called by the myst-nb seam for each notebook page being read: the engine waits for (or looks
-up) its result and merges it; failures become located warnings.
+``BuildState.plan`` (``env-get-outdated``) plans the notebook pages from the environment alone
+when the cache is unchanged, else through the engine, which starts executing the stale ones.
+``resolve`` (the myst-nb seam, for each page read) waits for or looks up its result and merges
+it; failures become located warnings.
 """
 
 from __future__ import annotations
@@ -14,25 +13,25 @@ from typing import TYPE_CHECKING, Any
 
 from sphinx.errors import SphinxError
 from sphinx.util import logging
-from sphinx.util.display import status_iterator
 
 from .. import freeze  # noqa: F401  (registers the frozen folder as a source of results)
 from ..config import Options
 from ..engine.core import Engine, KernelDoor
+from ..engine.progress import Progress
 from ..errors import CorruptCacheError, NotebookExecutionError
 from ..notebooks.hashing import code_cells
 from ..notebooks.pages import Page
-from ..notebooks.readers import is_notebook
 from ..plan.environment import stamp_holds
-from ..plan.memo import not_a_notebook, still_valid
-from ._log import log_ran, log_summary
+from ._log import log_executing, log_ran, log_still_running, log_summary
 from ._memory import (
     Rendered,
     env_memos,
     env_rendered,
     env_stamp,
     env_token,
+    notebook_pages,
     plan_from_memory,
+    restamp,
     set_env_stamp,
     set_env_token,
     shown,
@@ -73,7 +72,16 @@ class BuildState:
         files: FileMemo | None = None,
     ) -> None:
         self.options = options
-        self.engine = Engine(options, root=root, md_config=md_config, warn=self._warn, files=files)
+        #: the run's progress, fed by the engine, shown in the log lines
+        self.progress = Progress(options.progress_interval, log_still_running)
+        self.engine = Engine(
+            options,
+            root=root,
+            md_config=md_config,
+            warn=self._warn,
+            files=files,
+            on_event=self.progress.event,
+        )
         self.engine.kernel_link = _serve_kernels  # kernels read and call through the build
         self.unchanged = False  # nothing changed since the last build: nothing is read
         self.reading = 0  # pages Sphinx reads in this build (env-before-read-docs)
@@ -82,6 +90,7 @@ class BuildState:
         self._restamp = False  # the environment was checked in full: stamp it after reading
         self.from_memory = False  # planned from the environment: the results shown still hold
         self._recalled = False  # planned from the last build kept in the cache folder
+        self.executing = 0  # notebooks started when planning (announced by announce())
         #: page variants planned in this build: (notebook path, parameters JSON) -> verdict
         self.variants: dict[tuple[str, str], PageState] = {}
 
@@ -121,17 +130,7 @@ class BuildState:
                 logger.debug("nbcache: planned from the environment; cache not opened")
                 return set()
         set_env_token(env, None)  # until settle() finds the pages agree with the cache again
-        pages = []
-        for docname in sorted(env.found_docs):
-            path = Path(env.doc2path(docname))
-            memo = memos.get(docname)
-            if memo is not None and memo.key is None and still_valid(memo, path):
-                continue  # known not to be a notebook
-            unknown = memo is None or memo.key is None or not still_valid(memo, path)
-            if unknown and not is_notebook(path, self.options):
-                memos[docname] = not_a_notebook(path)
-                continue
-            pages.append(Page(docname, path))
+        pages = notebook_pages(env, self.options)
         states = self.engine.plan(pages, memos, must_read=to_read)
         set_env_stamp(env, None)  # stamped again once the pages are read (env-updated)
         self._restamp = True
@@ -143,7 +142,8 @@ class BuildState:
 
         again |= plan_for_reading(self, env, to_read | again)
         runs = [*states, *self.variants.values()]  # ordered together
-        self.engine.start([s for s in runs if not (s.stale and self.options.frozen_only)])
+        started = self.engine.start([s for s in runs if not (s.stale and self.options.frozen_only)])
+        self.executing = len({s.key for s in started})  # said once reading begins
         logger.debug(
             f"nbcache: planned {len(states)} notebook pages in {self.engine.plan_seconds:.3f} s"
         )
@@ -174,29 +174,13 @@ class BuildState:
         logger.debug("nbcache: planned from the last build kept in the cache; cache not opened")
         return True
 
-    def _keep(self, env: BuildEnvironment, states: list[PageState], token: str) -> None:
-        """Keep this build's verdicts (planned after ``token`` was read) in the cache folder,
-        for a build with a fresh environment (see ``_lastbuild``)."""
-        from ._lastbuild import keep_last_build, last_build_path
-
-        assert self.engine.root is not None
-        path = last_build_path(self.options, self.engine.root)
-        keep_last_build(path, token, self.engine.root, states, env_memos(env))
-
     def restamp(self, env: BuildEnvironment) -> bool:
         """After reading: if the environment was checked in full, keep in ``env`` what the
-        kernels of the pages shown look like now (a no-op build then needs only a few stat
-        calls). True if a new stamp was kept (the environment must be saved for it)."""
+        kernels of the pages shown look like now (``_memory.restamp``)."""
         if not self._restamp:
             return False
         self._restamp = False
-        kernels = {seen.kernel or "python3" for seen in env_rendered(env).values() if seen.key}
-        kernel_env = self.engine.freshness.kernels
-        stamp = kernel_env.stamp(kernels, self.options.environment) if kernels else None
-        if stamp is None or stamp == env_stamp(env):
-            return False
-        set_env_stamp(env, stamp)
-        return True
+        return restamp(env, self.engine.freshness.kernels, self.options.environment)
 
     def _log_notices(self) -> None:
         for notice in self.engine.take_notices():
@@ -227,9 +211,18 @@ class BuildState:
         if all(shown(state, rendered.get(state.page.name)) for state in states):
             set_env_token(env, token)
             if not (self._recalled and token == self._token):  # else: kept as it is
-                self._keep(env, states, token)
+                from ._lastbuild import keep_last_build  # (a no-op build never loads it)
+
+                assert self.engine.root is not None
+                keep_last_build(self.options, self.engine.root, token, states, env_memos(env))
             return True
         return False
+
+    def announce(self) -> None:
+        """Say how many notebooks execute (once Sphinx's "updating environment" line ends)."""
+        if self.executing:
+            log_executing(self.executing)
+            self.executing = 0
 
     def read_order(self, docnames: list[str]) -> list[str]:
         """Pages that need no execution first, then stale ones in the order they execute."""
@@ -238,22 +231,11 @@ class BuildState:
         stale_set = set(stale)
         return [d for d in docnames if d not in stale_set] + stale
 
-    def execute_all(self, verbosity: int) -> None:
-        """Wait for every planned execution, with Sphinx's progress display."""
-        total = sum(1 for s in self.planned.values() if s.stale)
-        total += sum(1 for s in self.variants.values() if s.stale)
-        if not total:
-            return
-        for record in status_iterator(
-            self.engine.as_completed(),
-            "executing notebooks... ",
-            "darkgreen",
-            total,
-            verbosity,
-            stringify_func=lambda r: r.page,
-        ):
+    def execute_all(self) -> None:
+        """Wait for every planned execution, a line for each as it is stored."""
+        for record in self.engine.as_completed():
             self.log_ran(record)
-        self.engine.drain(lambda _: None)
+        self.engine.drain(lambda _: None)  # shown already
 
     # -- the myst-nb seam ---------------------------------------------------------------------
 
@@ -376,12 +358,21 @@ class BuildState:
     # -- reporting ----------------------------------------------------------------------------
 
     def log_ran(self, record: Record) -> None:
-        log_ran(record)
+        log_ran(record, self.progress)
 
-    def finish(self, cancel: bool) -> None:
-        """Stop executing, keep the cache within its limits, print the summary line."""
+    def finish(self, cancel: bool, env: BuildEnvironment | None = None) -> None:
+        """Stop executing, keep the cache within its limits, print the account of the build
+        and write its reports."""
+        from ._account import account, write_reports
+
         engine = self.engine
         engine.drain(self.log_ran)
+        self.progress.close()
+        report = None
+        try:
+            report = account(self, env)  # while the store is open
+        except Exception as exc:  # an account never fails a build
+            logger.debug(f"nbcache: could not count what the build did: {exc}")
         try:
             evicted = engine.finish(cancel=cancel, evict=not self.unchanged)
         except Exception as exc:  # never fail a finished build over bookkeeping
@@ -389,7 +380,9 @@ class BuildState:
             evicted = []
         if evicted:
             logger.info(f"nbcache: evicted {len(evicted)} least recently used results")
-        log_summary(engine, self.planned.values())
+        if report is not None:
+            log_summary(engine, report)
+            write_reports(self.options, report)
 
 
 def _serve_kernels(engine: Engine) -> KernelDoor:

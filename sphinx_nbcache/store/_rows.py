@@ -40,6 +40,8 @@ def to_row(record: Record, size: int) -> dict[str, Any]:
         "dependencies": _json(record.dependencies.to_json() if record.dependencies else None),
         "artifacts": _json([a.to_json() for a in record.artifacts] or None),
         "signature": record.signature,
+        "cpu_time": record.cpu_time,
+        "peak_memory": record.peak_memory,
     }
 
 
@@ -71,6 +73,8 @@ def to_record(row: Any) -> Record | None:
             parameters=parameters if isinstance(parameters, dict) else None,
             dependencies=Dependencies.from_json(dependencies) if dependencies else None,
             artifacts=tuple(Artifact.from_json(a) for a in artifacts),
+            cpu_time=None if row["cpu_time"] is None else float(row["cpu_time"]),
+            peak_memory=None if row["peak_memory"] is None else int(row["peak_memory"]),
             signature=row.get("signature"),
         )
         if record.id != row["id"] or any(

@@ -5,10 +5,12 @@ race). ``meta.schema_version`` records the layout; an older layout is migrated s
 newer one is refused with a message saying what to do; a layout with no migration path is
 rebuilt empty (a cache may always be dropped, never misread).
 
-Schema 3: a result is identified by ``id`` (its cache key plus the dependencies it recorded,
-:func:`~sphinx_nbcache.records.result_id`), so one key may have several results; a page may
-have several variants (one per set of parameters); ``leases`` lets builds sharing a store run
-each page once. Schema 4 (this one): a result may carry its signature (``_signing``).
+Schema 3: a result is identified by ``id`` (its cache key plus the dependencies
+it recorded, :func:`~sphinx_nbcache.records.result_id`), so one key may have several results;
+a page may have several variants (one per set of parameters); ``leases`` lets builds sharing
+a store run each page once. Schema 4 (this one): each result keeps the kernel's CPU time
+and peak memory (``cpu_time``, ``peak_memory``; NULL in rows from
+before), and may carry its signature (``_signing``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     Connection,
     Float,
@@ -74,6 +77,8 @@ results = Table(
     Column("dependencies", Text),  # JSON (records.Dependencies); NULL: not recorded
     Column("artifacts", Text),  # JSON list (records.Artifact); NULL: none
     Column("signature", String(80)),  # ``v1:`` + HMAC-SHA256 (store/_signing.py); NULL: none
+    Column("cpu_time", Float),  # seconds of the kernel's CPU (schema 4); NULL: not known
+    Column("peak_memory", BigInteger),  # bytes, the kernel's peak (schema 4); NULL: not known
 )
 
 pages = Table(
@@ -156,7 +161,7 @@ def _add_missing(conn: Connection, table: Table) -> None:
 MIGRATIONS: dict[int, Step] = {
     1: [],  # 1 -> 2: the sources table, created below
     2: _results_2_to_3,  # 2 -> 3: result ids, parameters, dependencies, variants, leases
-    3: lambda conn: _add_missing(conn, results),  # 3 -> 4: signatures
+    3: lambda conn: _add_missing(conn, results),  # 3 -> 4: figures, signatures (rows kept)
 }
 
 

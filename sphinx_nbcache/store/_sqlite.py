@@ -9,6 +9,7 @@ unchanged need not open the database at all.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import time
@@ -25,7 +26,7 @@ from ._database import Database
 from ._layout import DB_NAME
 from ._token import bump_token, read_token
 
-__all__ = ["SqliteDatabase", "make_engine"]
+__all__ = ["GITIGNORE", "SqliteDatabase", "ignore_everything", "make_engine"]
 
 
 def make_engine(db_path: str, busy_timeout_s: float = 60.0) -> Engine:
@@ -74,6 +75,17 @@ def _enter_wal(cursor: Any, within_s: float) -> None:
         pause = min(pause * 2, 0.1)
 
 
+#: what a new cache folder's ``.gitignore`` says (as pytest does for its cache folder): the
+#: cache is never committed by accident; delete the file to commit it on purpose
+GITIGNORE = "# created by sphinx-nbcache; delete this file to commit the cache\n*\n"
+
+
+def ignore_everything(folder: Path) -> None:
+    """Give a cache folder just created its ``.gitignore`` (a failure only loses it)."""
+    with contextlib.suppress(OSError), open(folder / ".gitignore", "x", encoding="utf-8") as f:
+        f.write(GITIGNORE)
+
+
 class SqliteDatabase(Database):
     """``<folder>/nbcache.db``."""
 
@@ -117,9 +129,12 @@ class SqliteDatabase(Database):
 
     def _open(self) -> Engine:
         try:
+            created = not self.folder.is_dir()
             self.folder.mkdir(parents=True, exist_ok=True)  # mode from the user's umask
         except OSError as exc:
             raise StoreError(str(self.folder), f"cannot create the cache folder: {exc}") from None
+        if created:
+            ignore_everything(self.folder)
         engine = self._create_engine()
         try:
             self.migrate(engine)
