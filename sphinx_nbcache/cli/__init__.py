@@ -13,6 +13,6 @@ __all__ = ["main"]
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``nbcache`` with ``argv`` (default: the command line); returns the exit status."""
-    from .main import main as run
+    from .app import main as run
 
     return run(argv)
