@@ -25,7 +25,7 @@ from typing import Any
 import nbformat
 import pytest
 import services
-from test_rest import NOTEBOOKS, Server
+from test_rest import NOTEBOOKS, Server, start_server
 
 from sphinx_nbcache.errors import ArchiveError, ParameterError
 
@@ -42,31 +42,9 @@ CAPPED = (
 
 
 def start(base: Path, *extra: str, env: dict[str, str] | None = None) -> Server:
-    """A ``jupyter server`` with the extension, rooted at ``base/root`` (test_rest's
-    notebooks, plus models/capped.md)."""
-    root = base / "root"
-    for name, text in {**NOTEBOOKS, "models/capped.md": CAPPED}.items():
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_text(text)
-    log = base / "kernel.log"
-    log.write_text("")
-    child = services.child_env(base)
-    child["NBCACHE_TEST_LOG"] = str(log)
-    child.update(env or {})
-    token = os.urandom(16).hex()
-    port = services.free_port()
-    service = services.start(
-        "jupyter-nbcache",
-        [sys.executable, "-m", "jupyter_server", "--ServerApp.ip=127.0.0.1",
-         f"--ServerApp.port={port}", "--ServerApp.port_retries=0", "--no-browser",
-         "--allow-root", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-         "--ServerApp.jpserver_extensions={'sphinx_nbcache': True}", *extra],
-        base,
-        env=child,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    services.wait_until(service, lambda: services.http_status(f"{url}/api/status", token) == 200)
-    return Server(url, token, log, service)
+    """A ``jupyter server`` with the extension: test_rest's notebooks, plus models/capped.md."""
+    notebooks = {**NOTEBOOKS, "models/capped.md": CAPPED}
+    return start_server(base, *extra, notebooks=notebooks, env=env)
 
 
 @pytest.fixture(scope="module")

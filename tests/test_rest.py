@@ -112,15 +112,23 @@ class Server:
         return Counter(line for line in self.log.read_text().split() if line)
 
 
-def start_server(base: Path, *extra: str) -> Server:
+def start_server(
+    base: Path,
+    *extra: str,
+    notebooks: dict[str, str] | None = None,
+    env: dict[str, str] | None = None,
+) -> Server:
+    """A ``jupyter server`` with the extension, rooted at ``base/root`` holding ``notebooks``
+    (default: :data:`NOTEBOOKS`), with ``env`` added to its environment."""
     root = base / "root"
-    for name, text in NOTEBOOKS.items():
+    for name, text in (notebooks or NOTEBOOKS).items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text(text)
     log = base / "kernel.log"
     log.write_text("")
-    env = services.child_env(base)
-    env["NBCACHE_TEST_LOG"] = str(log)
+    child = services.child_env(base)
+    child["NBCACHE_TEST_LOG"] = str(log)
+    child.update(env or {})
     token = secrets.token_hex(16)
     port = services.free_port()
     service = services.start(
@@ -130,7 +138,7 @@ def start_server(base: Path, *extra: str) -> Server:
          "--allow-root", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
          "--ServerApp.jpserver_extensions={'sphinx_nbcache': True}", *extra],
         base,
-        env=env,
+        env=child,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     services.wait_until(service, lambda: services.http_status(f"{url}/api/status", token) == 200)
