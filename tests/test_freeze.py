@@ -152,7 +152,7 @@ def test_check_catches_a_code_edit_and_a_data_change(  # type: ignore[no-untyped
     project.clear_cache()
     build = project.build(nbcache_frozen_only=True)
     assert build.total == 0
-    warned = [w for w in build.warnings.splitlines() if "nbcache.frozen" in w]
+    warned = [w for w in build.warnings.splitlines() if "not executed (nbcache_frozen_only)" in w]
     assert len(warned) == 2, build.warnings
     assert any("plain.md" in w and "code cell 1 changed" in w for w in warned)
     assert any("noisy.md" in w and "data.csv changed" in w for w in warned)

@@ -80,8 +80,8 @@ def open_docs(
 
 def print_notices(notices: list[str]) -> None:
     err = show.console(stderr=True)
-    for notice in notices:
-        err.print(show.line(("notice:", "yellow"), f" {notice}"))
+    for notice in notices:  # one line each, however long (a script greps it)
+        err.print(show.line(("notice:", "yellow"), f" {notice}"), soft_wrap=True)
 
 
 # -- commands -----------------------------------------------------------------------------------

@@ -41,9 +41,12 @@ class Normaliser:
             for path in dict.fromkeys((str(root), str(root.resolve()))):
                 places.append((path, "<docs>"))
         temp = tempfile.gettempdir()
-        for path in dict.fromkeys((temp, os.path.realpath(temp))):
-            if path not in ("/", "/tmp"):  # /tmp is matched with what follows it
-                places.append((path, "<tmp>"))
+        #: the temporary folder with what follows it (a random name): one placeholder
+        self.temps = [
+            re.compile(re.escape(path) + r"(?:/[^\s'\"<>)\]]+)?")
+            for path in dict.fromkeys((temp, os.path.realpath(temp)))
+            if path not in ("/", "/tmp")  # /tmp is matched by _TEMP
+        ]
         home = os.path.expanduser("~")
         if home not in ("/", "~"):
             places.append((home, "~"))
@@ -56,6 +59,8 @@ class Normaliser:
         """``text`` with its noise replaced."""
         for path, name in self.places:
             text = text.replace(path, name)
+        for temp in self.temps:
+            text = temp.sub("<tmp>", text)
         text = _TEMP.sub("<tmp>", text)
         text = _ADDRESS.sub("0x<address>", text)
         text = _TIMING.sub(r"\1: <time>", text)
