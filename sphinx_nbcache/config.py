@@ -102,6 +102,7 @@ class Options(NamedTuple):
     executor_token: str | None = None  # a secret: never shown
     executor_env: tuple[str, ...] = ()
     executor_options: Mapping[str, Any] = _NO_MAPPING
+    executor_process: bool = True  # the local executor in a process of its own
     files_limit: int = 50_000_000
     environment: EnvironmentScope = "packages"
     #: (page glob, file globs) pairs from ``nbcache_dependencies``
@@ -187,6 +188,7 @@ class Options(NamedTuple):
             executor_options=_mapping(
                 get("nbcache_executor_options", {}), "nbcache_executor_options"
             ),
+            executor_process=bool(get("nbcache_executor_process", True)),
             files_limit=_int(get("nbcache_files_limit", 50_000_000), "nbcache_files_limit", 0),
             environment=environment,  # checked against ENVIRONMENT_SCOPES above
             dependencies=_declared(get("nbcache_dependencies", {})),

@@ -81,6 +81,7 @@ class Engine:
         o = options
         self.location = StoreLocation(o.cache_path, o.database, o.blobs, o.blobs_options)
         self._store = store
+        self._own_store = store is None  # opened from ``location`` (an executor may reopen it)
         self._blobs: Blobs | None = None
         self._opened = False
         self._make_executor = executor or functools.partial(make_executor, options)
@@ -261,6 +262,7 @@ class Engine:
                 wanted,
                 self.options.lease_seconds,
                 since=self.planned_at,
+                location=self.location if self._own_store else None,
             )
         return self._runner
 

@@ -2,14 +2,17 @@
 
 The runner joins any :class:`~sphinx_nbcache.execute.Executor` to the store: when a job's
 future resolves, the runner's storing thread stores the outcome (blob, then row, one
-transaction), then wakes whoever waits. Waiters in this process wait on the stored future;
+transaction: :func:`store_outcome`), then wakes whoever waits. An executor in a process of its
+own (``execute.ProcessExecutor``) is given :class:`StoreApart`: the same function, run there on
+the store reopened from its location; only the stored record comes back (the outputs are read
+from the blobs when the page is rendered). Waiters in this process wait on the stored future;
 waiters in processes forked after the runner started (``sphinx-build -j`` readers) poll the
 store for the key, backing off up to 0.1 s (a process-shared condition would hang the build if
 a reader died while waiting on it). A forked reader that must execute something itself makes
 an executor of its own from the same factory.
 
-While a runner has an executor, the process's GIL switch interval is at most
-:data:`SWITCH_INTERVAL`. The executor's thread moves a dozen small kernel messages per notebook
+While a runner has an executor in this process, its GIL switch interval is at most
+:data:`SWITCH_INTERVAL`: the executor's thread moves a dozen small kernel messages per notebook
 and the storing thread stores each outcome; each time one of them has work it waits for the
 GIL, held meanwhile by the thread reading pages (Sphinx). At Python's default (5 ms) those
 waits, not the kernels, set how fast short notebooks went through (400 one-cell pages: 96 s at
@@ -31,14 +34,14 @@ from typing import TYPE_CHECKING, Any
 
 from ..execute import Executor, Job, Outcome, error_outcome
 from ..records import Dependencies, Failure, Record
-from ..store import Store
+from ..store import Store, StoreLocation
 from .leases import Leases
 from .waiting import poll
 
 if TYPE_CHECKING:
     from ..plan.verdicts import PageState
 
-__all__ = ["SWITCH_INTERVAL", "Runner"]
+__all__ = ["SWITCH_INTERVAL", "Runner", "StoreApart", "store_outcome"]
 
 SWITCH_INTERVAL = 0.0005  # seconds; see the module's docstring
 _switching = threading.Lock()
@@ -57,8 +60,11 @@ class Runner:
         prestart: int = 0,
         lease_seconds: float = 60.0,
         since: float | None = None,
+        location: StoreLocation | None = None,
     ) -> None:
         self.store = store
+        #: where ``store`` is, for an executor that stores where it runs (None: not known)
+        self.location = location
         self._make_executor = make_executor
         self._executor: Executor | None = None
         self._prestart = prestart
@@ -118,8 +124,13 @@ class Runner:
 
     def _execute(self, job: Job) -> None:
         if self._executor is None:
-            self._lowered = _lower_switch_interval()
-            self._executor = self._make_executor(self._prestart)
+            executor = self._make_executor(self._prestart)
+            store_with = getattr(executor, "store_with", None)
+            if self.location is not None and not self.store.read_only and callable(store_with):
+                store_with(StoreApart(self.location))
+            if not getattr(executor, "apart", False):  # its threads share our interpreter
+                self._lowered = _lower_switch_interval()
+            self._executor = executor
             self._storer = threading.Thread(target=self._store_all, name="nbcache-store")
             self._storer.daemon = True
             self._storer.start()
@@ -152,14 +163,8 @@ class Runner:
         self._store(job, outcome)
 
     def _store(self, job: Job, outcome: Outcome) -> Outcome:
-        """Store a job's outcome (blobs, then its row: one transaction): the one place."""
-        record = self.store.put(
-            _with_declared(outcome.record, job),
-            outcome.outputs,
-            outcome.artifacts,
-            variant=job.variant,
-        )
-        return Outcome(record, outcome.outputs)
+        """Store a job's outcome, unless stored where it ran already."""
+        return outcome if outcome.stored else store_outcome(self.store, job, outcome)
 
     @property
     def most_at_once(self) -> int | None:
@@ -273,7 +278,8 @@ class Runner:
                     stored.cancel()
                 else:
                     stored.set_exception(exc)
-                self._wake()
+                with self._local:
+                    self._local.notify_all()
                 continue
             self.executed.append(record)
             self._messages.put(record)
@@ -281,10 +287,6 @@ class Runner:
                 self._done[record.key] = done
                 self._local.notify_all()
             stored.set_result(done)
-
-    def _wake(self) -> None:
-        with self._local:
-            self._local.notify_all()
 
     def _drain(self, on_record: Callable[[Record], Any] | None) -> None:
         while True:
@@ -302,6 +304,44 @@ class Runner:
             return self._leases.new_results([key], errors=True).get(key)
 
         return poll(fresh, keep_waiting=lambda: os.getppid() == parent)  # else the build died
+
+
+def store_outcome(store: Store, job: Job, outcome: Outcome) -> Outcome:
+    """Store a job's outcome (blobs, then its row: one transaction): the one place."""
+    record = store.put(
+        _with_declared(outcome.record, job),
+        outcome.outputs,
+        outcome.artifacts,
+        variant=job.variant,
+    )
+    return Outcome(record, outcome.outputs)
+
+
+class StoreApart:
+    """Stores outcomes in the executor's own process (``execute.ProcessExecutor``'s
+    finisher): the store opened there once, from its location; what comes back is the stored
+    record without its outputs. Pickled: only the location travels."""
+
+    def __init__(self, location: StoreLocation) -> None:
+        self.location = location
+        self._store: Store | None = None
+
+    def __reduce__(self) -> tuple[type[StoreApart], tuple[StoreLocation]]:
+        return StoreApart, (self.location,)  # not the store opened here
+
+    def prepare(self) -> Store:
+        if self._store is None:
+            self._store = self.location.open()
+            self._store.open()
+        return self._store
+
+    def __call__(self, job: Job, outcome: Outcome) -> Outcome:
+        return Outcome(store_outcome(self.prepare(), job, outcome).record, None, stored=True)
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
 
 
 def _with_declared(record: Record, job: Job) -> Record:
