@@ -29,6 +29,7 @@ import contextlib
 import itertools
 import json
 import os
+import pickle
 import queue
 import signal
 import socket
@@ -155,7 +156,10 @@ class ProcessExecutor:
             theirs.close()
         self.pid = self._process.pid
         connection = Connection(ours.detach())
-        connection.send(("start", self.spec, self.settings, self.finisher))
+        # the finisher as bytes: the child unpickles it (importing the store) in its finishing
+        # thread while its first kernels start
+        finisher = pickle.dumps(self.finisher) if self.finisher is not None else None
+        connection.send(("start", self.spec, self.settings, finisher))
         self._connection = connection
         self._reader = threading.Thread(target=self._read, name="nbcache-executor", daemon=True)
         self._reader.start()
@@ -226,6 +230,7 @@ class _Child:
         self.parent = os.getppid()
         self.interrupted = False  # Ctrl-C seen, or told to cancel
         self.finisher: Finisher | None = None
+        self.pickled: bytes | None = None  # the finisher, until the finishing thread loads it
         self.executor: Any = None
         self.finished: queue.SimpleQueue[tuple[int, Job, Any] | None] = queue.SimpleQueue()
         self.serving = False
@@ -234,7 +239,7 @@ class _Child:
         from ._registry import load_executor
 
         self.serving = True
-        _, spec, settings, self.finisher = self.connection.recv()
+        _, spec, settings, self.pickled = self.connection.recv()
         signal.signal(signal.SIGINT, self._interrupt)
         signal.signal(signal.SIGTERM, self._terminate)
         finishing = threading.Thread(target=self._finish_all, name="nbcache-finish")
@@ -278,10 +283,12 @@ class _Child:
 
     def _finish_all(self) -> None:
         """The finishing thread: each outcome finished (stored) in turn, then reported."""
-        prepare = getattr(self.finisher, "prepare", None)
-        if callable(prepare):
-            with contextlib.suppress(Exception):
-                prepare()  # opens the store while the first kernels start
+        if self.pickled is not None:
+            with contextlib.suppress(Exception):  # none: outcomes go back whole
+                self.finisher = pickle.loads(self.pickled)
+                prepare = getattr(self.finisher, "prepare", None)
+                if callable(prepare):
+                    prepare()  # opens the store while the first kernels start
         while True:
             item = self.finished.get()
             if item is None:
