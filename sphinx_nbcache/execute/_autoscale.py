@@ -14,6 +14,14 @@ it, even if a CPU is free for a moment between two pages), and that memory is at
 it by one (never below ``jobs``) when the CPUs are busy again. A fixed ``nbcache_jobs`` turns
 it off (``max_jobs == jobs``).
 
+Short notebooks are bound by their kernels' start-up instead (a forked kernel takes a few
+hundred milliseconds to come up, most of it waiting, and executes a one-cell page in tens):
+places to execute sit free while the next kernels are still coming up. Then
+:meth:`Autoscale.ahead` starts one more kernel ahead of need (up to ``max_jobs`` more), under
+the same conditions of idle CPUs and memory, without adding a place to execute: no more
+notebooks execute at once, so notebooks that compute are not slowed; and one fewer again when
+the CPUs are busy.
+
 :func:`thread_caps` gives the variables that cap the thread pools of BLAS (under NumPy), OpenMP,
 numexpr and Numba in each local kernel so that the kernels executing at once share the
 CPUs instead of each starting one thread per CPU (``cpus // jobs`` threads each, more when
@@ -27,8 +35,9 @@ served) that can grow at once and shrink as places are given back.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 __all__ = [
@@ -40,6 +49,8 @@ __all__ = [
     "THREAD_VARIABLES",
     "Autoscale",
     "Places",
+    "cpu_seconds",
+    "largest_memory",
     "thread_caps",
     "usable_cpus",
 ]
@@ -90,6 +101,31 @@ class Autoscale:
         ):
             return 1
         if size > self.jobs and idle < IDLE_TO_SHRINK:
+            return -1
+        return 0
+
+    def ahead(
+        self,
+        added: int,
+        cpu_percent: float,
+        waiting: int,
+        free: int,
+        available_memory: int,
+        total_memory: int = 0,
+    ) -> int:
+        """+1, -1 or 0: the change of ``added``, the kernels started ahead of need beyond
+        ``prestart``; ``free`` is the number of places to execute that no notebook holds
+        (their next kernels are still coming up), the rest as in :meth:`decide`."""
+        idle = (100.0 - cpu_percent) / 100.0 * self.cpus
+        if (
+            waiting > 0
+            and free > 0
+            and added < self.max_jobs
+            and idle >= IDLE_TO_GROW
+            and available_memory >= max(MEMORY_TO_GROW, MEMORY_SHARE_TO_KEEP * total_memory)
+        ):
+            return 1
+        if added > 0 and idle < IDLE_TO_SHRINK:
             return -1
         return 0
 
@@ -190,3 +226,29 @@ def thread_caps(
     share = max(1, (cpus or usable_cpus()) // max(1, at_once))
     threads = setting if setting is not None else share
     return dict.fromkeys(THREAD_VARIABLES, str(threads))
+
+
+def largest_memory(pids: Iterable[int | None]) -> int:
+    """The resident memory of the largest of these processes, in bytes (0: none known)."""
+    import psutil
+
+    largest = 0
+    for pid in pids:
+        if pid is not None:
+            with contextlib.suppress(psutil.Error):
+                largest = max(largest, psutil.Process(pid).memory_info().rss)
+    return largest
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """The CPU seconds a process (its threads and reaped children too) has used (-1: not
+    known)."""
+    import psutil
+
+    if pid is None:
+        return -1.0
+    try:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.Error:
+        return -1.0
+    return float(times.user + times.system + times.children_user + times.children_system)

@@ -15,7 +15,9 @@ processes, so this thread only moves messages). Two limits apply:
 With ``max_jobs > jobs`` (``nbcache_jobs = 0``), both limits grow by one at a time while the
 machine's CPUs sit idle, the executing kernels leave their CPU unused and notebooks wait, up to
 ``max_jobs`` executing, and shrink back to ``jobs`` when the CPUs are busy (``_autoscale``):
-notebooks waiting on I/O run more at once, notebooks that compute do not.
+notebooks waiting on I/O run more at once, notebooks that compute do not. While the CPUs sit
+idle and places to execute wait for kernels still coming up (short notebooks), more kernels
+start ahead instead, up to ``max_jobs`` more (``Autoscale.ahead``).
 
 Each kernel's numeric libraries get ``cpus // jobs`` threads, or more when fewer notebooks
 than ``jobs`` are left when it starts (``kernel_threads``, see ``_autoscale.thread_caps``),
@@ -39,7 +41,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..records import Failure
-from ._autoscale import PERIOD, Autoscale, Places, thread_caps
+from ._autoscale import PERIOD, Autoscale, Places, cpu_seconds, largest_memory, thread_caps
 from ._forkserver import ForkServers, fork_enabled
 from ._job import Job, Outcome, error_outcome
 from ._kernel import (
@@ -87,6 +89,8 @@ class LocalExecutor:
         self.peak_running = 0  # most notebooks executing at once (bounded by max_jobs)
         self._waiting = 0  # jobs submitted that have no place to execute yet
         self.lent = 0  # times a waiting notebook lent its place to the queue
+        self.added_ahead = 0  # kernel places added now for kernels started ahead
+        self.peak_ahead = 0  # ... the most at once
         self._scaling: asyncio.Task[None] | None = None
         self._stopping: set[asyncio.Future[None]] = set()
         self._tasks: list[concurrent.futures.Future[None]] = []  # one per job, kernel exit too
@@ -302,6 +306,20 @@ class LocalExecutor:
             except Exception:  # the machine cannot be read (no /proc, ...): places stay
                 return
             size = self._slots.size
+            ahead = self.autoscale.ahead(
+                self.added_ahead,
+                cpu,
+                self._waiting,
+                size - self._running,
+                available,
+                memory.total,
+            )
+            if ahead > 0:
+                self._kernels.grow()
+            elif ahead < 0:
+                self._kernels.shrink()
+            self.added_ahead += ahead
+            self.peak_ahead = max(self.peak_ahead, self.added_ahead)
             change = self.autoscale.decide(
                 size,
                 cpu,
@@ -354,31 +372,19 @@ class LocalExecutor:
         self.shutdown(cancel=True)
 
 
+def _pid(handle: KernelHandle) -> int | None:
+    pid = getattr(handle.manager.provisioner, "pid", None)
+    return pid if isinstance(pid, int) else None
+
+
 def _largest_kernel(handles: set[KernelHandle]) -> int:
     """The resident memory of the largest running kernel, in bytes (0: none known)."""
-    import psutil
-
-    largest = 0
-    for handle in handles:
-        pid = getattr(handle.manager.provisioner, "pid", None)
-        if isinstance(pid, int):
-            with contextlib.suppress(psutil.Error):
-                largest = max(largest, psutil.Process(pid).memory_info().rss)
-    return largest
+    return largest_memory(_pid(h) for h in handles)
 
 
 def _cpu_time(handle: KernelHandle) -> float:
     """The CPU seconds the kernel's process has used (-1: not known)."""
-    import psutil
-
-    pid = getattr(handle.manager.provisioner, "pid", None)
-    if not isinstance(pid, int):
-        return -1.0
-    try:
-        times = psutil.Process(pid).cpu_times()
-    except psutil.Error:
-        return -1.0
-    return float(times.user + times.system + times.children_user + times.children_system)
+    return cpu_seconds(_pid(handle))
 
 
 def _resolve(future: concurrent.futures.Future[Outcome], outcome: Outcome) -> None:

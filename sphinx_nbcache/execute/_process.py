@@ -54,7 +54,7 @@ BOOT = (
     "sys.path[:] = json.loads(sys.argv[2]); "
     "from sphinx_nbcache.execute._process import serve; serve(int(sys.argv[1]))"
 )
-_STATS = ("peak_running", "peak_kernels", "peak_processes", "lent")
+_STATS = ("peak_running", "peak_kernels", "peak_processes", "peak_ahead", "lent")
 
 
 class ProcessExecutor:
@@ -70,6 +70,7 @@ class ProcessExecutor:
         self.peak_running = 0
         self.peak_kernels = 0
         self.peak_processes = 0
+        self.peak_ahead = 0
         self.lent = 0
         self._owner = os.getpid()
         self._numbers = itertools.count()
