@@ -12,12 +12,10 @@ a reader died while waiting on it). A forked reader that must execute something 
 an executor of its own from the same factory.
 
 While a runner has an executor in this process, its GIL switch interval is at most
-:data:`SWITCH_INTERVAL`: the executor's thread moves a dozen small kernel messages per notebook
-and the storing thread stores each outcome; each time one of them has work it waits for the
-GIL, held meanwhile by the thread reading pages (Sphinx). At Python's default (5 ms) those
-waits, not the kernels, set how fast short notebooks went through (400 one-cell pages: 96 s at
-5 ms, 79 s at 0.5 ms; docs/performance.md). The interval is restored when the last runner
-that lowered it closes, unless someone changed it meanwhile; one set lower is left alone.
+:data:`SWITCH_INTERVAL`: the executor's thread and the storing thread then get the GIL soon
+after they have work instead of up to 5 ms later, behind Sphinx reading pages (400 one-cell
+pages: 96 s at 5 ms, 79 s at 0.5 ms; docs/performance.md). The last runner that lowered it
+restores it, unless someone changed it meanwhile; one set lower is left alone.
 """
 
 from __future__ import annotations
@@ -73,6 +71,8 @@ class Runner:
         self._messages: queue.SimpleQueue[Record] = queue.SimpleQueue()
         self._local = threading.Condition()
         self._submitting = threading.Lock()
+        self._making = threading.Lock()  # the executor, made once
+        self._submitted = False  # a first job went to the executor
         self.executed: list[Record] = []
         self._done: dict[str, Outcome] = {}
         self._inbox: queue.SimpleQueue[tuple[Job, concurrent.futures.Future[Outcome]] | None] = (
@@ -105,6 +105,7 @@ class Runner:
         sharing the store is executing is waited for instead (its lease), and taken over if
         that build dies. Safe to call from several threads (a server's calls)."""
         with self._submitting:
+            self._get_executor()  # first: one in a process of its own starts meanwhile
             fresh: dict[str, Job] = {}
             for job in jobs:
                 running = self._futures.get(job.key)
@@ -122,24 +123,26 @@ class Runner:
             for job in run:
                 self._execute(job)
 
+    def _get_executor(self) -> Executor:
+        with self._making:
+            if self._executor is None:
+                executor = self._make_executor(self._prestart)
+                store_with = getattr(executor, "store_with", None)
+                if self.location and not self.store.read_only and callable(store_with):
+                    store_with(StoreApart(self.location))
+                if not getattr(executor, "apart", False):  # its threads share our interpreter
+                    self._lowered = _lower_switch_interval()
+                self._storer = threading.Thread(target=self._store_all, name="nbcache-store")
+                self._storer.daemon = True
+                self._storer.start()
+                self._executor = executor
+            return self._executor
+
     def _execute(self, job: Job) -> None:
-        if self._executor is None:
-            executor = self._make_executor(self._prestart)
-            store_with = getattr(executor, "store_with", None)
-            if self.location is not None and not self.store.read_only and callable(store_with):
-                store_with(StoreApart(self.location))
-            if not getattr(executor, "apart", False):  # its threads share our interpreter
-                self._lowered = _lower_switch_interval()
-            self._executor = executor
-            self._storer = threading.Thread(target=self._store_all, name="nbcache-store")
-            self._storer.daemon = True
-            self._storer.start()
-            first = True
-        else:
-            first = False
-        future = self._executor.submit(job)
-        if first:  # again, after the executor's own exit hook (made by its first submit), so
-            # that it runs first: an interrupted kernel's failure is the interruption's doing
+        future = self._get_executor().submit(job)
+        if not self._submitted:  # again, after the executor's own exit hook (made by its first
+            self._submitted = True  # submit at the latest): an interrupted kernel's failure is
+            # the interruption's doing
             atexit.unregister(self.close)
             atexit.register(self.close, cancel=True)
         future.add_done_callback(functools.partial(self._arrived, job))
@@ -318,9 +321,8 @@ def store_outcome(store: Store, job: Job, outcome: Outcome) -> Outcome:
 
 
 class StoreApart:
-    """Stores outcomes in the executor's own process (``execute.ProcessExecutor``'s
-    finisher): the store opened there once, from its location; what comes back is the stored
-    record without its outputs. Pickled: only the location travels."""
+    """Stores outcomes where the executor runs (``ProcessExecutor.store_with``), on the store
+    reopened there from its location (pickled, only that travels): the stored record returns."""
 
     def __init__(self, location: StoreLocation) -> None:
         self.location = location
@@ -339,9 +341,9 @@ class StoreApart:
         return Outcome(store_outcome(self.prepare(), job, outcome).record, None, stored=True)
 
     def close(self) -> None:
-        if self._store is not None:
-            self._store.close()
-            self._store = None
+        store, self._store = self._store, None
+        if store is not None:
+            store.close()
 
 
 def _with_declared(record: Record, job: Job) -> Record:

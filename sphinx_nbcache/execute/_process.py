@@ -5,7 +5,8 @@ and each outcome is stored there too: both wait for the build's interpreter lock
 Sphinx's reading holds most of the time, and Sphinx's reading waits for them in turn.
 :class:`ProcessExecutor` runs the executor (kernels, the warm process they fork from,
 autoscaling) in a child process instead, started with this interpreter and this ``sys.path``
-(a fresh interpreter: no thread, loop or lock of the build is inherited). The build sends it
+(a fresh interpreter: no thread, loop or lock of the build is inherited) when the executor is
+made, so that it imports what it needs while the build makes the jobs. The build sends it
 :class:`Job` s (they pickle); it sends back one small message per job.
 
 Given a *finisher* (:meth:`ProcessExecutor.store_with`: a picklable callable, run in the child
@@ -82,13 +83,15 @@ class ProcessExecutor:
         self._closed_reply = threading.Event()
         self._closed = False
         self._gone: BaseException | None = None  # why the child will resolve nothing more
+        self._started = False  # the child was told what to run (at the first job)
         resolve_factory(spec)  # a misspelt name is a ConfigError now, as in-process
+        self._spawn()
 
     # -- the Executor interface ---------------------------------------------------------------
 
     def store_with(self, finisher: Finisher) -> None:
         """Finish each outcome in the child with ``finisher`` (before the first submit)."""
-        if self._process is not None:
+        if self._started:
             raise RuntimeError("the finisher is given before the first job")
         self.finisher = finisher
 
@@ -119,7 +122,10 @@ class ProcessExecutor:
             return
         with self._lock, contextlib.suppress(OSError, ValueError):
             assert self._connection is not None
-            self._connection.send(("shutdown", cancel))
+            if self._started:
+                self._connection.send(("shutdown", cancel))
+            else:  # never told what to run: the connection's end is its end
+                self._connection.close()
         self._closed_reply.wait(None if not cancel else 60)
         try:
             self._process.wait(timeout=30)
@@ -139,9 +145,7 @@ class ProcessExecutor:
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _start(self) -> Connection:
-        if self._connection is not None:
-            return self._connection
+    def _spawn(self) -> None:
         ours, theirs = socket.socketpair()
         try:
             self._process = subprocess.Popen(
@@ -156,16 +160,24 @@ class ProcessExecutor:
         finally:
             theirs.close()
         self.pid = self._process.pid
-        connection = Connection(ours.detach())
-        # the finisher as bytes: the child unpickles it (importing the store) in its finishing
-        # thread while its first kernels start
-        finisher = pickle.dumps(self.finisher) if self.finisher is not None else None
-        connection.send(("start", self.spec, self.settings, finisher))
-        self._connection = connection
-        self._reader = threading.Thread(target=self._read, name="nbcache-executor", daemon=True)
+        self._connection = Connection(ours.detach())
+        self._reader = threading.Thread(target=self._read, name="nbcache-results", daemon=True)
         self._reader.start()
         atexit.register(self._atexit)
-        return connection
+
+    def _start(self) -> Connection:
+        """The connection, once the child was told what to run (the first job)."""
+        assert self._connection is not None
+        if not self._started:
+            self._started = True
+            # the finisher as bytes: the child unpickles it (importing the store) in its
+            # finishing thread while its first kernels start
+            finisher = pickle.dumps(self.finisher) if self.finisher is not None else None
+            try:
+                self._connection.send(("start", self.spec, self.settings, finisher))
+            except (OSError, ValueError) as exc:
+                raise ExecutorError(self.spec, f"its process is gone ({exc})") from None
+        return self._connection
 
     def _read(self) -> None:
         """The reader thread: resolves each job's future as its message arrives."""
@@ -240,7 +252,10 @@ class _Child:
         from ._registry import load_executor
 
         self.serving = True
-        _, spec, settings, self.pickled = self.connection.recv()
+        start = self._next()
+        if start is None:
+            return  # never used
+        _, spec, settings, self.pickled = start
         signal.signal(signal.SIGINT, self._interrupt)
         signal.signal(signal.SIGTERM, self._terminate)
         finishing = threading.Thread(target=self._finish_all, name="nbcache-finish")
@@ -265,17 +280,23 @@ class _Child:
                 closer()
             self._send(("closed", self._stats()))
 
+    def _next(self) -> Any:
+        """The build's next message; None once the build closed its end or is gone."""
+        while True:
+            try:
+                if self.connection.poll(1.0):
+                    return self.connection.recv()
+            except (EOFError, OSError):
+                return None
+            if os.getppid() != self.parent:
+                return None
+
     def _serve(self) -> bool:
         """Take jobs until told to shut down; True if the work is to be cancelled."""
         while True:
-            try:
-                if not self.connection.poll(1.0):
-                    if os.getppid() != self.parent:
-                        return True  # the build is gone
-                    continue
-                message = self.connection.recv()
-            except (EOFError, OSError):
-                return True  # the build closed its end
+            message = self._next()
+            if message is None:
+                return True  # the build is gone
             if message[0] == "shutdown":
                 return bool(message[1])
             _, number, job = message
@@ -338,5 +359,8 @@ class _Child:
 
 
 def serve(fd: int) -> None:
-    """The child's main: run jobs sent over the connection on ``fd`` until shut down."""
+    """The child's main: run jobs sent over the connection on ``fd`` until shut down; then
+    exit at once (kernels ended, results stored and reported: nothing left to tear down)."""
     _Child(Connection(fd)).run()
+    sys.stderr.flush()
+    os._exit(0)
