@@ -287,9 +287,9 @@ class LocalExecutor:
         return on_wait
 
     async def _scale(self) -> None:
-        """Every PERIOD seconds: one place more while notebooks wait, the CPUs sit idle and
-        the executing kernels leave theirs unused, one less (down to ``jobs``) when the CPUs
-        are busy (see ``_autoscale``)."""
+        """Every PERIOD seconds: places added while notebooks wait, the CPUs sit idle and the
+        executing kernels leave theirs unused, one less (down to ``jobs``) when the CPUs are
+        busy; kernels started further ahead while places wait for them (see ``_autoscale``)."""
         import psutil
 
         assert self._kernels is not None and self._slots is not None
@@ -300,8 +300,8 @@ class LocalExecutor:
             try:
                 memory = psutil.virtual_memory()
                 available = memory.available
-                if self._waiting:  # what remains once one more kernel as big as the biggest
-                    available -= _largest_kernel(self._handles)
+                largest = _largest_kernel(self._handles) if self._waiting else 0
+                available -= largest  # what remains once one more kernel as big as the biggest
                 cpu = psutil.cpu_percent()
             except Exception:  # the machine cannot be read (no /proc, ...): places stay
                 return
@@ -320,19 +320,20 @@ class LocalExecutor:
                 self._kernels.shrink()
             self.added_ahead += ahead
             self.peak_ahead = max(self.peak_ahead, self.added_ahead)
-            change = self.autoscale.decide(
+            change = self.autoscale.change(
                 size,
                 cpu,
                 self._waiting,
                 available,
                 memory.total,
                 kernels_idle=self._kernels_idle(time.monotonic() - looked),
+                kernel_memory=largest,
             )
             looked = time.monotonic()
-            if change > 0:
+            for _ in range(change):
                 self._slots.grow()
                 self._kernels.grow()
-            elif change < 0:
+            if change < 0:
                 self._slots.shrink()
                 self._kernels.shrink()
 
