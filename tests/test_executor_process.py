@@ -107,19 +107,6 @@ def test_a_runner_gets_stored_records_back(tmp_path: Path) -> None:
     store.close()
 
 
-def test_a_dead_executor_process_fails_its_jobs_instead_of_hanging(tmp_path: Path) -> None:
-    executor = ProcessExecutor("local", jobs=1)
-    executor.store_with(StoreApart(StoreLocation(tmp_path / "cache")))
-    future = executor.submit(job(1, "import time\ntime.sleep(600)"))
-    try:
-        assert executor.pid is not None
-        os.kill(executor.pid, signal.SIGKILL)
-        with pytest.raises(Exception, match="ended unexpectedly"):
-            future.result(timeout=60)
-    finally:
-        executor.shutdown(cancel=True)
-
-
 def test_cancelled_jobs_leave_no_kernel(tmp_path: Path) -> None:
     executor = ProcessExecutor("local", jobs=1)
     futures = [executor.submit(job(n, "import time\ntime.sleep(600)")) for n in range(2)]
@@ -162,3 +149,27 @@ def test_the_executor_process_and_its_kernels_end_with_the_build(tmp_path: Path)
     finally:
         kill_group(proc)
         fifo.close()
+
+
+def test_an_executor_never_used_ends_its_process(tmp_path: Path) -> None:
+    executor = ProcessExecutor("local", jobs=1)
+    assert executor.pid is not None
+    child = psutil.Process(executor.pid)
+    executor.shutdown()
+    assert_all_gone([child], timeout=30)
+
+
+def test_jobs_given_to_a_dead_process_fail_instead_of_hanging(tmp_path: Path) -> None:
+    executor = ProcessExecutor("local", jobs=1)
+    executor.store_with(StoreApart(StoreLocation(tmp_path / "cache")))
+    try:
+        first = executor.submit(job(1, "import time\ntime.sleep(600)"))
+        assert executor.pid is not None
+        os.kill(executor.pid, signal.SIGKILL)
+        with pytest.raises(Exception, match="ended unexpectedly"):
+            first.result(timeout=60)
+        later = executor.submit(job(2))
+        with pytest.raises(Exception, match="gone"):
+            later.result(timeout=60)
+    finally:
+        executor.shutdown(cancel=True)

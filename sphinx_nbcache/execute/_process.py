@@ -100,16 +100,15 @@ class ProcessExecutor:
             raise RuntimeError("this executor has been shut down")
         future: concurrent.futures.Future[Outcome] = concurrent.futures.Future()
         with self._lock:
-            connection = self._start()
-            if self._gone is not None:
-                raise ExecutorError(self.spec, f"its process is gone ({self._gone})")
-            number = next(self._numbers)
-            self._futures[number] = future
             try:
+                if self._gone is not None:
+                    raise OSError(str(self._gone))
+                connection = self._start()
+                number = next(self._numbers)
                 connection.send(("submit", number, job))
-            except (OSError, ValueError) as exc:
-                self._futures.pop(number, None)
-                raise ExecutorError(self.spec, f"its process is gone ({exc})") from None
+                self._futures[number] = future
+            except (OSError, ValueError) as exc:  # the page fails (an internal error), no hang
+                future.set_exception(ExecutorError(self.spec, f"its process is gone ({exc})"))
         return future
 
     def shutdown(self, cancel: bool = False) -> None:
@@ -122,10 +121,7 @@ class ProcessExecutor:
             return
         with self._lock, contextlib.suppress(OSError, ValueError):
             assert self._connection is not None
-            if self._started:
-                self._connection.send(("shutdown", cancel))
-            else:  # never told what to run: the connection's end is its end
-                self._connection.close()
+            self._connection.send(("shutdown", cancel))  # never started: it ends at once
         self._closed_reply.wait(None if not cancel else 60)
         try:
             self._process.wait(timeout=30)
@@ -173,10 +169,7 @@ class ProcessExecutor:
             # the finisher as bytes: the child unpickles it (importing the store) in its
             # finishing thread while its first kernels start
             finisher = pickle.dumps(self.finisher) if self.finisher is not None else None
-            try:
-                self._connection.send(("start", self.spec, self.settings, finisher))
-            except (OSError, ValueError) as exc:
-                raise ExecutorError(self.spec, f"its process is gone ({exc})") from None
+            self._connection.send(("start", self.spec, self.settings, finisher))
         return self._connection
 
     def _read(self) -> None:
@@ -253,7 +246,7 @@ class _Child:
 
         self.serving = True
         start = self._next()
-        if start is None:
+        if start is None or start[0] != "start":
             return  # never used
         _, spec, settings, self.pickled = start
         signal.signal(signal.SIGINT, self._interrupt)
