@@ -2,11 +2,13 @@
 """Per-page cost of a cold build: one-cell pages at 20 / 100 / 400 pages, ours vs the floor.
 
     python benchmarks/per_page.py bench-work [--sizes 20,100,400] [--repeat 2] [--run]
-        [--png docs/_static/per_page.png]
+        [--no-fork] [--in-process] [--png docs/_static/per_page.png]
 
 With ``--run`` it first runs the shared harness (``run_bench.py``, cold builds only, engines
 ``mystnb-off`` (the render-only floor) and ours, label ``tinyN``) with this interpreter, and
-with ``--no-fork`` a third engine: ours with forked kernels off. Then it reads the
+with ``--no-fork`` another engine: ours with forked kernels off; with ``--in-process``, ours
+with the local executor in a thread of the build's process (``nbcache_executor_process =
+False``). Then it reads the
 ``results-tiny*.jsonl`` files of ``bench-work`` and prints, per size, the median wall time of
 each engine, seconds per page, our cost over the floor per page, and the ratio; ``--png``
 draws seconds per page against pages.
@@ -26,10 +28,12 @@ ROOT = Path(__file__).resolve().parent.parent
 HARNESS = ROOT.parent / "shared" / "bench" / "run_bench.py"
 OURS = ROOT / "benchmarks" / "engines" / "nbcache.py"
 NO_FORK = ROOT / "benchmarks" / "engines" / "nbcache-nofork.py"
+IN_PROCESS = ROOT / "benchmarks" / "engines" / "nbcache-inprocess.py"
 
 
-def run(work: Path, sizes: list[int], repeat: int, no_fork: bool) -> None:
+def run(work: Path, sizes: list[int], repeat: int, no_fork: bool, in_process: bool) -> None:
     engines = ["mystnb-off", str(OURS)] + ([str(NO_FORK)] if no_fork else [])
+    engines += [str(IN_PROCESS)] if in_process else []
     for size in sizes:
         label = f"tiny{size}"
         out = work / f"results-{label}.jsonl"
@@ -65,12 +69,15 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--run", action="store_true", help="run the builds first")
     parser.add_argument("--no-fork", action="store_true", help="also ours without forking")
+    parser.add_argument(
+        "--in-process", action="store_true", help="also ours with the executor in the build"
+    )
     parser.add_argument("--png", type=Path, default=None)
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     if args.run:
         args.work.mkdir(parents=True, exist_ok=True)
-        run(args.work, sizes, args.repeat, args.no_fork)
+        run(args.work, sizes, args.repeat, args.no_fork, args.in_process)
     table = summarise(args.work)
     engines = sorted({e for row in table.values() for e in row if e != "mystnb-off"})
     print("| pages | floor s | " + " | ".join(f"{e} s | {e} s/page | over floor s/page | "

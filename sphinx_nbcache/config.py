@@ -116,6 +116,7 @@ class Options(NamedTuple):
     require_signatures: bool = False
     executor_env: tuple[str, ...] = ()
     executor_options: Mapping[str, Any] = _NO_MAPPING
+    executor_process: bool = True  # the local executor in a process of its own
     files_limit: int = 50_000_000
     environment: EnvironmentScope = "packages"
     #: (page glob, file globs) pairs from ``nbcache_dependencies``
@@ -219,6 +220,7 @@ class Options(NamedTuple):
             executor_options=mapping(
                 get("nbcache_executor_options", {}), "nbcache_executor_options"
             ),
+            executor_process=bool(get("nbcache_executor_process", True)),
             files_limit=whole(get("nbcache_files_limit", 50_000_000), "nbcache_files_limit", 0),
             environment=environment,  # checked against ENVIRONMENT_SCOPES above
             dependencies=declared(get("nbcache_dependencies", {})),

@@ -50,6 +50,9 @@ OPTIONS: dict[str, OptionSpec] = {
     "nbcache_executor_token": OptionSpec(None, _STR + _NONE),
     "nbcache_executor_env": OptionSpec([], _LIST),  # names of env variables passed to kernels
     "nbcache_executor_options": OptionSpec({}, _DICT),  # more keyword settings for the factory
+    # the local executor (kernels, storing results) in a process of its own; False: in a
+    # thread of the build's process
+    "nbcache_executor_process": OptionSpec(True, _BOOL),
     "nbcache_files_limit": OptionSpec(50_000_000, _INT),  # bytes of a folder shipped per job
     "nbcache_jobs": OptionSpec(0, _INT),  # notebooks executing at once; 0: one per CPU
     # ... at most, while the CPUs sit idle (kernels waiting on I/O); None: 4 x nbcache_jobs

@@ -119,6 +119,42 @@ def test_places_grow_while_idle_and_shrink_when_busy() -> None:
     assert not Autoscale(jobs=3, max_jobs=2).enabled  # a fixed number
 
 
+def test_kernels_that_wait_get_as_many_places_as_the_idle_cpus_allow_at_once() -> None:
+    """Two kernels sleep, the two CPUs idle: two places in one period (each new kernel
+    counted as if it took three quarters of a CPU), not one a period."""
+    scale = Autoscale(jobs=2, max_jobs=8, cpus=2)
+    plenty = 10 * MEMORY_TO_GROW
+    assert scale.change(2, 10, 6, plenty, kernels_idle=2.0) == 2
+    assert scale.change(2, 10, 1, plenty, kernels_idle=2.0) == 1  # one waits
+    assert scale.change(7, 10, 6, plenty, kernels_idle=2.0) == 1  # max_jobs
+    assert scale.change(2, 10, 6, plenty, kernels_idle=1.0) == 1  # one sleeps
+    assert scale.change(2, 10, 6, plenty, kernels_idle=0.1) == 0  # they compute
+    big = MEMORY_TO_GROW // 2  # left with one more kernel this big: room for it, not two
+    left = MEMORY_TO_GROW + big - 1
+    assert scale.change(2, 10, 6, left, kernels_idle=2.0, kernel_memory=big) == 1
+    assert scale.change(4, 95, 6, plenty, kernels_idle=4.0) == -1  # busy
+
+
+def test_kernels_start_further_ahead_while_places_wait_for_them() -> None:
+    """Short notebooks: places to execute sit free while the next kernels come up, the CPUs
+    idle: one more kernel starts ahead (no more execute at once); fewer when busy."""
+    scale = Autoscale(jobs=2, max_jobs=4, cpus=2)
+    plenty = MEMORY_TO_GROW
+
+    def ahead(added: int, cpu: float, waiting: int, free: int, memory: int = plenty) -> int:
+        return scale.ahead(added, cpu, waiting, free, memory)
+
+    assert ahead(0, cpu=10, waiting=3, free=1) == 1
+    assert ahead(3, cpu=10, waiting=3, free=2) == 1
+    assert ahead(4, cpu=10, waiting=3, free=2) == 0  # at most max_jobs more
+    assert ahead(0, cpu=10, waiting=3, free=0) == 0  # every place executes: not start-up
+    assert ahead(0, cpu=10, waiting=0, free=2) == 0  # nothing left to start
+    assert ahead(0, cpu=70, waiting=3, free=1) == 0  # 0.6 CPU idle
+    assert ahead(0, cpu=10, waiting=3, free=1, memory=plenty - 1) == 0
+    assert ahead(2, cpu=95, waiting=3, free=1) == -1  # busy: one fewer
+    assert ahead(0, cpu=95, waiting=3, free=1) == 0  # none added
+
+
 def test_a_shrunk_limit_keeps_the_places_given_back() -> None:
     async def scenario() -> list[int]:
         places = Places(2)

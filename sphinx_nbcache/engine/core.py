@@ -84,6 +84,7 @@ class Engine:
         self.planned_at: float | None = None  # wall clock of the first plan (for leases)
         self.location = StoreLocation.of(options)
         self._store = store
+        self._own_store = store is None  # opened from ``location`` (an executor may reopen it)
         self._blobs: Blobs | None = None
         self._opened = False
         self._make_executor = executor or functools.partial(make_executor, options)
@@ -266,6 +267,7 @@ class Engine:
                 self.options.lease_seconds,
                 since=self.planned_at,
                 on_event=self.on_event,
+                location=self.location if self._own_store else None,
             )
         return self._runner
 

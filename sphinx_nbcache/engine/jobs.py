@@ -91,24 +91,26 @@ def job_for(
 
 
 def make_executor(options: Options, prestart: int) -> Executor:
-    """The executor the options name (``nbcache_executor`` and its settings)."""
-    from ..execute import load_executor
+    """The executor the options name (``nbcache_executor`` and its settings); the local one
+    in a process of its own unless ``nbcache_executor_process`` is off (or the platform
+    cannot hand it a connection)."""
+    from ..execute import ProcessExecutor, load_executor
 
     o = options
-    return load_executor(
-        o.executor,
-        **{
-            **o.executor_options,
-            "jobs": o.jobs,
-            "max_jobs": o.max_jobs,
-            "prestart": prestart,
-            "url": o.executor_url,
-            "token": o.executor_token,
-            "env": o.executor_env,
-            "fork_kernels": o.fork_kernels,
-            "kernel_threads": o.kernel_threads,
-        },
-    )
+    settings = {
+        **o.executor_options,
+        "jobs": o.jobs,
+        "max_jobs": o.max_jobs,
+        "prestart": prestart,
+        "url": o.executor_url,
+        "token": o.executor_token,
+        "env": o.executor_env,
+        "fork_kernels": o.fork_kernels,
+        "kernel_threads": o.kernel_threads,
+    }
+    if o.executor == "local" and o.executor_process and os.name == "posix":
+        return ProcessExecutor(o.executor, **settings)
+    return load_executor(o.executor, **settings)
 
 
 def _where_results_are(

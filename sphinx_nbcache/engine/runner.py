@@ -2,19 +2,20 @@
 
 The runner joins any :class:`~sphinx_nbcache.execute.Executor` to the store: when a job's
 future resolves, the runner's storing thread stores the outcome (blob, then row, one
-transaction), then wakes whoever waits. Waiters in this process wait on the stored future;
-waiters in processes forked after the runner started (``sphinx-build -j`` readers) poll the
-store for the key, backing off up to 0.1 s (a process-shared condition would hang the build if
-a reader died while waiting on it). A forked reader that must execute something itself makes
-an executor of its own from the same factory.
+transaction: :func:`.storing.store_outcome`), then wakes whoever waits. An executor in a
+process of its own (``execute.ProcessExecutor``) is given :class:`.storing.StoreApart`: the
+same function, run there on the store reopened from its location; only the stored record comes
+back (the outputs are read from the blobs when the page is rendered). Waiters in this process
+wait on the stored future; waiters in processes forked after the runner started (``sphinx-build
+-j`` readers) poll the store for the key, backing off up to 0.1 s (a process-shared condition
+would hang the build if a reader died while waiting on it). A forked reader that must execute
+something itself makes an executor of its own from the same factory.
 
-While a runner has an executor, the process's GIL switch interval is at most
-:data:`SWITCH_INTERVAL`. The executor's thread moves a dozen small kernel messages per notebook
-and the storing thread stores each outcome; each time one of them has work it waits for the
-GIL, held meanwhile by the thread reading pages (Sphinx). At Python's default (5 ms) those
-waits, not the kernels, set how fast short notebooks went through (400 one-cell pages: 96 s at
-5 ms, 79 s at 0.5 ms; docs/performance.md). The interval is restored when the last runner
-that lowered it closes, unless someone changed it meanwhile; one set lower is left alone.
+While a runner has an executor in this process, its GIL switch interval is at most
+:data:`SWITCH_INTERVAL`: the executor's thread and the storing thread then get the GIL soon
+after they have work instead of up to 5 ms later, behind Sphinx reading pages (400 one-cell
+pages: 96 s at 5 ms, 79 s at 0.5 ms; docs/performance.md). The last runner that lowered it
+restores it, unless someone changed it meanwhile; one set lower is left alone.
 
 ``on_event(kind, key, page, when)`` is told of each job's ``submitted``, ``started`` (when
 the executor says: one with an ``on_start`` attribute is given a callback) and ``done``
@@ -36,10 +37,11 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..execute import Executor, Job, Outcome, error_outcome
-from ..records import Dependencies, Failure, Record
-from ..store import Store
+from ..records import Failure, Record
+from ..store import Store, StoreLocation
 from .leases import Leases
 from .progress import OnEvent
+from .storing import StoreApart, store_outcome
 from .waiting import poll
 
 if TYPE_CHECKING:
@@ -65,10 +67,13 @@ class Runner:
         lease_seconds: float = 60.0,
         since: float | None = None,
         on_event: OnEvent | None = None,
+        location: StoreLocation | None = None,
     ) -> None:
         self.store = store
         self._on_event = on_event
         self._pages: dict[str, str] = {}  # key -> page of every job submitted
+        #: where ``store`` is, for an executor that stores where it runs (None: not known)
+        self.location = location
         self._make_executor = make_executor
         self._executor: Executor | None = None
         self._prestart = prestart
@@ -77,6 +82,8 @@ class Runner:
         self._messages: queue.SimpleQueue[Record] = queue.SimpleQueue()
         self._local = threading.Condition()
         self._submitting = threading.Lock()
+        self._making = threading.Lock()  # the executor, made once
+        self._submitted = False  # a first job went to the executor
         self.executed: list[Record] = []
         self._done: dict[str, Outcome] = {}
         self._inbox: queue.SimpleQueue[tuple[Job, concurrent.futures.Future[Outcome]] | None] = (
@@ -109,6 +116,7 @@ class Runner:
         sharing the store is executing is waited for instead (its lease), and taken over if
         that build dies. Safe to call from several threads (a server's calls)."""
         with self._submitting:
+            self._get_executor()  # first: one in a process of its own starts meanwhile
             fresh: dict[str, Job] = {}
             for job in jobs:
                 running = self._futures.get(job.key)
@@ -128,21 +136,28 @@ class Runner:
             for job in run:
                 self._execute(job)
 
+    def _get_executor(self) -> Executor:
+        with self._making:
+            if self._executor is None:
+                executor = self._make_executor(self._prestart)
+                store_with = getattr(executor, "store_with", None)
+                if self.location and not self.store.read_only and callable(store_with):
+                    store_with(StoreApart(self.location))
+                if not getattr(executor, "apart", False):  # its threads share our interpreter
+                    self._lowered = _lower_switch_interval()
+                if self._on_event is not None and hasattr(executor, "on_start"):
+                    executor.on_start = functools.partial(self._event, "started")
+                self._storer = threading.Thread(target=self._store_all, name="nbcache-store")
+                self._storer.daemon = True
+                self._storer.start()
+                self._executor = executor
+            return self._executor
+
     def _execute(self, job: Job) -> None:
-        if self._executor is None:
-            self._lowered = _lower_switch_interval()
-            self._executor = self._make_executor(self._prestart)
-            if self._on_event is not None and hasattr(self._executor, "on_start"):
-                self._executor.on_start = functools.partial(self._event, "started")
-            self._storer = threading.Thread(target=self._store_all, name="nbcache-store")
-            self._storer.daemon = True
-            self._storer.start()
-            first = True
-        else:
-            first = False
-        future = self._executor.submit(job)
-        if first:  # again, after the executor's own exit hook (made by its first submit), so
-            # that it runs first: an interrupted kernel's failure is the interruption's doing
+        future = self._get_executor().submit(job)
+        if not self._submitted:  # again, after the executor's own exit hook (made by its first
+            self._submitted = True  # submit at the latest): an interrupted kernel's failure is
+            # the interruption's doing
             atexit.unregister(self.close)
             atexit.register(self.close, cancel=True)
         future.add_done_callback(functools.partial(self._arrived, job))
@@ -167,14 +182,8 @@ class Runner:
         self._store(job, outcome)
 
     def _store(self, job: Job, outcome: Outcome) -> Outcome:
-        """Store a job's outcome (blobs, then its row: one transaction): the one place."""
-        record = self.store.put(
-            _with_declared(outcome.record, job),
-            outcome.outputs,
-            outcome.artifacts,
-            variant=job.variant,
-        )
-        return Outcome(record, outcome.outputs)
+        """Store a job's outcome, unless stored where it ran already."""
+        return outcome if outcome.stored else store_outcome(self.store, job, outcome)
 
     @property
     def most_at_once(self) -> int | None:
@@ -325,18 +334,6 @@ class Runner:
             return self._leases.new_results([key], errors=True).get(key)
 
         return poll(fresh, keep_waiting=lambda: os.getppid() == parent)  # else the build died
-
-
-def _with_declared(record: Record, job: Job) -> Record:
-    """The record with the job's parameters, and its declared dependencies among its
-    recorded files."""
-    if job.parameters is not None:
-        record = record._replace(parameters=dict(job.parameters))
-    if not job.declared or record.status == "error":
-        return record
-    deps = record.dependencies or Dependencies()
-    files = tuple(sorted({**dict(deps.files), **dict(job.declared)}.items()))
-    return record._replace(dependencies=deps._replace(files=files))
 
 
 def _outcome_of(job: Job, future: concurrent.futures.Future[Outcome]) -> Outcome:

@@ -5,7 +5,9 @@ executor is two methods, ``submit(job) -> Future[Outcome]`` and ``shutdown(cance
 engine (:mod:`sphinx_nbcache.engine.core`) stores, orders, reports and warns about whatever comes
 back, the same way for every executor. :func:`load_executor` picks one by name: ``local``
 (fresh kernels on this machine, the default), ``dask``, ``jupyter``, a name registered in the
-entry-point group ``sphinx_nbcache.executors``, or ``"package.module:factory"``.
+entry-point group ``sphinx_nbcache.executors``, or ``"package.module:factory"``. A build runs
+the local one in a process of its own (:class:`ProcessExecutor`, which finishes outcomes there
+with what the engine gives it: the store), unless ``nbcache_executor_process = False``.
 
 A plug-in executor can be a few lines::
 
@@ -37,6 +39,7 @@ from ._job import (
 )
 from ._kernel import execute_job
 from ._local import LocalExecutor
+from ._process import ProcessExecutor
 from ._registry import BUILTIN_EXECUTORS, ENTRY_POINT_GROUP, load_executor
 
 __all__ = [
@@ -49,6 +52,7 @@ __all__ = [
     "Job",
     "LocalExecutor",
     "Outcome",
+    "ProcessExecutor",
     "ProjectFiles",
     "error_outcome",
     "execute_job",

@@ -14,6 +14,14 @@ it, even if a CPU is free for a moment between two pages), and that memory is at
 it by one (never below ``jobs``) when the CPUs are busy again. A fixed ``nbcache_jobs`` turns
 it off (``max_jobs == jobs``).
 
+Short notebooks are bound by their kernels' start-up instead (a forked kernel takes a few
+hundred milliseconds to come up, most of it waiting, and executes a one-cell page in tens):
+places to execute sit free while the next kernels are still coming up. Then
+:meth:`Autoscale.ahead` starts one more kernel ahead of need (up to ``max_jobs`` more), under
+the same conditions of idle CPUs and memory, without adding a place to execute: no more
+notebooks execute at once, so notebooks that compute are not slowed; and one fewer again when
+the CPUs are busy.
+
 :func:`thread_caps` gives the variables that cap the thread pools of BLAS (under NumPy), OpenMP,
 numexpr and Numba in each local kernel so that the kernels executing at once share the
 CPUs instead of each starting one thread per CPU (``cpus // jobs`` threads each, more when
@@ -27,8 +35,9 @@ served) that can grow at once and shrink as places are given back.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 __all__ = [
@@ -41,6 +50,8 @@ __all__ = [
     "Autoscale",
     "Machine",
     "Places",
+    "cpu_seconds",
+    "largest_memory",
     "read_machine",
     "thread_caps",
     "usable_cpus",
@@ -92,6 +103,59 @@ class Autoscale:
         ):
             return 1
         if size > self.jobs and idle < IDLE_TO_SHRINK:
+            return -1
+        return 0
+
+    def change(
+        self,
+        size: int,
+        cpu_percent: float,
+        waiting: int,
+        available_memory: int,
+        total_memory: int = 0,
+        *,
+        kernels_idle: float,
+        kernel_memory: int = 0,
+    ) -> int:
+        """The change of ``size`` over one period: :meth:`decide`, asked again after each
+        place it adds as if the kernel given it took :data:`IDLE_TO_GROW` of a CPU and
+        ``kernel_memory`` bytes (the biggest running), so that kernels waiting on I/O fill
+        idle CPUs within a period or two instead of one place a period."""
+        step = total = self.decide(
+            size, cpu_percent, waiting, available_memory, total_memory, kernels_idle=kernels_idle
+        )
+        while step > 0:
+            size, waiting = size + 1, waiting - 1
+            cpu_percent += IDLE_TO_GROW / self.cpus * 100.0
+            kernels_idle -= IDLE_TO_GROW
+            available_memory -= kernel_memory
+            step = max(0, self.decide(size, cpu_percent, waiting, available_memory,
+                                      total_memory, kernels_idle=kernels_idle))  # fmt: skip
+            total += step
+        return total
+
+    def ahead(
+        self,
+        added: int,
+        cpu_percent: float,
+        waiting: int,
+        free: int,
+        available_memory: int,
+        total_memory: int = 0,
+    ) -> int:
+        """+1, -1 or 0: the change of ``added``, the kernels started ahead of need beyond
+        ``prestart``; ``free`` is the number of places to execute that no notebook holds
+        (their next kernels are still coming up), the rest as in :meth:`decide`."""
+        idle = (100.0 - cpu_percent) / 100.0 * self.cpus
+        if (
+            waiting > 0
+            and free > 0
+            and added < self.max_jobs
+            and idle >= IDLE_TO_GROW
+            and available_memory >= max(MEMORY_TO_GROW, MEMORY_SHARE_TO_KEEP * total_memory)
+        ):
+            return 1
+        if added > 0 and idle < IDLE_TO_SHRINK:
             return -1
         return 0
 
@@ -204,3 +268,29 @@ def read_machine() -> Machine:
 
     memory = psutil.virtual_memory()
     return psutil.cpu_percent(), memory.available, memory.total
+
+
+def largest_memory(pids: Iterable[int | None]) -> int:
+    """The resident memory of the largest of these processes, in bytes (0: none known)."""
+    import psutil
+
+    largest = 0
+    for pid in pids:
+        if pid is not None:
+            with contextlib.suppress(psutil.Error):
+                largest = max(largest, psutil.Process(pid).memory_info().rss)
+    return largest
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """The CPU seconds a process (its threads and reaped children too) has used (-1: not
+    known)."""
+    import psutil
+
+    if pid is None:
+        return -1.0
+    try:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.Error:
+        return -1.0
+    return float(times.user + times.system + times.children_user + times.children_system)

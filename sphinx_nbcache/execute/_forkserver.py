@@ -77,6 +77,9 @@ def reap(*_):
         exits[pid] = os.waitstatus_to_exitcode(status)
 signal.signal(signal.SIGCHLD, reap)
 signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+wake, woken = os.pipe()  # a signal writes a byte: told to stop, the wait ends at once
+os.set_blocking(woken, False)
+signal.set_wakeup_fd(woken)
 listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 listener.bind(sys.argv[1])
 listener.listen(64)
@@ -85,6 +88,9 @@ sys.stdout.flush()
 def become_kernel(request, conn):
     listener.close()
     conn.close()
+    signal.set_wakeup_fd(-1)
+    os.close(wake)
+    os.close(woken)
     os.setsid()
     for number in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGPIPE):
         signal.signal(number, signal.SIG_DFL)
@@ -117,8 +123,10 @@ while True:
             except ChildProcessError:
                 pass
         break
-    ready, _, _ = select.select([listener], [], [], 0.5)
-    if not ready:
+    ready, _, _ = select.select([listener, wake], [], [], 0.5)
+    if wake in ready:
+        os.read(wake, 512)
+    if listener not in ready:
         continue
     conn, _ = listener.accept()
     with conn:

@@ -160,11 +160,14 @@ class Job:
 @dataclass(frozen=True)
 class Outcome:
     """The result of one job: the record to store, the outputs it refers to, and the files the
-    notebook wrote inside the project (path relative to the page's folder -> content, mtime)."""
+    notebook wrote inside the project (path relative to the page's folder -> content, mtime).
+    ``stored``: stored already where it ran (``execute._process``): the record is the stored
+    one, its outputs and artifacts are in the store's blobs, not here."""
 
     record: Record
     outputs: Outputs | None
     artifacts: dict[str, tuple[bytes, float]] = field(default_factory=dict)
+    stored: bool = False
 
 
 def error_outcome(job: Job, failure: Failure) -> Outcome:

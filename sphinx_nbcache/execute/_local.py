@@ -15,7 +15,9 @@ processes, so this thread only moves messages). Two limits apply:
 With ``max_jobs > jobs`` (``nbcache_jobs = 0``), both limits grow by one at a time while the
 machine's CPUs sit idle, the executing kernels leave their CPU unused and notebooks wait, up to
 ``max_jobs`` executing, and shrink back to ``jobs`` when the CPUs are busy (``_autoscale``):
-notebooks waiting on I/O run more at once, notebooks that compute do not.
+notebooks waiting on I/O run more at once, notebooks that compute do not. While the CPUs sit
+idle and places to execute wait for kernels still coming up (short notebooks), more kernels
+start ahead instead, up to ``max_jobs`` more (``Autoscale.ahead``).
 
 Each kernel's numeric libraries get ``cpus // jobs`` threads, or more when fewer notebooks
 than ``jobs`` are left when it starts (``kernel_threads``, see ``_autoscale.thread_caps``),
@@ -39,7 +41,16 @@ from collections.abc import Callable
 from typing import Any
 
 from ..records import Failure
-from ._autoscale import PERIOD, Autoscale, Machine, Places, read_machine, thread_caps
+from ._autoscale import (
+    PERIOD,
+    Autoscale,
+    Machine,
+    Places,
+    cpu_seconds,
+    largest_memory,
+    read_machine,
+    thread_caps,
+)
 from ._forkserver import ForkServers, fork_enabled
 from ._job import Job, Outcome, error_outcome
 from ._kernel import (
@@ -90,6 +101,8 @@ class LocalExecutor:
         self.peak_running = 0  # most notebooks executing at once (bounded by max_jobs)
         self._waiting = 0  # jobs submitted that have no place to execute yet
         self.lent = 0  # times a waiting notebook lent its place to the queue
+        self.added_ahead = 0  # kernel places added now for kernels started ahead
+        self.peak_ahead = 0  # ... the most at once
         self._scaling: asyncio.Task[None] | None = None
         self._stopping: set[asyncio.Future[None]] = set()
         self._tasks: list[concurrent.futures.Future[None]] = []  # one per job, kernel exit too
@@ -243,7 +256,8 @@ class LocalExecutor:
                         self._running += 1
                         self.peak_running = max(self.peak_running, self._running)
                         if self._scaling is not None:
-                            self._executing[started] = (time.monotonic(), _cpu_time(started))
+                            now = (time.monotonic(), cpu_seconds(_pid(started)))
+                            self._executing[started] = now
                         if self.on_start is not None:
                             self.on_start(job.key)
                         try:
@@ -290,9 +304,9 @@ class LocalExecutor:
         return on_wait
 
     async def _scale(self) -> None:
-        """Every PERIOD seconds: one place more while notebooks wait, the CPUs sit idle and
-        the executing kernels leave theirs unused, one less (down to ``jobs``) when the CPUs
-        are busy (see ``_autoscale``)."""
+        """Every PERIOD seconds: places added while notebooks wait, the CPUs sit idle and the
+        executing kernels leave theirs unused, one less (down to ``jobs``) when the CPUs are
+        busy; kernels started further ahead while places wait for them (see ``_autoscale``)."""
         assert self._kernels is not None and self._slots is not None
         self.machine()  # the first reading starts the count
         looked = time.monotonic()
@@ -300,24 +314,39 @@ class LocalExecutor:
             await asyncio.sleep(PERIOD)
             try:
                 cpu, available, total = self.machine()
-                if self._waiting:  # what remains once one more kernel as big as the biggest
-                    available -= _largest_kernel(self._handles)
+                largest = largest_memory(map(_pid, self._handles)) if self._waiting else 0
+                available -= largest  # what remains once one more kernel as big as the biggest
             except Exception:  # the machine cannot be read (no /proc, ...): places stay
                 return
             size = self._slots.size
-            change = self.autoscale.decide(
+            ahead = self.autoscale.ahead(
+                self.added_ahead,
+                cpu,
+                self._waiting,
+                size - self._running,
+                available,
+                total,
+            )
+            if ahead > 0:
+                self._kernels.grow()
+            elif ahead < 0:
+                self._kernels.shrink()
+            self.added_ahead += ahead
+            self.peak_ahead = max(self.peak_ahead, self.added_ahead)
+            change = self.autoscale.change(
                 size,
                 cpu,
                 self._waiting,
                 available,
                 total,
                 kernels_idle=self._kernels_idle(time.monotonic() - looked),
+                kernel_memory=largest,
             )
             looked = time.monotonic()
-            if change > 0:
+            for _ in range(change):
                 self._slots.grow()
                 self._kernels.grow()
-            elif change < 0:
+            if change < 0:
                 self._slots.shrink()
                 self._kernels.shrink()
 
@@ -334,7 +363,7 @@ class LocalExecutor:
         included). A kernel whose CPU time cannot be read counts as busy."""
         now, idle = time.monotonic(), 0.0
         for handle, (since, cpu) in list(self._executing.items()):
-            used = _cpu_time(handle)
+            used = cpu_seconds(_pid(handle))
             if used >= 0 and cpu >= 0:
                 idle += max(0.0, (now - since) - (used - cpu))
             self._executing[handle] = (now, used)
@@ -357,31 +386,10 @@ class LocalExecutor:
         self.shutdown(cancel=True)
 
 
-def _largest_kernel(handles: set[KernelHandle]) -> int:
-    """The resident memory of the largest running kernel, in bytes (0: none known)."""
-    import psutil
-
-    largest = 0
-    for handle in handles:
-        pid = getattr(handle.manager.provisioner, "pid", None)
-        if isinstance(pid, int):
-            with contextlib.suppress(psutil.Error):
-                largest = max(largest, psutil.Process(pid).memory_info().rss)
-    return largest
-
-
-def _cpu_time(handle: KernelHandle) -> float:
-    """The CPU seconds the kernel's process has used (-1: not known)."""
-    import psutil
-
+def _pid(handle: KernelHandle) -> int | None:
+    """The kernel's process id, when its provisioner knows it (for psutil's readings)."""
     pid = getattr(handle.manager.provisioner, "pid", None)
-    if not isinstance(pid, int):
-        return -1.0
-    try:
-        times = psutil.Process(pid).cpu_times()
-    except psutil.Error:
-        return -1.0
-    return float(times.user + times.system + times.children_user + times.children_system)
+    return pid if isinstance(pid, int) else None
 
 
 def _resolve(future: concurrent.futures.Future[Outcome], outcome: Outcome) -> None:

@@ -9,7 +9,8 @@ and :func:`dependencies` turns them into :class:`~sphinx_nbcache.records.Depende
 hashing each file on the machine that ran the notebook:
 
 * files read from inside the project, and the source files of modules imported from it (a
-  file the notebook wrote before reading it is an output, not an input);
+  file the notebook wrote before reading or importing it, ``%%file mathfoo.py`` then
+  ``import mathfoo``, is an output, not an input: an artifact, never a reason to run again);
 * files and modules it looked for and did not find (``FileNotFoundError``,
   ``ModuleNotFoundError``), recorded as absent: creating them changes the result;
 * the distributions it imported, with their versions, and the Python version.
@@ -93,6 +94,17 @@ def _relative(path: str, cwd: str) -> str:
     return Path(os.path.relpath(path, cwd)).as_posix()
 
 
+def _written_before(opened: list[Any] | None, imported: int) -> bool:
+    """True if the notebook's first use of a module's source was to write it, in a cell
+    before the one that imported it or in that cell (writing, then importing): the module is
+    the run's output. Imported first (from bytecode: the source never read), then written:
+    the first import used the file as it was, an input."""
+    if not opened:
+        return False
+    mode, cell = opened[0], opened[1]
+    return mode == "w" and isinstance(cell, int) and 0 < cell <= imported
+
+
 def dependencies(
     report: Mapping[str, Any],
     ignore: Iterable[str],
@@ -121,9 +133,12 @@ def dependencies(
             imports.add(relative)
 
     searched = [p for p in report.get("path", ()) if _inside(p, root)]
+    opened: dict[str, list[Any]] = report.get("files", {})
     for name, (origin, count) in sorted(report.get("modules", {}).items()):
         if origin and origin.endswith((".pyc", ".pyo")):
             origin = origin.rsplit(".", 1)[0] + ".py"
+        if origin and _written_before(opened.get(origin), count):
+            continue  # ``%%file mathfoo.py`` then ``import mathfoo``: an output (artifact)
         if origin:
             note(origin, count, True)
         elif count:  # looked for and not found: record where it would have been
