@@ -67,15 +67,16 @@ def merge_outputs(
 
 def assume_language(notebook: nbformat.NotebookNode, kernel: str) -> None:
     """For a notebook that never ran: name its language (from the kernel spec, or a Python
-    kernel's name) so the renderer can still highlight its cells."""
+    kernel's name) so the renderer can still highlight its cells; ``none`` (shown as plain
+    text) when neither tells, e.g. a kernel that is not installed: the page's own warning says
+    so once, instead of the renderer's "no lexer" for every cell."""
     if "language_info" in notebook.metadata:
         return
     spec = notebook.metadata.get("kernelspec") or {}
     language = spec.get("language") if isinstance(spec, dict) else None
     if not language and kernel.startswith("python"):
         language = "python"
-    if language:
-        notebook.metadata["language_info"] = nbformat.from_dict({"name": str(language)})
+    notebook.metadata["language_info"] = nbformat.from_dict({"name": str(language or "none")})
 
 
 def outputs_of(notebook: nbformat.NotebookNode) -> Outputs:
