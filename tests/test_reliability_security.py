@@ -79,6 +79,15 @@ def test_no_pickle_or_eval_of_stored_data() -> None:
             assert line in code
             assert code.count("exec(") == 1, "an exec( besides the tracer's"
             code = code.replace(line, "")
+        if module.name == "_process.py":
+            # the executor's process and the build talk over a socket pair made by the build
+            # and handed to its own child as a file descriptor (nobody else can connect):
+            # jobs and the finisher pickle there, as multiprocessing's do; nothing is read
+            # from the store or a file with pickle
+            assert "socket.socketpair()" in code
+            assert "pass_fds=(theirs.fileno(),)" in code
+            assert not re.search(r"pickle\.load\(|\bopen\(", code)
+            code = re.sub(r"\bpickle\b", "", code)
         for banned in (r"\bpickle\b", r"\beval\(", r"\bexec\(", r"\bmarshal\b", r"yaml\.load\("):
             assert not re.search(banned, code), f"{banned} in {module.name}"
 

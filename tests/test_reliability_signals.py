@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
+import subprocess
+import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
 
+import nbformat
 import pytest
 from _reliability import Build, Fifo, assert_all_gone, kernels_of, kill_group
 
@@ -109,3 +114,49 @@ def test_sigint_stops_promptly_and_leaves_no_kernel(tmp_path: Path) -> None:
     assert code == 0, output
     assert "p1" in build.executed()
     _assert_all_outputs(build)
+
+
+def test_the_leases_of_a_killed_build_on_this_machine_are_taken_over_at_once(
+    tmp_path: Path,
+) -> None:
+    """Three keys leased for an hour: by a process of this machine that is gone (a build
+    killed with SIGKILL cannot release its leases), by a live process, and by another machine.
+    A new build takes the first over at once, and waits for the other two."""
+    from sphinx_nbcache.engine.leases import Leases
+    from sphinx_nbcache.execute import Job
+    from sphinx_nbcache.store import open_store
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # reaped: its pid names no process
+    host = socket.gethostname()
+    holders = {
+        "a" * 64: f"{host}:{gone.pid}:dead0000",
+        "b" * 64: f"{host}:{os.getpid()}:alive000",
+        "c" * 64: f"another-{host}:{gone.pid}:far00000",
+    }
+    store = open_store(tmp_path / "cache")
+    try:
+        for key, holder in holders.items():
+            assert store.acquire([key], holder, 3600) == {key}
+        orphaned: list[str] = []
+        taken = threading.Event()
+
+        def orphan(job: Job) -> None:
+            orphaned.append(job.key)
+            taken.set()
+
+        leases = Leases(store, 3600, on_result=lambda job, record: None, on_orphan=orphan)
+        notebook = nbformat.v4.new_notebook()
+        jobs = [Job(key=key, notebook=notebook, page=key[0]) for key in holders]
+        try:
+            assert leases.take(jobs) == ([], [])  # all held: waited for
+            assert taken.wait(60)
+            # one check of the watcher judged all three: only the dead holder's was taken
+            assert orphaned == ["a" * 64]
+            held = store.leases(holders)
+            assert held["a" * 64][0] == leases.holder
+            assert {held[k][0] for k in ("b" * 64, "c" * 64)} == set(list(holders.values())[1:])
+        finally:
+            leases.close()
+    finally:
+        store.close()

@@ -5,7 +5,9 @@ live build are not executed here: a watcher thread waits for their results to ap
 store and hands them over as if they had run here. While this run's notebooks execute, the
 same thread renews their leases (a heartbeat, every third of ``seconds``); each is released
 once its result is stored. A lease whose holder stopped renewing it (a build that was killed)
-expires, and a waiting run takes the key over and executes it.
+expires, and a waiting run takes the key over and executes it; at once, without waiting for
+the expiry, when the holder was a process of this machine that no longer exists (a build
+killed with SIGKILL: the next build on the same machine does not wait ``seconds``).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ if TYPE_CHECKING:
     from ..records import Record
     from ..store import Store
 
-__all__ = ["Leases"]
+__all__ = ["Leases", "holder_is_gone"]
 
 
 class Leases:
@@ -139,8 +141,13 @@ class Leases:
         stored = self.new_results(waiting)
         now = time.time()
         held = self.store.leases(k for k in waiting if k not in stored)
-        expired = [k for k in waiting if k not in stored and (k not in held or held[k][1] < now)]
-        taken = self.store.acquire(expired, self.holder, self.seconds) if expired else set()
+        dead = {holder for holder, _ in held.values() if holder_is_gone(holder)}
+        expired = [
+            k
+            for k in waiting
+            if k not in stored and (k not in held or held[k][1] < now or held[k][0] in dead)
+        ]
+        taken = self.store.acquire(expired, self.holder, self.seconds, dead) if expired else set()
         with self._lock:
             for key in stored:
                 self._waiting.pop(key, None)
@@ -152,3 +159,20 @@ class Leases:
         for key in taken:
             self._on_orphan(waiting[key])
         return 0.05 if stored or taken else min(delay * 2, 1.0)
+
+
+def holder_is_gone(holder: str) -> bool:
+    """True if ``holder`` (``host:pid:token``) was a process of this machine that no longer
+    exists; False when that is not known (another machine, a process that exists or that is
+    not ours to see): then its lease is left to expire."""
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except (OverflowError, OSError):  # not ours to signal (it exists), or no such pid number
+        return False
+    return False

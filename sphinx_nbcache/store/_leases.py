@@ -5,7 +5,8 @@ that succeeds only where no lease exists, the lease expired, or it is already th
 (``INSERT ... ON CONFLICT DO UPDATE ... WHERE``, atomic on SQLite and PostgreSQL). It renews
 its leases while their notebooks run (a heartbeat) and releases each once the result is
 stored. Another build that finds a key leased waits for the result instead of executing it;
-if the holder dies, its lease expires and the waiting build takes the key over.
+if the holder dies, its lease expires and the waiting build takes the key over (at once when
+the waiting build knows the holder is dead: ``replacing``).
 """
 
 from __future__ import annotations
@@ -23,12 +24,17 @@ if TYPE_CHECKING:
 __all__ = ["acquire", "held", "release", "renew"]
 
 
-def acquire(store: Store, keys: list[str], holder: str, seconds: float) -> set[str]:
+def acquire(
+    store: Store, keys: list[str], holder: str, seconds: float, replacing: list[str]
+) -> set[str]:
     if not keys:
         return set()
     now = time.time()
     rows = [{"key": k, "holder": holder, "expires": now + seconds} for k in keys]
     with store.db.write(changes_results=False) as conn:
+        if replacing:  # the leases of holders known dead go first
+            gone = leases.c.holder.in_(replacing)
+            conn.execute(delete(leases).where(leases.c.key.in_(keys), gone))
         dialect = conn.dialect.name
         if dialect in ("sqlite", "postgresql"):
             statement: Any

@@ -308,15 +308,18 @@ class Store:
 
     # -- leases: one execution per key across builds sharing the store ------------------------
 
-    def acquire(self, keys: Iterable[str], holder: str, seconds: float) -> set[str]:
-        """Take the leases of ``keys`` for ``holder`` (held by nobody, expired, or already
-        ours) for ``seconds``; returns the keys now ours. Others are being executed by
-        another build: wait for their results (or for their leases to expire)."""
+    def acquire(
+        self, keys: Iterable[str], holder: str, seconds: float, replacing: Iterable[str] = ()
+    ) -> set[str]:
+        """Take the leases of ``keys`` for ``holder`` (held by nobody, expired, already ours,
+        or held by one of the ``replacing`` holders, known dead) for ``seconds``; returns the
+        keys now ours. Others are being executed by another build: wait for their results (or
+        for their leases to expire)."""
         from ._leases import acquire
 
         if self.read_only:
             return set(keys)
-        return acquire(self, sorted(set(keys)), holder, seconds)
+        return acquire(self, sorted(set(keys)), holder, seconds, sorted(set(replacing)))
 
     def renew(self, keys: Iterable[str], holder: str, seconds: float) -> None:
         """Extend ``holder``'s leases of ``keys`` (the heartbeat of a running build)."""
