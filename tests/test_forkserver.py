@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import nbformat
@@ -103,6 +104,10 @@ def test_what_cannot_fork_starts_the_usual_way(
     # a kernel spec that does not run ipykernel_launcher has no warm process
     assert ForkServers().for_spec(["/bin/sh", "-c", "exec something"]) is None
     assert ForkServers().for_spec(["/no/such/python", "-m", "ipykernel_launcher"]) is None
+    # ipykernel's own spec in a venv says "python": jupyter_client runs this interpreter
+    server = ForkServers().for_spec(["python", "-m", "ipykernel_launcher", "-f", "{x}"])
+    assert server is not None
+    assert server.prefix == (sys.executable,)
 
 
 def test_forking_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:

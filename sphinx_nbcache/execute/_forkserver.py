@@ -171,6 +171,15 @@ def fork_enabled(setting: bool = True) -> bool:
     return setting and sys.platform == "linux" and hasattr(os, "fork")
 
 
+def _interpreter(program: str) -> str:
+    """The interpreter a kernel spec's ``argv[0]`` runs, as jupyter_client launches it: a bare
+    ``python``, ``python3`` or ``python3.X`` (what ipykernel's own spec in a venv says) is
+    this interpreter."""
+    major, minor = sys.version_info[:2]
+    bare = {"python", f"python{major}", f"python{major}.{minor}"}
+    return sys.executable if program in bare else program
+
+
 def _stable(env: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in env.items() if not k.startswith(_VOLATILE) and k not in _PER_KERNEL}
 
@@ -277,9 +286,9 @@ class ForkServers:
             at = argv.index("-m")
         except ValueError:
             return None
-        if argv[at + 1 : at + 2] != ["ipykernel_launcher"] or not Path(argv[0]).is_file():
+        prefix = (_interpreter(argv[0]), *argv[1:at])
+        if argv[at + 1 : at + 2] != ["ipykernel_launcher"] or not Path(prefix[0]).is_file():
             return None
-        prefix = tuple(argv[:at])
         server = self._servers.get(prefix)
         if server is None or server.failed:
             server = self._servers[prefix] = ForkServer(prefix, kernel_environment())
