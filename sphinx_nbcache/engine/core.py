@@ -29,7 +29,6 @@ from ..config import Options
 from ..errors import CorruptCacheError, NotebookExecutionError
 from ..notebooks.pages import Page
 from ..store import StoreLocation
-from .jobs import KernelDoor, make_executor
 
 if TYPE_CHECKING:  # loaded on first use: a build with nothing changed needs none of them
     import nbformat
@@ -43,11 +42,12 @@ if TYPE_CHECKING:  # loaded on first use: a build with nothing changed needs non
     from ..plan.verdicts import PageState
     from ..records import Outputs, Record
     from ..store import Blobs, Store
+    from .jobs import KernelDoor
     from .progress import OnEvent
     from .report import ExecutionReport
     from .runner import Runner
 
-__all__ = ["Engine", "KernelDoor", "MakeExecutor", "Warn"]
+__all__ = ["Engine", "MakeExecutor", "Warn"]
 
 #: How the engine reports a problem at a page: (page, message, subtype).
 Warn = Callable[[str, str, str], Any]
@@ -87,7 +87,7 @@ class Engine:
         self._own_store = store is None  # opened from ``location`` (an executor may reopen it)
         self._blobs: Blobs | None = None
         self._opened = False
-        self._make_executor = executor or functools.partial(make_executor, options)
+        self._make_executor = executor or functools.partial(_default_executor, options)
         self._files = files  # path -> (mtime, size, sha256) of files results depend on
         self._freshness: Freshness | None = None
         self._lookup: Lookup | None = None
@@ -218,11 +218,11 @@ class Engine:
     def start(self, states: Iterable[PageState]) -> list[PageState]:
         """Submit the stale pages and variants among ``states``, in the order they should run
         (:func:`~sphinx_nbcache.plan.ordering.execution_order`); returns them in that order."""
-        from ..plan.ordering import execution_order
-
         stale = [s for s in states if s.stale and not self.pending(s.key or "")]
         if not stale:
             return []
+        from ..plan.ordering import execution_order
+
         ordered = execution_order(stale, self.store, self.root, self.warn)
         self.order.extend(s.page.name for s in ordered if s.variant == "")
         runner = self._get_runner(prestart=max(0, len(ordered) - self.options.jobs))
@@ -395,3 +395,11 @@ class Engine:
             if self._store is not None and close:
                 self._store.close()
         return evicted
+
+
+def _default_executor(options: Options, prestart: int) -> Executor:
+    """The executor the options name, imported when a build first executes something (a
+    no-op build never loads the executors)."""
+    from .jobs import make_executor
+
+    return make_executor(options, prestart)

@@ -27,6 +27,9 @@ A plug-in executor can be a few lines::
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._interface import Executor, ExecutorFactory
 from ._job import (
     DEFAULT_IGNORE,
@@ -37,10 +40,12 @@ from ._job import (
     error_outcome,
     unpack_files,
 )
-from ._kernel import execute_job
-from ._local import LocalExecutor
-from ._process import ProcessExecutor
-from ._registry import BUILTIN_EXECUTORS, ENTRY_POINT_GROUP, load_executor
+
+if TYPE_CHECKING:
+    from ._kernel import execute_job
+    from ._local import LocalExecutor
+    from ._process import ProcessExecutor
+    from ._registry import BUILTIN_EXECUTORS, ENTRY_POINT_GROUP, load_executor
 
 __all__ = [
     "BUILTIN_EXECUTORS",
@@ -59,3 +64,23 @@ __all__ = [
     "load_executor",
     "unpack_files",
 ]
+
+#: what is imported on first use: a build that executes nothing (a no-op, a CI restore) never
+#: loads the kernels' machinery (jupyter_client, zmq, multiprocessing, the executors)
+_LAZY = {
+    "execute_job": "._kernel",
+    "LocalExecutor": "._local",
+    "ProcessExecutor": "._process",
+    "BUILTIN_EXECUTORS": "._registry",
+    "ENTRY_POINT_GROUP": "._registry",
+    "load_executor": "._registry",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value

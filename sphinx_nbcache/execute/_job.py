@@ -13,7 +13,6 @@ from __future__ import annotations
 import fnmatch
 import io
 import os
-import tarfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -80,6 +79,8 @@ class ProjectFiles:
     def pack(self, folder: str) -> tuple[bytes, list[str]]:
         """The files of ``folder`` as a ``.tar.gz`` (at most :attr:`limit` bytes of content),
         and the relative paths left out because the limit was reached."""
+        import tarfile  # here: a build that sends no project files never imports it
+
         buffer = io.BytesIO()
         left_out: list[str] = []
         total = 0
@@ -101,6 +102,8 @@ def unpack_files(data: bytes, target: str | Path) -> list[str]:
     """Unpack :meth:`ProjectFiles.pack` output into ``target``; returns the paths written.
 
     Only regular files with relative names that stay inside ``target`` are written."""
+    import tarfile
+
     target = Path(target)
     written = []
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:

@@ -16,7 +16,7 @@ from sphinx.util import logging
 
 from .. import freeze  # noqa: F401  (registers the frozen folder as a source of results)
 from ..config import Options
-from ..engine.core import Engine, KernelDoor
+from ..engine.core import Engine
 from ..engine.progress import Progress
 from ..errors import CorruptCacheError, NotebookExecutionError
 from ..notebooks.hashing import code_cells
@@ -41,6 +41,7 @@ from ._warnings import warn_failure, warn_read_error
 if TYPE_CHECKING:
     from sphinx.environment import BuildEnvironment
 
+    from ..engine.jobs import KernelDoor
     from ..notebooks.readers import MdConfig
     from ..notebooks.runnable import Runnable
     from ..plan.freshness import FileMemo
