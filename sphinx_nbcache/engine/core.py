@@ -71,8 +71,7 @@ class Engine:
         on_event: OnEvent | None = None,
     ) -> None:
         self.options = options
-        #: told of each job's progress (see ``progress``); set it before the first submit
-        self.on_event = on_event
+        self.on_event = on_event  # told of each job's progress; set before the first submit
         self.root = root  # the project folder: jobs name page folders relative to it
         self.md_config = md_config
         self.warn: Warn = warn or (lambda page, message, subtype: None)
@@ -83,18 +82,16 @@ class Engine:
         self.started = time.perf_counter()
         self.planned_at: float | None = None  # wall clock of the first plan (for leases)
         self.location = StoreLocation.of(options)
-        self._store = store
-        self._own_store = store is None  # opened from ``location`` (an executor may reopen it)
+        self._store, self._own_store = store, store is None  # own: an executor may reopen it
         self._blobs: Blobs | None = None
-        self._opened = False
+        self._opened = False  # the store: opened on first use
         self._make_executor = executor or functools.partial(_default_executor, options)
         self._files = files  # path -> (mtime, size, sha256) of files results depend on
         self._freshness: Freshness | None = None
         self._lookup: Lookup | None = None
         self._runner: Runner | None = None
         self._making = threading.Lock()  # one runner, whatever thread asks first
-        #: makes the door this run's local kernels read and call through (set by a front
-        #: door: ``workflows.link.serve_kernels``); None: kernels open the store themselves
+        #: the door local kernels read and call through (``workflows.link.serve_kernels``)
         self.kernel_link: Callable[[Engine], KernelDoor] | None = None
         self._link: KernelDoor | None = None
 
@@ -111,8 +108,7 @@ class Engine:
         return self._store
 
     def token(self) -> str | None:
-        """The store's change token; the embedded SQLite store answers without being opened
-        (a no-op build never loads the database layer)."""
+        """The store's change token (SQLite: without opening it; a no-op loads no database)."""
         if self._store is None and self.location.sqlite_folder is not None:
             return self.location.local_token()
         return self.store.token()
@@ -398,8 +394,7 @@ class Engine:
 
 
 def _default_executor(options: Options, prestart: int) -> Executor:
-    """The executor the options name, imported when a build first executes something (a
-    no-op build never loads the executors)."""
+    """The executor the options name (imported here: a no-op build loads no executor)."""
     from .jobs import make_executor
 
     return make_executor(options, prestart)
