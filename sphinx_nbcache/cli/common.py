@@ -37,9 +37,11 @@ def docs_for(args: argparse.Namespace, hint: str | Path | None = None) -> Path |
     folder or file the command was given), else the nearest one at or above the current
     folder, else ``./docs``. None (no project) only with ``--cache``: a cache folder alone.
     Otherwise :class:`NotFoundError` says what was looked for (no command creates a cache
-    folder where there is no project)."""
-    if args.docs is not None:
-        return docs_folder(args.docs, "--docs")
+    folder where there is no project). A command's positional ``DOCS_DIR`` counts as
+    ``--docs``."""
+    docs = args.docs if args.docs is not None else getattr(args, "docs_dir", None)
+    if docs is not None:
+        return docs_folder(docs, "--docs")
     if hint is not None:
         path = Path(hint)
         if path.is_dir() and ((path / CONF_NAME).is_file() or is_book(path)):

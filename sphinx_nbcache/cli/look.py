@@ -13,8 +13,6 @@ __all__ = ["cmd_diff", "cmd_list", "cmd_merge", "cmd_scraps", "cmd_show", "cmd_s
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    if args.docs_dir is not None and args.docs is None:
-        args.docs = args.docs_dir
     with open_docs(args, read_only=True) as cache:
         states = cache.status()
         notices = cache.notices()

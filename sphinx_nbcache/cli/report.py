@@ -25,8 +25,6 @@ STYLES = {"executed": "green", "from cache": "green", "failed": "red", "could no
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    if args.docs_dir is not None and args.docs is None:
-        args.docs = args.docs_dir
     with open_docs(args, read_only=True) as cache:
         states = cache.plan()
         notices = cache.notices()
